@@ -1,0 +1,236 @@
+"""The storage backend protocol.
+
+A backend is a tenant-partitioned record store with keyword, vector and hybrid
+search. It knows nothing about customers: identity, merging, cascading
+deletion and ranking policy live above it, in the engine, so every backend
+behaves the same. Its behaviour is pinned by ``tests/contract``, which runs
+against every implementation.
+
+Records are the pydantic models of :mod:`memory_core.models`, grouped into
+:class:`Collection`\\ s. Each collection declares which fields can be filtered
+on (:attr:`CollectionSpec.filter_fields`) and, for searchable collections,
+which field holds the text that is indexed for BM25 and embedded.
+
+Guarantees every backend gives:
+
+- **Tenant partition**: no call reads or writes outside the tenant it names.
+- **Atomic writes**: ``upsert`` and ``delete`` either apply whole or not at all;
+  ``batch()`` groups several calls into one atomic unit where the backend can.
+- **Vectors carry their model id**; vector search only compares vectors of the
+  model id it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from memory_core.models import Conversation, IdentifierLink, MergeRecord, Message, Profile, Record, Trait
+
+__all__ = [
+    "ALL",
+    "COLLECTIONS",
+    "Backend",
+    "Collection",
+    "CollectionSpec",
+    "FilterValue",
+    "Hit",
+    "SearchMode",
+    "Vectors",
+    "Where",
+    "iter_chunks",
+]
+
+R = TypeVar("R", bound=Record)
+
+FilterValue = str | int | float | bool | datetime | None
+
+
+class Collection(StrEnum):
+    PROFILES = "profiles"
+    IDENTIFIERS = "identifiers"
+    TRAITS = "traits"
+    CONVERSATIONS = "conversations"
+    MESSAGES = "messages"
+    MERGES = "merges"
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """How a collection's records are stored and filtered."""
+
+    name: Collection
+    model: type[Record]
+    filter_fields: tuple[str, ...]
+    text_field: str | None = None  # set for searchable collections
+    time_fields: tuple[str, ...] = ()  # filter fields holding datetimes
+
+    @property
+    def searchable(self) -> bool:
+        return self.text_field is not None
+
+
+COLLECTIONS: dict[Collection, CollectionSpec] = {
+    spec.name: spec
+    for spec in (
+        CollectionSpec(Collection.PROFILES, Profile, ("merged_into", "created_at"), None, ("created_at",)),
+        CollectionSpec(Collection.IDENTIFIERS, IdentifierLink, ("kind", "value", "profile_id")),
+        CollectionSpec(Collection.TRAITS, Trait, ("profile_id", "key", "source")),
+        CollectionSpec(
+            Collection.CONVERSATIONS,
+            Conversation,
+            ("profile_id", "channel", "status", "started_at"),
+            None,
+            ("started_at",),
+        ),
+        CollectionSpec(
+            Collection.MESSAGES,
+            Message,
+            ("conversation_id", "profile_id", "channel", "role", "ts", "seq"),
+            "text",
+            ("ts",),
+        ),
+        CollectionSpec(Collection.MERGES, MergeRecord, ("survivor_id",)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A conjunction of simple conditions on a collection's filter fields.
+
+    ``eq``: field equals value (``None`` means the field is null);
+    ``any_of``: field is one of the values (an empty list matches nothing);
+    ``gte`` / ``lt``: range bounds (inclusive / exclusive), for numbers and times.
+    """
+
+    eq: Mapping[str, FilterValue] = field(default_factory=dict)
+    any_of: Mapping[str, Sequence[FilterValue]] = field(default_factory=dict)
+    gte: Mapping[str, FilterValue] = field(default_factory=dict)
+    lt: Mapping[str, FilterValue] = field(default_factory=dict)
+
+    def fields(self) -> set[str]:
+        return set(self.eq) | set(self.any_of) | set(self.gte) | set(self.lt)
+
+    def and_(self, other: Where) -> Where:
+        """Both conditions; on a field given in both, ``other`` wins."""
+        return Where(
+            eq={**self.eq, **other.eq},
+            any_of={**self.any_of, **other.any_of},
+            gte={**self.gte, **other.gte},
+            lt={**self.lt, **other.lt},
+        )
+
+
+ALL = Where()
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Embeddings for records, row ``i`` for record ``i``, made by ``model_id``."""
+
+    model_id: str
+    array: npt.NDArray[np.float32]
+
+
+class SearchMode(StrEnum):
+    KEYWORD = "keyword"  # BM25 over the text field
+    VECTOR = "vector"  # cosine similarity of stored vectors
+    HYBRID = "hybrid"  # both, fused
+
+
+@dataclass(frozen=True)
+class Hit(Generic[R]):
+    """One search result. ``score`` is higher-is-better; its scale depends on the mode."""
+
+    record: R
+    score: float
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A tenant-partitioned record store with search. See the module docstring."""
+
+    name: str
+
+    def close(self) -> None:
+        """Release connections and files. The backend is unusable afterwards."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group calls into one atomic unit (where supported); nests."""
+
+    # -- tenants ------------------------------------------------------------
+    def ensure_tenant(self, tenant: str) -> None:
+        """Create the tenant's partition if it does not exist (idempotent)."""
+
+    def list_tenants(self) -> list[str]:
+        """Every tenant with a partition, sorted."""
+
+    def drop_tenant(self, tenant: str) -> dict[str, int]:
+        """Delete the tenant's partition and everything in it; counts per collection."""
+
+    # -- records ------------------------------------------------------------
+    def upsert(
+        self,
+        tenant: str,
+        collection: Collection,
+        records: Sequence[Record],
+        vectors: Vectors | None = None,
+    ) -> None:
+        """Insert or replace records by id. Searchable collections need ``vectors``
+        to be vector-searchable; a replaced record without new vectors loses its old ones."""
+
+    def get(self, tenant: str, collection: Collection, ids: Sequence[str]) -> list[Record]:
+        """The records with these ids that exist, in the order of ``ids``."""
+
+    def find(
+        self,
+        tenant: str,
+        collection: Collection,
+        where: Where = ALL,
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Record]:
+        """Records matching ``where``, ordered by a filter field (then id)."""
+
+    def count(self, tenant: str, collection: Collection, where: Where = ALL) -> int:
+        """How many records match ``where``."""
+
+    def delete(self, tenant: str, collection: Collection, where: Where) -> int:
+        """Delete every matching record from every index; returns how many."""
+
+    # -- search -------------------------------------------------------------
+    def search(
+        self,
+        tenant: str,
+        collection: Collection,
+        *,
+        mode: SearchMode,
+        text: str | None = None,
+        vector: Vectors | None = None,
+        where: Where = ALL,
+        limit: int = 10,
+        alpha: float = 0.5,
+    ) -> list[Hit[Record]]:
+        """Search a searchable collection, best first.
+
+        KEYWORD needs ``text``; VECTOR needs ``vector`` (one row); HYBRID takes
+        both and fuses them, ``alpha`` weighting the vector side (0 = keyword only,
+        1 = vector only). Only records matching ``where`` are returned.
+        """
+
+
+def iter_chunks(items: Sequence[R], size: int) -> Iterator[Sequence[R]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
