@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "Channel",
     "Conversation",
+    "ConversationIn",
     "ConversationStatus",
     "DeletionReceipt",
     "Identifier",
@@ -23,6 +24,7 @@ __all__ = [
     "IdentifierLink",
     "MergeRecord",
     "Message",
+    "MessageIn",
     "Profile",
     "Record",
     "Role",
@@ -205,3 +207,73 @@ class DeletionReceipt(_Model):
     @property
     def total(self) -> int:
         return sum(self.deleted.values())
+
+
+# -- ingest inputs ---------------------------------------------------------------
+
+MAX_MESSAGE_CHARS = 100_000
+
+
+class MessageIn(BaseModel):
+    """A message to ingest. ``ts`` defaults to now (give it for back-filled history);
+    ``id`` may carry the id of the source system (unique within the tenant)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    text: str
+    ts: datetime | None = None
+    id: str | None = None
+    author: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message text is empty")
+        if len(value) > MAX_MESSAGE_CHARS:
+            raise ValueError(
+                f"message text has {len(value)} characters, more than {MAX_MESSAGE_CHARS}; "
+                "split it into several messages"
+            )
+        if "\x00" in value:
+            raise ValueError("message text contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "message text is not valid Unicode (undecodable bytes); decode the source as UTF-8"
+            ) from None
+        return value
+
+    @field_validator("ts")
+    @classmethod
+    def _ts(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class ConversationIn(BaseModel):
+    """A whole conversation to ingest (the shape of one line of ``convmem ingest``).
+
+    ``customer`` lists the customer's identifiers as ``kind:value`` strings
+    (``phone:+1 617 555 0142``, ``email:ann@example.com``); alternatively give
+    ``profile_id``. ``ended`` closes the conversation after ingest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    messages: list[MessageIn] = Field(default_factory=list)
+    customer: list[str] = Field(default_factory=list)
+    profile_id: str | None = None
+    id: str | None = None
+    started_at: datetime | None = None
+    subject: str | None = None
+    ended: bool = True
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("started_at")
+    @classmethod
+    def _started(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)

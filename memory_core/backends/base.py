@@ -32,7 +32,15 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from memory_core.models import Conversation, IdentifierLink, MergeRecord, Message, Profile, Record, Trait
+from memory_core.models import (
+    Conversation,
+    IdentifierLink,
+    MergeRecord,
+    Message,
+    Profile,
+    Record,
+    Trait,
+)
 
 __all__ = [
     "ALL",
@@ -80,7 +88,9 @@ class CollectionSpec:
 COLLECTIONS: dict[Collection, CollectionSpec] = {
     spec.name: spec
     for spec in (
-        CollectionSpec(Collection.PROFILES, Profile, ("merged_into", "created_at"), None, ("created_at",)),
+        CollectionSpec(
+            Collection.PROFILES, Profile, ("merged_into", "created_at"), None, ("created_at",)
+        ),
         CollectionSpec(Collection.IDENTIFIERS, IdentifierLink, ("kind", "value", "profile_id")),
         CollectionSpec(Collection.TRAITS, Trait, ("profile_id", "key", "source")),
         CollectionSpec(

@@ -21,9 +21,7 @@ def _normalised(hits: Sequence[Hit[R]]) -> dict[str, tuple[float, R]]:
     scores = [h.score for h in hits]
     low, high = min(scores), max(scores)
     span = high - low
-    return {
-        h.record.id: ((h.score - low) / span if span > 0 else 1.0, h.record) for h in hits
-    }
+    return {h.record.id: ((h.score - low) / span if span > 0 else 1.0, h.record) for h in hits}
 
 
 def relative_score_fusion(

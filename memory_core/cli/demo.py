@@ -1,0 +1,74 @@
+"""``convmem demo``: one customer across voice, SMS and chat, resolved to one
+profile, then recalled for the next interaction."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from memory_core.cli.commands import read_conversations
+from memory_core.cli.render import show_recall
+from memory_core.config import load_settings
+from memory_core.memory import Memory
+
+
+def _demo_file() -> Path:
+    return Path(str(resources.files("memory_core") / "data" / "demo_conversations.jsonl"))
+
+
+def run_demo(console: Console, *, db: Path | None, embedder: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="convmem-demo-") as tmp:
+        path = db if db is not None else Path(tmp) / "demo.db"
+        settings = load_settings(backend=f"sqlite:///{path}", embedder=embedder)
+        console.rule("[bold]Conversation Memory demo")
+        console.print(f"store: {path}" + ("" if db else " (throwaway)"))
+        with Memory.open(settings=settings) as memory:
+            _run(console, memory)
+
+
+def _run(console: Console, memory: Memory) -> None:
+    conversations = read_conversations(_demo_file())
+    steps = Table(title="1. Ingest: one customer, three channels", expand=True)
+    steps.add_column("conversation")
+    steps.add_column("channel")
+    steps.add_column("customer identifiers as received")
+    steps.add_column("resolved profile")
+    for conv in conversations:
+        result = memory.ingest(conv)
+        steps.add_row(
+            conv.subject or result.conversation.id,
+            conv.channel.value,
+            ", ".join(conv.customer),
+            result.profile.id,
+        )
+    console.print(steps)
+    console.print(
+        "The voice call and the SMS came from the same number written two ways: "
+        "both normalise to [bold]+16175550142[/], so they share a profile. "
+        "The chat came from an email address nobody knew yet, so it got its own profile."
+    )
+
+    console.rule("2. The chat agent links the email to the phone on the account")
+    chat_profile = memory.get_profile("email:dana.whitfield@example.com")
+    survivor = memory.link_identifier(chat_profile.id, "phone:617 555 0142")
+    ids = memory.identifiers(survivor.id)
+    console.print(
+        f"Profiles {chat_profile.id} and {survivor.id} are now one: [bold]{survivor.id}[/]"
+    )
+    console.print("identifiers: " + ", ".join(str(i) for i in ids))
+    console.print(
+        f"the old id {chat_profile.id} still resolves to "
+        f"{memory.get_profile(chat_profile.id).id}; live profiles: {len(memory.list_profiles())}"
+    )
+    memory.set_trait(survivor.id, "plan", "Premium", source="crm")
+
+    console.rule("3. Next interaction: recall for the agent")
+    result = memory.recall(
+        "phone:+16175550142",
+        "Is the customer's internet working and how should we contact them?",
+    )
+    show_recall(console, result)

@@ -1,0 +1,94 @@
+"""Configuration: one settings object, from arguments, ``CONVMEM_*`` environment
+variables or a TOML file, in that order of precedence.
+
+The TOML file is ``$CONVMEM_CONFIG`` when set, else ``convmem.toml`` in the
+current directory when it exists. Nothing is read or written at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from memory_core.errors import ConfigError
+
+__all__ = ["DEFAULT_TENANT", "Settings", "default_data_dir", "load_settings"]
+
+DEFAULT_TENANT = "default"
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/convmem`` (``~/.local/share/convmem`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "convmem"
+
+
+class Settings(BaseSettings):
+    """Every setting of the engine. Environment variables are ``CONVMEM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVMEM_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: ``sqlite`` (file ``memory.db`` in data_dir), ``sqlite:///abs/path.db``, or
+    #: ``weaviate://host:port`` (with the weaviate extra).
+    backend: str = "sqlite"
+    #: ``local`` (bundled MiniLM on onnxruntime), ``hash[:DIM]`` (tests), ``litellm:<model>``.
+    embedder: str = "local"
+    #: Region used to read phone numbers written without a country code.
+    default_region: str = "US"
+    #: Tenant used by the CLI and servers when none is named.
+    tenant: str = DEFAULT_TENANT
+    #: LiteLLM model for extraction (e.g. ``openai/gpt-4o-mini``); unset = heuristic.
+    llm_model: str | None = None
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError("default_region must be a two-letter ISO country code, e.g. US")
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = os.environ.get("CONVMEM_CONFIG") or "convmem.toml"
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(toml).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        elif os.environ.get("CONVMEM_CONFIG"):
+            raise ConfigError(f"CONVMEM_CONFIG points at {toml}, which is not a file")
+        return tuple(sources)
+
+    def sqlite_path(self) -> Path:
+        """The SQLite file for a ``sqlite`` backend setting."""
+        if self.backend == "sqlite":
+            return self.data_dir / "memory.db"
+        if self.backend.startswith("sqlite:///"):
+            return Path(self.backend[len("sqlite:///") :])
+        raise ConfigError(f"backend {self.backend!r} is not a SQLite backend")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from overrides, environment and TOML; a clear ConfigError if invalid."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except PydanticValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

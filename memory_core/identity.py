@@ -1,0 +1,107 @@
+"""Identifier normalisation.
+
+A customer reaches the business from many addresses: a phone number written
+``(617) 555-0142`` on one call and ``+1 617 555 0142`` in an SMS, an email in
+mixed case, a WhatsApp number, a web-chat id, a CRM id. Each is normalised to
+one canonical form so that the same person always yields the same key:
+
+- ``phone`` and ``whatsapp``: E.164 via the ``phonenumbers`` library (numbers
+  without a country code are read in the configured default region);
+- ``email``: trimmed and case-folded, validated for shape;
+- ``chat_id``, ``crm_id``, ``custom``: trimmed; ``custom`` ids carry a
+  namespace (``custom:loyalty=AB12``) so different systems never collide.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from memory_core.errors import InvalidIdentifierError
+from memory_core.models import Identifier, IdentifierKind
+
+__all__ = ["normalize", "parse_identifier"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAX_LEN = 256
+
+
+def _phone(raw: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifierError(
+            f"{raw!r} is not a phone number ({exc}); give it in international form, "
+            f"e.g. +16175550142, or set a default region"
+        ) from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidIdentifierError(
+            f"{raw!r} is not a possible phone number in region {region}; "
+            f"give it in international form, e.g. +16175550142"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize(kind: IdentifierKind | str, value: str, *, default_region: str = "US") -> Identifier:
+    """Validate and normalise one identifier.
+
+    Raises :class:`InvalidIdentifierError` when the value cannot be an
+    identifier of that kind.
+    """
+    try:
+        kind = IdentifierKind(kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in IdentifierKind)
+        raise InvalidIdentifierError(
+            f"unknown identifier kind {kind!r}; use one of: {allowed}"
+        ) from None
+    if not isinstance(value, str):
+        raise InvalidIdentifierError(
+            f"identifier value must be a string, got {type(value).__name__}"
+        )
+    text = value.strip()
+    if not text:
+        raise InvalidIdentifierError(f"empty {kind.value} identifier")
+    if len(text) > _MAX_LEN:
+        raise InvalidIdentifierError(f"{kind.value} identifier longer than {_MAX_LEN} characters")
+    if kind in (IdentifierKind.PHONE, IdentifierKind.WHATSAPP):
+        if text.lower().startswith("whatsapp:"):
+            text = text.split(":", 1)[1]
+        return Identifier(kind=kind, value=_phone(text, default_region))
+    if kind is IdentifierKind.EMAIL:
+        if text.lower().startswith("mailto:"):
+            text = text[len("mailto:") :]
+        folded = text.casefold()
+        if not _EMAIL.match(folded):
+            raise InvalidIdentifierError(f"{value!r} is not an email address")
+        return Identifier(kind=kind, value=folded)
+    if kind is IdentifierKind.CUSTOM:
+        namespace, sep, ident = text.partition("=")
+        if not sep or not namespace.strip() or not ident.strip():
+            raise InvalidIdentifierError(
+                f"custom identifier {value!r} needs a namespace: "
+                "'system=value', e.g. 'loyalty=AB12'"
+            )
+        return Identifier(kind=kind, value=f"{namespace.strip().lower()}={ident.strip()}")
+    return Identifier(kind=kind, value=text)
+
+
+def parse_identifier(text: str, *, default_region: str = "US") -> Identifier:
+    """Parse ``kind:value`` (``phone:+1 617 555 0142``, ``email:Ann@x.com``).
+
+    A bare value is guessed: ``@`` means email, a value of digits, spaces and
+    ``+-().`` means phone; anything else must carry its kind.
+    """
+    head, sep, rest = text.partition(":")
+    if sep and head.strip().lower() in {k.value for k in IdentifierKind}:
+        return normalize(head.strip().lower(), rest, default_region=default_region)
+    stripped = text.strip()
+    if "@" in stripped:
+        return normalize(IdentifierKind.EMAIL, stripped, default_region=default_region)
+    if stripped and re.fullmatch(r"[+\d\s().\-]{5,}", stripped):
+        return normalize(IdentifierKind.PHONE, stripped, default_region=default_region)
+    raise InvalidIdentifierError(
+        f"cannot tell what kind of identifier {text!r} is; write it as kind:value, "
+        f"e.g. phone:+16175550142, email:ann@example.com, chat_id:abc123"
+    )

@@ -1,0 +1,1008 @@
+"""The engine: :class:`Memory` ties a storage backend and an embedder into the
+customer-memory API (tenants, profiles and identity, conversations and
+messages, recall, deletion).
+
+Everything here goes through the backend protocol and the embedder protocol,
+so it runs unchanged on every backend. :class:`memory_core.aio.AsyncMemory`
+is an async facade over this same class.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from memory_core.backends.base import (
+    COLLECTIONS,
+    Backend,
+    Collection,
+    SearchMode,
+    Vectors,
+    Where,
+)
+from memory_core.config import DEFAULT_TENANT, Settings, load_settings
+from memory_core.embedding.base import CachedEmbedder, Embedder
+from memory_core.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from memory_core.identity import normalize, parse_identifier
+from memory_core.models import (
+    Channel,
+    Conversation,
+    ConversationIn,
+    ConversationStatus,
+    DeletionReceipt,
+    Identifier,
+    IdentifierKind,
+    IdentifierLink,
+    MergeRecord,
+    Message,
+    MessageIn,
+    Profile,
+    Record,
+    Role,
+    Trait,
+    as_utc,
+    new_id,
+    utcnow,
+)
+from memory_core.recall import (
+    ItemType,
+    Provenance,
+    RecallItem,
+    RecallOptions,
+    RecallResult,
+    render_context,
+)
+
+__all__ = ["IngestResult", "Memory", "ProfileRef"]
+
+ProfileRef = str | Identifier
+"""A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_EXTERNAL_ID = re.compile(r"^[^\s\x00]{1,200}$")
+
+
+class IngestResult:
+    """What an ingest call did: the conversation, the profile, the new messages,
+    and any profiles merged into this one while resolving the customer."""
+
+    __slots__ = ("conversation", "merged_profile_ids", "messages", "profile", "skipped")
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        profile: Profile,
+        messages: list[Message],
+        skipped: int,
+        merged_profile_ids: list[str],
+    ) -> None:
+        self.conversation = conversation
+        self.profile = profile
+        self.messages = messages
+        self.skipped = skipped
+        self.merged_profile_ids = merged_profile_ids
+
+    def __repr__(self) -> str:
+        return (
+            f"IngestResult(conversation={self.conversation.id!r}, profile={self.profile.id!r}, "
+            f"messages={len(self.messages)}, skipped={self.skipped}, "
+            f"merged={self.merged_profile_ids!r})"
+        )
+
+
+def _check_tenant_name(tenant: str) -> str:
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise ValidationError(
+            f"invalid tenant name {tenant!r}: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return tenant
+
+
+def _check_external_id(value: str, what: str) -> str:
+    if not _EXTERNAL_ID.match(value):
+        raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
+    return value
+
+
+class Memory:
+    """Customer memory over a storage backend and an embedder.
+
+    Build it from parts (``Memory(backend, embedder)``) or from settings with
+    :meth:`open`. Every method takes ``tenant`` (default ``"default"``, which
+    always exists); other tenants must be created with :meth:`create_tenant`,
+    and no call ever reads or writes outside the tenant it names.
+
+    Thread-safe: one instance may be shared by the threads of a process.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        embedder: Embedder,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        self.backend = backend
+        self.embedder: Embedder = (
+            embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
+        self.settings = settings or load_settings()
+        self._known_tenants: set[str] = set()
+        self._resolve_lock = threading.RLock()
+
+    # -- construction -----------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        embedder: Embedder | str | None = None,
+        settings: Settings | None = None,
+    ) -> Memory:
+        """Open the configured store. ``path`` selects an embedded SQLite file;
+        ``embedder`` an embedder instance or spec (``local``, ``hash``, ``litellm:<model>``)."""
+        from memory_core.embedding import make_embedder
+
+        settings = settings or load_settings()
+        if path is not None:
+            settings = settings.model_copy(update={"backend": f"sqlite:///{Path(path)}"})
+        backend = open_backend(settings)
+        if embedder is None:
+            embedder = settings.embedder
+        model = make_embedder(embedder) if isinstance(embedder, str) else embedder
+        return cls(backend, model, settings=settings)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- tenants ----------------------------------------------------------------
+    def _tenant(self, tenant: str) -> str:
+        _check_tenant_name(tenant)
+        if tenant in self._known_tenants:
+            return tenant
+        if tenant == DEFAULT_TENANT:
+            self.backend.ensure_tenant(tenant)
+        elif tenant not in self.backend.list_tenants():
+            raise NotFoundError(
+                f"tenant {tenant!r} does not exist; create it with create_tenant({tenant!r})"
+            )
+        self._known_tenants.add(tenant)
+        return tenant
+
+    def create_tenant(self, tenant: str) -> str:
+        """Create a tenant (idempotent) and return its name."""
+        _check_tenant_name(tenant)
+        self.backend.ensure_tenant(tenant)
+        self._known_tenants.add(tenant)
+        return tenant
+
+    def list_tenants(self) -> list[str]:
+        return self.backend.list_tenants()
+
+    def delete_tenant(self, tenant: str) -> DeletionReceipt:
+        """Delete a tenant and everything in it, from every index."""
+        self._tenant(tenant)
+        counts = self.backend.drop_tenant(tenant)
+        self._known_tenants.discard(tenant)
+        return DeletionReceipt(tenant=tenant, target=f"tenant:{tenant}", deleted=counts)
+
+    # -- identity ---------------------------------------------------------------
+    def identifier(self, kind: IdentifierKind | str, value: str) -> Identifier:
+        """Normalise an identifier with the configured default region."""
+        return normalize(kind, value, default_region=self.settings.default_region)
+
+    def _parse(self, ref: str | Identifier) -> Identifier:
+        if isinstance(ref, Identifier):
+            return normalize(ref.kind, ref.value, default_region=self.settings.default_region)
+        return parse_identifier(ref, default_region=self.settings.default_region)
+
+    def _get_record(self, tenant: str, collection: Collection, rid: str) -> Record | None:
+        found = self.backend.get(tenant, collection, [rid])
+        return found[0] if found else None
+
+    def _live_profile(self, tenant: str, profile_id: str) -> Profile:
+        seen: set[str] = set()
+        current = profile_id
+        while True:
+            record = self._get_record(tenant, Collection.PROFILES, current)
+            if not isinstance(record, Profile):
+                raise NotFoundError(f"profile {profile_id!r} does not exist in tenant {tenant!r}")
+            if record.merged_into is None:
+                return record
+            if current in seen:  # pragma: no cover - merge chains are flattened on write
+                raise NotFoundError(f"profile {profile_id!r} has a merge cycle")
+            seen.add(current)
+            current = record.merged_into
+
+    def find_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> Profile | None:
+        """The profile a profile id or identifier points to, or None."""
+        try:
+            return self.get_profile(ref, tenant=tenant)
+        except NotFoundError:
+            return None
+
+    def get_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> Profile:
+        """The live profile for an id (merged ids resolve to the survivor) or identifier."""
+        self._tenant(tenant)
+        if isinstance(ref, str) and ref.startswith("prf_"):
+            return self._live_profile(tenant, ref)
+        ident = self._parse(ref)
+        link = self._get_record(tenant, Collection.IDENTIFIERS, ident.key)
+        if not isinstance(link, IdentifierLink):
+            raise NotFoundError(f"no profile with identifier {ident} in tenant {tenant!r}")
+        return self._live_profile(tenant, link.profile_id)
+
+    def list_profiles(
+        self, *, tenant: str = DEFAULT_TENANT, limit: int = 100, offset: int = 0
+    ) -> list[Profile]:
+        """Live (not merged-away) profiles, oldest first."""
+        self._tenant(tenant)
+        found = self.backend.find(
+            tenant,
+            Collection.PROFILES,
+            Where(eq={"merged_into": None}),
+            order_by="created_at",
+            limit=limit,
+            offset=offset,
+        )
+        return [p for p in found if isinstance(p, Profile)]
+
+    def identifiers(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> list[Identifier]:
+        """The identifiers linked to a profile."""
+        profile = self.get_profile(ref, tenant=tenant)
+        links = self.backend.find(
+            tenant, Collection.IDENTIFIERS, Where(eq={"profile_id": profile.id}), order_by="id"
+        )
+        return [link.identifier for link in links if isinstance(link, IdentifierLink)]
+
+    def create_profile(
+        self,
+        identifiers: Iterable[str | Identifier] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
+        display_name: str | None = None,
+    ) -> Profile:
+        """Resolve these identifiers to a profile, creating one if none matches
+        (and merging profiles if they match several)."""
+        idents = [self._parse(i) for i in identifiers]
+        with self._resolve_lock, self.backend.batch():
+            profile, _ = self._resolve(tenant, idents, create=True)
+            assert profile is not None
+            if display_name and profile.display_name != display_name:
+                profile = profile.model_copy(
+                    update={"display_name": display_name, "updated_at": utcnow()}
+                )
+                self.backend.upsert(tenant, Collection.PROFILES, [profile])
+        return profile
+
+    def link_identifier(
+        self, ref: ProfileRef, identifier: str | Identifier, *, tenant: str = DEFAULT_TENANT
+    ) -> Profile:
+        """Link an identifier to a profile. If it already belongs to another
+        profile, the two are merged; the returned profile is the survivor."""
+        ident = self._parse(identifier)
+        with self._resolve_lock, self.backend.batch():
+            profile = self.get_profile(ref, tenant=tenant)
+            survivor, _ = self._resolve(tenant, [ident], create=False, anchor=profile)
+            assert survivor is not None
+        return survivor
+
+    def merge_profiles(
+        self, a: ProfileRef, b: ProfileRef, *, tenant: str = DEFAULT_TENANT, reason: str = "manual"
+    ) -> Profile:
+        """Merge two profiles; the older one survives. Returns the survivor."""
+        with self._resolve_lock, self.backend.batch():
+            pa = self.get_profile(a, tenant=tenant)
+            pb = self.get_profile(b, tenant=tenant)
+            if pa.id == pb.id:
+                return pa
+            return self._merge(tenant, [pa, pb], reason)
+
+    def _resolve(
+        self,
+        tenant: str,
+        idents: Sequence[Identifier],
+        *,
+        create: bool,
+        anchor: Profile | None = None,
+    ) -> tuple[Profile | None, list[str]]:
+        """Find (or create) the one profile these identifiers belong to, merging
+        profiles they split across. Must run under the resolve lock in a batch."""
+        self._tenant(tenant)
+        keys = sorted({i.key for i in idents})
+        links = [
+            link
+            for link in self.backend.get(tenant, Collection.IDENTIFIERS, keys)
+            if isinstance(link, IdentifierLink)
+        ]
+        candidates: dict[str, Profile] = {}
+        if anchor is not None:
+            candidates[anchor.id] = anchor
+        for link in links:
+            live = self._live_profile(tenant, link.profile_id)
+            candidates[live.id] = live
+        merged: list[str] = []
+        if not candidates:
+            if not create:
+                return None, []
+            profile = Profile(id=new_id("prf"), tenant=tenant)
+            self.backend.upsert(tenant, Collection.PROFILES, [profile])
+        elif len(candidates) == 1:
+            profile = next(iter(candidates.values()))
+        else:
+            ordered = sorted(candidates.values(), key=lambda p: (p.created_at, p.id))
+            merged = [p.id for p in ordered[1:]]
+            profile = self._merge(tenant, ordered, "identifiers matched several profiles")
+        known = {link.id for link in links if link.profile_id == profile.id}
+        fresh = [
+            IdentifierLink(
+                id=i.key, tenant=tenant, kind=i.kind, value=i.value, profile_id=profile.id
+            )
+            for i in {i.key: i for i in idents}.values()
+            if i.key not in known
+        ]
+        if fresh:
+            self.backend.upsert(tenant, Collection.IDENTIFIERS, fresh)
+        return profile, merged
+
+    def _merge(self, tenant: str, profiles: Sequence[Profile], reason: str) -> Profile:
+        """Merge profiles into the oldest (ties: smallest id). Every record of the
+        others moves to the survivor; the others stay as tombstones that resolve."""
+        ordered = sorted(profiles, key=lambda p: (p.created_at, p.id))
+        survivor, others = ordered[0], ordered[1:]
+        other_ids = [p.id for p in others]
+        now = utcnow()
+        for collection, spec in COLLECTIONS.items():
+            if "profile_id" not in spec.filter_fields:
+                continue
+            moving = self.backend.find(tenant, collection, Where(any_of={"profile_id": other_ids}))
+            if not moving:
+                continue
+            if collection is Collection.TRAITS:
+                moving = self._merge_traits(tenant, survivor.id, moving)
+            moved = [r.model_copy(update={"profile_id": survivor.id}) for r in moving]
+            if spec.searchable and moved:
+                assert spec.text_field is not None
+                texts = [str(getattr(r, spec.text_field)) for r in moved]
+                vectors = Vectors(self.embedder.model_id, self.embedder.embed_batch(texts))
+                self.backend.upsert(tenant, collection, moved, vectors)
+            elif moved:
+                self.backend.upsert(tenant, collection, moved)
+        tombstones: list[Record] = [
+            p.model_copy(update={"merged_into": survivor.id, "updated_at": now}) for p in others
+        ]
+        chained = self.backend.find(
+            tenant, Collection.PROFILES, Where(any_of={"merged_into": other_ids})
+        )
+        tombstones += [
+            p.model_copy(update={"merged_into": survivor.id, "updated_at": now}) for p in chained
+        ]
+        survivor = survivor.model_copy(
+            update={
+                "updated_at": now,
+                "display_name": survivor.display_name
+                or next((p.display_name for p in others if p.display_name), None),
+            }
+        )
+        self.backend.upsert(tenant, Collection.PROFILES, [survivor, *tombstones])
+        self.backend.upsert(
+            tenant,
+            Collection.MERGES,
+            [
+                MergeRecord(id=pid, tenant=tenant, survivor_id=survivor.id, reason=reason)
+                for pid in other_ids
+            ],
+        )
+        return survivor
+
+    def _merge_traits(self, tenant: str, survivor_id: str, moving: list[Record]) -> list[Record]:
+        """Traits moving onto the survivor keep the newest value per (key, source)."""
+        existing = {
+            (t.key, t.source): t
+            for t in self.backend.find(
+                tenant, Collection.TRAITS, Where(eq={"profile_id": survivor_id})
+            )
+            if isinstance(t, Trait)
+        }
+        out: list[Record] = []
+        stale: list[str] = []
+        for t in moving:
+            if not isinstance(t, Trait):
+                continue
+            mine = existing.get((t.key, t.source))
+            if mine is not None and mine.updated_at >= t.updated_at:
+                stale.append(t.id)
+                continue
+            if mine is not None:
+                stale.append(mine.id)
+            out.append(t.model_copy(update={"id": _trait_id(survivor_id, t.key, t.source)}))
+        if stale:
+            self.backend.delete(tenant, Collection.TRAITS, Where(any_of={"id": stale}))
+        self.backend.delete(tenant, Collection.TRAITS, Where(any_of={"id": [t.id for t in moving]}))
+        return out
+
+    # -- traits -----------------------------------------------------------------
+    def set_trait(
+        self,
+        ref: ProfileRef,
+        key: str,
+        value: Any,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        source: str = "api",
+        confidence: float = 1.0,
+        evidence: Sequence[str] = (),
+    ) -> Trait:
+        """Set a trait on a profile (one value per key and source)."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+            raise ValidationError(f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'")
+        if not 0.0 <= confidence <= 1.0:
+            raise ValidationError("confidence must be within [0, 1]")
+        profile = self.get_profile(ref, tenant=tenant)
+        trait = Trait(
+            id=_trait_id(profile.id, key, source),
+            tenant=tenant,
+            profile_id=profile.id,
+            key=key,
+            value=value,
+            source=source,
+            confidence=confidence,
+            evidence=tuple(evidence),
+        )
+        self.backend.upsert(tenant, Collection.TRAITS, [trait])
+        return trait
+
+    def traits(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> list[Trait]:
+        profile = self.get_profile(ref, tenant=tenant)
+        found = self.backend.find(
+            tenant, Collection.TRAITS, Where(eq={"profile_id": profile.id}), order_by="key"
+        )
+        return [t for t in found if isinstance(t, Trait)]
+
+    def delete_trait(
+        self, ref: ProfileRef, key: str, *, tenant: str = DEFAULT_TENANT, source: str | None = None
+    ) -> DeletionReceipt:
+        profile = self.get_profile(ref, tenant=tenant)
+        where = Where(eq={"profile_id": profile.id, "key": key})
+        if source is not None:
+            where = where.and_(Where(eq={"source": source}))
+        n = self.backend.delete(tenant, Collection.TRAITS, where)
+        return DeletionReceipt(
+            tenant=tenant, target=f"trait:{profile.id}:{key}", deleted={"traits": n}
+        )
+
+    # -- conversations and messages ---------------------------------------------
+    def start_conversation(
+        self,
+        channel: Channel | str,
+        customer: Iterable[str | Identifier] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
+        profile_id: str | None = None,
+        conversation_id: str | None = None,
+        started_at: datetime | None = None,
+        subject: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Conversation:
+        """Open a conversation for a customer given by identifiers or profile id."""
+        result = self.ingest(
+            ConversationIn(
+                channel=Channel(channel),
+                customer=[str(c) for c in customer],
+                profile_id=profile_id,
+                id=conversation_id,
+                started_at=started_at,
+                subject=subject,
+                ended=False,
+                metadata=metadata or {},
+            ),
+            tenant=tenant,
+        )
+        return result.conversation
+
+    def ingest(
+        self, conversation: ConversationIn | dict[str, Any], *, tenant: str = DEFAULT_TENANT
+    ) -> IngestResult:
+        """Ingest a conversation: resolve the customer, store and index its messages.
+
+        Re-ingesting a conversation id appends messages not seen before (by
+        message id) and skips the rest, so re-running an import is harmless.
+        """
+        try:
+            conv_in = (
+                conversation
+                if isinstance(conversation, ConversationIn)
+                else ConversationIn.model_validate(conversation)
+            )
+        except Exception as exc:  # pydantic.ValidationError
+            raise ValidationError(f"invalid conversation: {exc}") from exc
+        self._tenant(tenant)
+        idents = [self._parse(c) for c in conv_in.customer]
+        if not idents and conv_in.profile_id is None and conv_in.id is None:
+            raise ValidationError(
+                "a conversation needs the customer: give 'customer' identifiers "
+                "(e.g. ['phone:+16175550142']) or a 'profile_id'"
+            )
+        if conv_in.id is not None:
+            _check_external_id(conv_in.id, "conversation")
+        texts = [m.text for m in conv_in.messages]
+        vectors = self.embedder.embed_batch(texts) if texts else None
+        with self._resolve_lock, self.backend.batch():
+            existing = (
+                self._get_record(tenant, Collection.CONVERSATIONS, conv_in.id)
+                if conv_in.id
+                else None
+            )
+            merged: list[str] = []
+            if isinstance(existing, Conversation):
+                profile = self._live_profile(tenant, existing.profile_id)
+                if idents:
+                    resolved, merged = self._resolve(tenant, idents, create=False, anchor=profile)
+                    profile = resolved or profile
+                conv = existing.model_copy(update={"profile_id": profile.id})
+            else:
+                if conv_in.profile_id is not None:
+                    anchor = self._live_profile(tenant, conv_in.profile_id)
+                    resolved, merged = self._resolve(tenant, idents, create=False, anchor=anchor)
+                else:
+                    resolved, merged = self._resolve(tenant, idents, create=True)
+                assert resolved is not None
+                profile = resolved
+                first_ts = next((m.ts for m in conv_in.messages if m.ts is not None), None)
+                conv = Conversation(
+                    id=conv_in.id or new_id("cnv"),
+                    tenant=tenant,
+                    profile_id=profile.id,
+                    channel=conv_in.channel,
+                    started_at=conv_in.started_at or first_ts or utcnow(),
+                    subject=conv_in.subject,
+                    metadata=conv_in.metadata,
+                )
+            if conv.channel != conv_in.channel:
+                raise ConflictError(
+                    f"conversation {conv.id!r} is on channel {conv.channel.value}, "
+                    f"not {conv_in.channel.value}"
+                )
+            new_msgs, keep_rows, skipped = self._prepare_messages(
+                tenant, conv, profile.id, conv_in.messages
+            )
+            if conv_in.ended and conv.status is ConversationStatus.OPEN:
+                last = max((m.ts for m in new_msgs), default=conv.started_at)
+                conv = conv.model_copy(
+                    update={"status": ConversationStatus.ENDED, "ended_at": last}
+                )
+            self.backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
+            if new_msgs:
+                assert vectors is not None
+                self.backend.upsert(
+                    tenant,
+                    Collection.MESSAGES,
+                    new_msgs,
+                    Vectors(self.embedder.model_id, np.ascontiguousarray(vectors[keep_rows])),
+                )
+        return IngestResult(conv, profile, new_msgs, skipped, merged)
+
+    def _prepare_messages(
+        self,
+        tenant: str,
+        conv: Conversation,
+        profile_id: str,
+        incoming: Sequence[MessageIn],
+    ) -> tuple[list[Message], list[int], int]:
+        if not incoming:
+            return [], [], 0
+        if conv.status is ConversationStatus.ENDED:
+            raise ConflictError(
+                f"conversation {conv.id!r} has ended; start a new conversation for new messages"
+            )
+        last = self.backend.find(
+            tenant,
+            Collection.MESSAGES,
+            Where(eq={"conversation_id": conv.id}),
+            order_by="seq",
+            descending=True,
+            limit=1,
+        )
+        seq = last[0].seq + 1 if last and isinstance(last[0], Message) else 0
+        prev_ts = last[0].ts if last and isinstance(last[0], Message) else conv.started_at
+        given = [m.id for m in incoming if m.id is not None]
+        for mid in given:
+            _check_external_id(mid, "message")
+        if len(set(given)) != len(given):
+            raise ValidationError("duplicate message ids within one ingest call")
+        stored = {
+            r.id: r
+            for r in self.backend.get(tenant, Collection.MESSAGES, given)
+            if isinstance(r, Message)
+        }
+        out: list[Message] = []
+        rows: list[int] = []
+        skipped = 0
+        now = utcnow()
+        for row, m in enumerate(incoming):
+            if m.id is not None and m.id in stored:
+                old = stored[m.id]
+                if old.conversation_id != conv.id or old.text != m.text:
+                    raise ConflictError(
+                        f"message id {m.id!r} already exists with other content "
+                        f"(conversation {old.conversation_id!r})"
+                    )
+                skipped += 1
+                continue
+            ts = m.ts or max(now, prev_ts)
+            if ts < prev_ts - timedelta(days=36500):  # pragma: no cover - sanity bound
+                raise ValidationError(f"message timestamp {ts.isoformat()} is implausible")
+            prev_ts = ts
+            out.append(
+                Message(
+                    id=m.id or new_id("msg"),
+                    tenant=tenant,
+                    conversation_id=conv.id,
+                    profile_id=profile_id,
+                    channel=conv.channel,
+                    role=m.role,
+                    text=m.text,
+                    ts=ts,
+                    seq=seq,
+                    author=m.author,
+                    metadata=m.metadata,
+                )
+            )
+            rows.append(row)
+            seq += 1
+        return out, rows, skipped
+
+    def add_messages(
+        self,
+        conversation_id: str,
+        messages: Sequence[MessageIn | dict[str, Any]],
+        *,
+        tenant: str = DEFAULT_TENANT,
+    ) -> list[Message]:
+        """Append messages to an open conversation."""
+        conv = self.get_conversation(conversation_id, tenant=tenant)
+        try:
+            items = [
+                m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in messages
+            ]
+        except Exception as exc:  # pydantic.ValidationError
+            raise ValidationError(f"invalid message: {exc}") from exc
+        result = self.ingest(
+            ConversationIn(channel=conv.channel, id=conv.id, messages=items, ended=False),
+            tenant=tenant,
+        )
+        return result.messages
+
+    def add_message(
+        self,
+        conversation_id: str,
+        role: Role | str,
+        text: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        ts: datetime | None = None,
+        message_id: str | None = None,
+        author: str | None = None,
+    ) -> Message:
+        """Append one message to an open conversation."""
+        try:
+            item = MessageIn(role=Role(role), text=text, ts=ts, id=message_id, author=author)
+        except ValueError as exc:
+            raise ValidationError(f"invalid message: {exc}") from exc
+        added = self.add_messages(conversation_id, [item], tenant=tenant)
+        if not added:
+            found = self.get_message(message_id or "", tenant=tenant)
+            return found
+        return added[0]
+
+    def end_conversation(
+        self,
+        conversation_id: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        ended_at: datetime | None = None,
+    ) -> Conversation:
+        """Close a conversation (idempotent)."""
+        with self.backend.batch():
+            conv = self.get_conversation(conversation_id, tenant=tenant)
+            if conv.status is ConversationStatus.ENDED:
+                return conv
+            conv = conv.model_copy(
+                update={
+                    "status": ConversationStatus.ENDED,
+                    "ended_at": as_utc(ended_at) if ended_at else utcnow(),
+                }
+            )
+            self.backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
+        return conv
+
+    def get_conversation(
+        self, conversation_id: str, *, tenant: str = DEFAULT_TENANT
+    ) -> Conversation:
+        self._tenant(tenant)
+        found = self._get_record(tenant, Collection.CONVERSATIONS, conversation_id)
+        if not isinstance(found, Conversation):
+            raise NotFoundError(
+                f"conversation {conversation_id!r} does not exist in tenant {tenant!r}"
+            )
+        return found
+
+    def list_conversations(
+        self,
+        ref: ProfileRef | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Conversation]:
+        """Conversations, newest first; of one profile when ``ref`` is given."""
+        self._tenant(tenant)
+        where = Where()
+        if ref is not None:
+            where = Where(eq={"profile_id": self.get_profile(ref, tenant=tenant).id})
+        found = self.backend.find(
+            tenant,
+            Collection.CONVERSATIONS,
+            where,
+            order_by="started_at",
+            descending=True,
+            limit=limit,
+            offset=offset,
+        )
+        return [c for c in found if isinstance(c, Conversation)]
+
+    def get_message(self, message_id: str, *, tenant: str = DEFAULT_TENANT) -> Message:
+        self._tenant(tenant)
+        found = self._get_record(tenant, Collection.MESSAGES, message_id)
+        if not isinstance(found, Message):
+            raise NotFoundError(f"message {message_id!r} does not exist in tenant {tenant!r}")
+        return found
+
+    def list_messages(
+        self,
+        conversation_id: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Message]:
+        """A conversation's messages in order."""
+        self.get_conversation(conversation_id, tenant=tenant)
+        found = self.backend.find(
+            tenant,
+            Collection.MESSAGES,
+            Where(eq={"conversation_id": conversation_id}),
+            order_by="seq",
+            limit=limit,
+            offset=offset,
+        )
+        return [m for m in found if isinstance(m, Message)]
+
+    # -- deletion ---------------------------------------------------------------
+    def delete_message(self, message_id: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
+        msg = self.get_message(message_id, tenant=tenant)
+        n = self.backend.delete(tenant, Collection.MESSAGES, Where(eq={"id": msg.id}))
+        return DeletionReceipt(tenant=tenant, target=f"message:{msg.id}", deleted={"messages": n})
+
+    def delete_conversation(
+        self, conversation_id: str, *, tenant: str = DEFAULT_TENANT
+    ) -> DeletionReceipt:
+        """Delete a conversation and its messages from every index."""
+        conv = self.get_conversation(conversation_id, tenant=tenant)
+        with self.backend.batch():
+            n_msgs = self.backend.delete(
+                tenant, Collection.MESSAGES, Where(eq={"conversation_id": conv.id})
+            )
+            n_conv = self.backend.delete(
+                tenant, Collection.CONVERSATIONS, Where(eq={"id": conv.id})
+            )
+        return DeletionReceipt(
+            tenant=tenant,
+            target=f"conversation:{conv.id}",
+            deleted={"conversations": n_conv, "messages": n_msgs},
+        )
+
+    def delete_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
+        """Erase a customer: the profile, its identifiers, traits, conversations,
+        messages and everything derived from them, from every index; profiles
+        merged into it and their merge records go too."""
+        with self._resolve_lock, self.backend.batch():
+            profile = self.get_profile(ref, tenant=tenant)
+            merged = [
+                p.id
+                for p in self.backend.find(
+                    tenant, Collection.PROFILES, Where(eq={"merged_into": profile.id})
+                )
+            ]
+            ids = [profile.id, *merged]
+            counts: dict[str, int] = {}
+            for collection, spec in COLLECTIONS.items():
+                if "profile_id" in spec.filter_fields:
+                    counts[collection.value] = self.backend.delete(
+                        tenant, collection, Where(any_of={"profile_id": ids})
+                    )
+            counts[Collection.MERGES.value] = self.backend.delete(
+                tenant, Collection.MERGES, Where(eq={"survivor_id": profile.id})
+            )
+            counts[Collection.PROFILES.value] = self.backend.delete(
+                tenant, Collection.PROFILES, Where(any_of={"id": ids})
+            )
+        return DeletionReceipt(tenant=tenant, target=f"profile:{profile.id}", deleted=counts)
+
+    # -- recall -----------------------------------------------------------------
+    def recall(
+        self,
+        ref: ProfileRef,
+        query: str | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        conversation_id: str | None = None,
+        options: RecallOptions | None = None,
+    ) -> RecallResult:
+        """What matters about this customer now.
+
+        With a ``query``, messages are ranked by hybrid relevance to it; with no
+        query but a ``conversation_id``, the last turns of that conversation
+        are the query; with neither, the most recent messages come back.
+        Traits always come first, then observations and summaries, then
+        messages as supporting evidence.
+        """
+        opts = options or RecallOptions()
+        profile = self.get_profile(ref, tenant=tenant)
+        if query is not None and not query.strip():
+            query = None
+        if query is None and conversation_id is not None:
+            conv = self.get_conversation(conversation_id, tenant=tenant)
+            if conv.profile_id != profile.id:
+                raise ValidationError(
+                    f"conversation {conversation_id!r} belongs to another profile"
+                )
+            recent = self.backend.find(
+                tenant,
+                Collection.MESSAGES,
+                Where(eq={"conversation_id": conv.id}),
+                order_by="seq",
+                descending=True,
+                limit=opts.recent_turns,
+            )
+            query = "\n".join(m.text for m in reversed(recent) if isinstance(m, Message)) or None
+            exclude = {m.id for m in recent}
+        else:
+            exclude = set()
+        items: list[RecallItem] = []
+        if opts.limit(ItemType.TRAIT):
+            items += self._recall_traits(tenant, profile.id, opts)
+        if opts.limit(ItemType.MESSAGE):
+            items += self._recall_messages(tenant, profile.id, query, opts, exclude)
+        context, tokens, _ = render_context(profile.id, items, opts.token_budget)
+        return RecallResult(
+            tenant=tenant,
+            profile_id=profile.id,
+            query=query,
+            items=tuple(items),
+            context=context,
+            context_tokens=tokens,
+        )
+
+    def _recall_traits(self, tenant: str, profile_id: str, opts: RecallOptions) -> list[RecallItem]:
+        found = self.backend.find(
+            tenant,
+            Collection.TRAITS,
+            Where(eq={"profile_id": profile_id}),
+            order_by="key",
+            limit=opts.limit(ItemType.TRAIT),
+        )
+        return [
+            RecallItem(
+                type=ItemType.TRAIT,
+                id=t.id,
+                text=f"{t.key}: {t.value}",
+                score=t.confidence,
+                provenance=Provenance(message_ids=t.evidence, ts=t.updated_at, source=t.source),
+            )
+            for t in found
+            if isinstance(t, Trait) and t.confidence >= opts.min_score
+        ]
+
+    def _message_filter(self, profile_id: str, opts: RecallOptions) -> Where:
+        where = Where(eq={"profile_id": profile_id})
+        if opts.channels is not None:
+            where = where.and_(Where(any_of={"channel": sorted(c.value for c in opts.channels)}))
+        if opts.roles is not None:
+            where = where.and_(Where(any_of={"role": sorted(r.value for r in opts.roles)}))
+        if opts.since is not None:
+            where = where.and_(Where(gte={"ts": as_utc(opts.since)}))
+        if opts.until is not None:
+            where = where.and_(Where(lt={"ts": as_utc(opts.until)}))
+        return where
+
+    def _recall_messages(
+        self,
+        tenant: str,
+        profile_id: str,
+        query: str | None,
+        opts: RecallOptions,
+        exclude: set[str],
+    ) -> list[RecallItem]:
+        """Messages ranked against the query (or the most recent ones); the
+        turns that formed an inferred query are left out."""
+        limit = opts.limit(ItemType.MESSAGE)
+        where = self._message_filter(profile_id, opts)
+        if query is None:
+            recent = self.backend.find(
+                tenant, Collection.MESSAGES, where, order_by="ts", descending=True, limit=limit
+            )
+            n = max(len(recent), 1)
+            scored = [(m, 1.0 - i / n) for i, m in enumerate(recent)]
+        else:
+            vector = None
+            if opts.mode is not SearchMode.KEYWORD:
+                vector = Vectors(self.embedder.model_id, self.embedder.embed_batch([query]))
+            hits = self.backend.search(
+                tenant,
+                Collection.MESSAGES,
+                mode=opts.mode,
+                text=query if opts.mode is not SearchMode.VECTOR else None,
+                vector=vector,
+                where=where,
+                limit=limit + len(exclude),
+                alpha=opts.alpha,
+            )
+            scored = [(h.record, max(0.0, min(1.0, h.score))) for h in hits]
+        items: list[RecallItem] = []
+        for record, score in scored:
+            if not isinstance(record, Message) or score < opts.min_score or record.id in exclude:
+                continue
+            if len(items) >= limit:
+                break
+            items.append(
+                RecallItem(
+                    type=ItemType.MESSAGE,
+                    id=record.id,
+                    text=record.text,
+                    score=score,
+                    provenance=Provenance(
+                        message_ids=(record.id,),
+                        conversation_id=record.conversation_id,
+                        channel=record.channel,
+                        role=record.role,
+                        ts=record.ts,
+                    ),
+                )
+            )
+        return items
+
+
+def _trait_id(profile_id: str, key: str, source: str) -> str:
+    return f"{profile_id}:{key}:{source}"
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The backend named by ``settings.backend``."""
+    spec = settings.backend
+    if spec == "sqlite" or spec.startswith("sqlite:///"):
+        from memory_core.backends.sqlite import SQLiteBackend
+
+        path = settings.sqlite_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteBackend(path)
+    raise ConfigError(f"unknown backend {spec!r}; use 'sqlite', 'sqlite:///path/to/file.db'")

@@ -1,0 +1,42 @@
+"""Shared fixtures: every test runs with a clean environment and its own data dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from memory_core.backends.sqlite import SQLiteBackend
+
+from memory_core.config import load_settings
+from memory_core.embedding import HashEmbedder
+from memory_core.memory import Memory
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_DATA = REPO.parent / "shared" / "eval"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No CONVMEM_* variable leaks in; the data dir and cwd are per-test."""
+    for key in list(os.environ):
+        if key.startswith("CONVMEM_"):
+            monkeypatch.delenv(key)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(home)
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Iterator[Memory]:
+    """A Memory on a real SQLite file with the deterministic hash embedder."""
+    mem = Memory(
+        SQLiteBackend(tmp_path / "memory.db"),
+        HashEmbedder(),
+        settings=load_settings(data_dir=tmp_path),
+    )
+    yield mem
+    mem.close()
