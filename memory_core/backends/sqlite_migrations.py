@@ -1,0 +1,399 @@
+"""The SQLite backend's schema: numbered migrations and the row layout they define.
+
+Each migration is written out as literal DDL and never changes once released:
+a store records which versions it has applied in ``schema_migrations`` and the
+next release adds migration ``N + 1`` rather than editing an old one. The DDL is
+deliberately not generated from the pydantic models, so the schema only moves
+when a migration says so.
+
+Layout (migration 1): one table per collection with ``tenant`` and ``id``, one
+column per filter field (times as REAL epoch seconds, enums as their value,
+bools as 0/1), then the record's JSON ``body`` last, so filter columns stay in
+the row's local payload and scans never touch overflow pages. Messages also
+carry their embedding (``vector``, float32 bytes, unit length) with its
+``vector_model``, a stable ``rid`` shared with the FTS5 index ``messages_fts``
+(columns ``scope`` -- tenant/profile tokens -- and ``text``), and a row in
+``collection_versions`` that every write bumps so in-process vector caches can
+tell whether they are stale.
+
+Besides the migrations, this module holds what encodes into that layout --
+records (:class:`Statements`, :func:`stored_value`), filters
+(:func:`compile_where`) and FTS scopes (:func:`scope_token`, :func:`fts_match`)
+-- and the check that the migrated schema has a column for every filter field,
+so the layout and its encoders change together.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+
+from memory_core.backends.base import COLLECTIONS, CollectionSpec, Where
+from memory_core.errors import SchemaMismatchError, ValidationError
+from memory_core.models import Record, as_utc
+
+__all__ = [
+    "IN_CHUNK",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "STATEMENTS",
+    "Filter",
+    "Migration",
+    "Statements",
+    "applied_versions",
+    "check_columns",
+    "compile_where",
+    "fts_match",
+    "migrate",
+    "scope_token",
+    "stored_value",
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_INITIAL = (
+    """CREATE TABLE tenants (
+        name TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE collection_versions (
+        tenant TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (tenant, collection)
+    ) WITHOUT ROWID""",
+    # -- profiles
+    """CREATE TABLE profiles (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "merged_into" TEXT,
+        "created_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX profiles_merged_into ON profiles (tenant, "merged_into")',
+    'CREATE INDEX profiles_created_at ON profiles (tenant, "created_at")',
+    # -- identifiers
+    """CREATE TABLE identifiers (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "kind" TEXT,
+        "value" TEXT,
+        "profile_id" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX identifiers_kind_value ON identifiers (tenant, "kind", "value")',
+    'CREATE INDEX identifiers_profile_id ON identifiers (tenant, "profile_id")',
+    # -- traits
+    """CREATE TABLE traits (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_id" TEXT,
+        "key" TEXT,
+        "source" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX traits_profile_id_key ON traits (tenant, "profile_id", "key")',
+    'CREATE INDEX traits_key ON traits (tenant, "key")',
+    # -- conversations
+    """CREATE TABLE conversations (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_id" TEXT,
+        "channel" TEXT,
+        "status" TEXT,
+        "started_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX conversations_profile_id ON conversations (tenant, "profile_id", "started_at")',
+    'CREATE INDEX conversations_started_at ON conversations (tenant, "started_at")',
+    'CREATE INDEX conversations_status ON conversations (tenant, "status")',
+    # -- messages (searchable)
+    """CREATE TABLE messages (
+        rid INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "conversation_id" TEXT,
+        "profile_id" TEXT,
+        "channel" TEXT,
+        "role" TEXT,
+        "ts" REAL,
+        "seq" INTEGER,
+        vector_model TEXT,
+        body TEXT NOT NULL,
+        vector BLOB,
+        UNIQUE (tenant, id)
+    )""",
+    'CREATE INDEX messages_profile_id ON messages (tenant, "profile_id", "ts")',
+    'CREATE INDEX messages_conversation_id ON messages (tenant, "conversation_id", "seq")',
+    'CREATE INDEX messages_ts ON messages (tenant, "ts")',
+    "CREATE INDEX messages_vector_model ON messages (tenant, vector_model)",
+    """CREATE VIRTUAL TABLE messages_fts USING fts5(
+        scope, text, tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+    # -- merges
+    """CREATE TABLE merges (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "survivor_id" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX merges_survivor_id ON merges (tenant, "survivor_id")',
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_TRACKING = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+
+def applied_versions(conn: sqlite3.Connection) -> list[int]:
+    """Versions recorded in ``schema_migrations``, ascending (empty for a new file)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return []
+    return [int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+
+
+def migrate(conn: sqlite3.Connection, location: str) -> list[int]:
+    """Apply pending migrations in order, inside the caller's open transaction.
+
+    Returns the versions applied. A store written by a newer release (a version
+    above :data:`LATEST_VERSION`) raises ``SchemaMismatchError`` before anything
+    is changed.
+    """
+    done = applied_versions(conn)
+    if done and done[-1] > LATEST_VERSION:
+        raise SchemaMismatchError(
+            f"The store at {location} has schema version {done[-1]}, but this version of "
+            f"conversation-memory only knows versions up to {LATEST_VERSION}. Upgrade "
+            "conversation-memory (pip install -U conversation-memory) to open it."
+        )
+    conn.execute(_TRACKING)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, datetime.now(UTC).isoformat()),
+        )
+        applied.append(migration.version)
+    return applied
+
+
+def check_columns(conn: sqlite3.Connection, location: str) -> None:
+    """Every collection table has a column for each filter field of its record model."""
+    for spec in COLLECTIONS.values():
+        table = spec.name.value
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        need = {"tenant", "id", "body", *spec.filter_fields}
+        if spec.searchable:
+            need |= {"vector", "vector_model"}
+        if missing := need - have:
+            raise SchemaMismatchError(
+                f"Table {table!r} in {location} lacks columns {sorted(missing)}: the schema "
+                "migrations do not match the record models. Upgrade conversation-memory."
+            )
+
+
+# -- encoding records into the layout ------------------------------------------------
+
+
+def stored_value(value: object, field: str, *, time: bool) -> object:
+    """A record or filter value as stored: epoch seconds, enum value, 0/1, ..."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value).timestamp()
+    if time:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValidationError(f"{field!r} holds times: compare it with a datetime, not {value!r}")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str | int | float):
+        return value
+    raise ValidationError(
+        f"Cannot filter {field!r} on {value!r}: use str, int, float, bool, datetime or None"
+    )
+
+
+def scope_token(kind: str, value: str) -> str:
+    """The FTS ``scope`` token for a tenant (``kind`` "t") or a profile ("p").
+
+    Hex keeps any id a single token; the trailing digit keeps the porter stemmer
+    from shortening it (stemming only strips letter suffixes).
+    """
+    return f"{kind}{value.encode().hex()}0"
+
+
+class Statements:
+    """The write statements of one collection, built once from its spec."""
+
+    def __init__(self, spec: CollectionSpec) -> None:
+        table = spec.name.value
+        self.spec = spec
+        self.table = table
+        self.fts = f"{table}_fts"
+        columns = ["tenant", "id", *spec.filter_fields, "body"]
+        if spec.searchable:
+            columns += ["vector_model", "vector"]
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns[2:])
+        self.upsert = (
+            f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT (tenant, id) DO UPDATE SET {updates}"
+        )
+        self.fts_delete_one = (
+            f"DELETE FROM {self.fts} WHERE rowid = "
+            f"(SELECT rid FROM {table} WHERE tenant = ? AND id = ?)"
+        )
+        self.fts_insert = (
+            f"INSERT INTO {self.fts} (rowid, scope, text) "
+            f"SELECT rid, ?, ? FROM {table} WHERE tenant = ? AND id = ?"
+        )
+
+    def row(self, tenant: str, record: Record) -> list[object]:
+        """The upsert parameters of ``record``, without the vector columns."""
+        times = self.spec.time_fields
+        values: list[object] = [tenant, record.id]
+        values += [
+            stored_value(getattr(record, f), f, time=f in times) for f in self.spec.filter_fields
+        ]
+        values.append(record.model_dump_json())
+        return values
+
+    def fts_row(self, tenant: str, record: Record) -> tuple[str, str, str, str]:
+        """The ``fts_insert`` parameters of ``record``: scope tokens, text, tenant, id."""
+        scope = [scope_token("t", tenant)]
+        profile = getattr(record, "profile_id", None)
+        if isinstance(profile, str):
+            scope.append(scope_token("p", profile))
+        text = str(getattr(record, self.spec.text_field or "", "") or "")
+        return " ".join(scope), text, tenant, record.id
+
+
+STATEMENTS = {collection: Statements(spec) for collection, spec in COLLECTIONS.items()}
+
+
+# -- encoding conditions -------------------------------------------------------------
+
+IN_CHUNK = 500  # values per ``IN (...)`` list; longer lists go through json_each
+MAX_SCOPE_PROFILES = 64  # profile ids worth narrowing an FTS query to
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A compiled :class:`Where`: SQL conditions and their parameters."""
+
+    sql: str  # "" or " AND cond AND cond ..."
+    params: tuple[object, ...]
+    empty: bool  # an empty any_of: matches nothing
+    profiles: tuple[str, ...] | None  # profile ids to narrow an FTS query to
+
+
+def compile_where(spec: CollectionSpec, where: Where, prefix: str = "") -> Filter:
+    """``where`` as SQL on ``spec``'s table (columns prefixed by ``prefix``).
+
+    Only filter fields and ``id`` may be named; values are encoded as stored.
+    """
+    allowed = (*spec.filter_fields, "id")
+    unknown = where.fields() - set(allowed)
+    if unknown:
+        raise ValidationError(
+            f"Unknown filter field(s) {', '.join(sorted(unknown))} for collection "
+            f"{spec.name.value!r}; allowed: {', '.join(allowed)}"
+        )
+    parts: list[str] = []
+    params: list[object] = []
+    empty = False
+
+    def value(name: str, raw: object) -> object:
+        return stored_value(raw, name, time=name in spec.time_fields)
+
+    for name, raw in where.eq.items():
+        converted = value(name, raw)
+        if converted is None:
+            parts.append(f'{prefix}"{name}" IS NULL')
+        else:
+            parts.append(f'{prefix}"{name}" = ?')
+            params.append(converted)
+    for name, raws in where.any_of.items():
+        if isinstance(raws, str | bytes):
+            raise ValidationError(f"any_of[{name!r}] must be a list of values, not a string")
+        values = [value(name, raw) for raw in raws]
+        present = [v for v in values if v is not None]
+        if not values:
+            empty = True
+            continue
+        alternatives: list[str] = []
+        if len(present) > IN_CHUNK:
+            alternatives.append(f'{prefix}"{name}" IN (SELECT value FROM json_each(?))')
+            params.append(json.dumps(present))
+        elif present:
+            alternatives.append(f'{prefix}"{name}" IN ({", ".join("?" * len(present))})')
+            params.extend(present)
+        if len(present) < len(values):
+            alternatives.append(f'{prefix}"{name}" IS NULL')
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    for op, bounds in ((">=", where.gte), ("<", where.lt)):
+        for name, raw in bounds.items():
+            converted = value(name, raw)
+            if converted is None:
+                raise ValidationError(f"The range bound on {name!r} must not be None")
+            parts.append(f'{prefix}"{name}" {op} ?')
+            params.append(converted)
+
+    profiles: tuple[str, ...] | None = None
+    eq_profile = where.eq.get("profile_id")
+    any_profiles = where.any_of.get("profile_id")
+    if isinstance(eq_profile, str):
+        profiles = (eq_profile,)
+    elif (
+        any_profiles
+        and len(any_profiles) <= MAX_SCOPE_PROFILES
+        and all(isinstance(p, str) for p in any_profiles)
+    ):
+        profiles = tuple(str(p) for p in any_profiles)
+    sql = "".join(f" AND {part}" for part in parts)
+    return Filter(sql, tuple(params), empty, profiles)
+
+
+def fts_match(tenant: str, profiles: tuple[str, ...] | None, terms: list[str]) -> str:
+    """The FTS5 query for any of ``terms`` within a tenant, or within some of its profiles.
+
+    The scope only narrows the search inside the index (the SQL around it still
+    checks tenant and profile): a profile's token is far more selective than the
+    tenant's, and bm25() pays for every phrase's full doclist, so it is used alone.
+    """
+    if profiles:
+        alternatives = " OR ".join(f'"{scope_token("p", p)}"' for p in profiles)
+        parts = [f"scope : ({alternatives})"]
+    else:
+        parts = [f'scope : "{scope_token("t", tenant)}"']
+    parts.append("text : (" + " OR ".join(f'"{term}"' for term in terms) + ")")
+    return " AND ".join(parts)
