@@ -1,0 +1,1 @@
+"""Tests for the offline evaluation loaders and metrics."""
