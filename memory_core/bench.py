@@ -37,7 +37,7 @@ from rich.table import Table
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
 from memory_core.config import load_settings
 from memory_core.memory import Memory
-from memory_core.models import Channel, ConversationIn, MessageIn, Role
+from memory_core.models import Channel, ConversationIn, Message, MessageIn, Record, Role
 
 __all__ = ["BenchReport", "run_bench", "run_bench_cli", "synthetic_texts"]
 
@@ -272,16 +272,11 @@ def bench_size(
             ),
             1,
         )
-        own = np.stack(
-            [
-                embedder.embed_batch([m.text])[0]
-                for m in backend.find(tenant, Collection.MESSAGES, where)
-            ]
-        )
+        own = embedder.embed_batch(_texts(backend.find(tenant, Collection.MESSAGES, where)))
         base_t += _timed(lambda own=own, qv=qv: _numpy_topk(own, qv, 8), 1)  # type: ignore[misc]
 
     everything = backend.find(tenant, Collection.MESSAGES)
-    matrix = embedder.embed_batch([m.text for m in everything])  # cached: pool texts
+    matrix = embedder.embed_batch(_texts(everything))  # cached: pool texts
     tenant_t, tenant_base = [], []
     for qv in qvecs[: min(50, queries)]:
         vec = Vectors(embedder.model_id, qv[None, :])
@@ -306,6 +301,10 @@ def bench_size(
         tenant_numpy_baseline=tbase,
         tenant_ratio=round(tsearch.p50_ms / max(tbase.p50_ms, 1e-6), 2),
     )
+
+
+def _texts(records: Sequence[Record]) -> list[str]:
+    return [m.text for m in records if isinstance(m, Message)]
 
 
 def _numpy_topk(

@@ -9,8 +9,6 @@ is an async facade over this same class.
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from memory_core._engine import ProfileRef, check_external_id, check_tenant_name
 from memory_core.backends.base import (
     COLLECTIONS,
     Backend,
@@ -28,9 +27,8 @@ from memory_core.backends.base import (
     Where,
 )
 from memory_core.config import DEFAULT_TENANT, Settings, load_settings
-from memory_core.embedding.base import CachedEmbedder, Embedder
+from memory_core.embedding.base import Embedder
 from memory_core.errors import ConfigError, ConflictError, NotFoundError, ValidationError
-from memory_core.identity import normalize, parse_identifier
 from memory_core.models import (
     Channel,
     Conversation,
@@ -38,19 +36,16 @@ from memory_core.models import (
     ConversationStatus,
     DeletionReceipt,
     Identifier,
-    IdentifierKind,
-    IdentifierLink,
-    MergeRecord,
     Message,
     MessageIn,
     Profile,
-    Record,
     Role,
     Trait,
     as_utc,
     new_id,
     utcnow,
 )
+from memory_core.profiles import ProfilesMixin
 from memory_core.recall import (
     ItemType,
     Provenance,
@@ -61,12 +56,6 @@ from memory_core.recall import (
 )
 
 __all__ = ["IngestResult", "Memory", "ProfileRef"]
-
-ProfileRef = str | Identifier
-"""A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
-
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_EXTERNAL_ID = re.compile(r"^[^\s\x00]{1,200}$")
 
 
 class IngestResult:
@@ -97,22 +86,7 @@ class IngestResult:
         )
 
 
-def _check_tenant_name(tenant: str) -> str:
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise ValidationError(
-            f"invalid tenant name {tenant!r}: use 1-64 letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return tenant
-
-
-def _check_external_id(value: str, what: str) -> str:
-    if not _EXTERNAL_ID.match(value):
-        raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
-    return value
-
-
-class Memory:
+class Memory(ProfilesMixin):
     """Customer memory over a storage backend and an embedder.
 
     Build it from parts (``Memory(backend, embedder)``) or from settings with
@@ -122,21 +96,6 @@ class Memory:
 
     Thread-safe: one instance may be shared by the threads of a process.
     """
-
-    def __init__(
-        self,
-        backend: Backend,
-        embedder: Embedder,
-        *,
-        settings: Settings | None = None,
-    ) -> None:
-        self.backend = backend
-        self.embedder: Embedder = (
-            embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
-        )
-        self.settings = settings or load_settings()
-        self._known_tenants: set[str] = set()
-        self._resolve_lock = threading.RLock()
 
     # -- construction -----------------------------------------------------------
     @classmethod
@@ -175,22 +134,9 @@ class Memory:
         self.close()
 
     # -- tenants ----------------------------------------------------------------
-    def _tenant(self, tenant: str) -> str:
-        _check_tenant_name(tenant)
-        if tenant in self._known_tenants:
-            return tenant
-        if tenant == DEFAULT_TENANT:
-            self.backend.ensure_tenant(tenant)
-        elif tenant not in self.backend.list_tenants():
-            raise NotFoundError(
-                f"tenant {tenant!r} does not exist; create it with create_tenant({tenant!r})"
-            )
-        self._known_tenants.add(tenant)
-        return tenant
-
     def create_tenant(self, tenant: str) -> str:
         """Create a tenant (idempotent) and return its name."""
-        _check_tenant_name(tenant)
+        check_tenant_name(tenant)
         self.backend.ensure_tenant(tenant)
         self._known_tenants.add(tenant)
         return tenant
@@ -204,291 +150,6 @@ class Memory:
         counts = self.backend.drop_tenant(tenant)
         self._known_tenants.discard(tenant)
         return DeletionReceipt(tenant=tenant, target=f"tenant:{tenant}", deleted=counts)
-
-    # -- identity ---------------------------------------------------------------
-    def identifier(self, kind: IdentifierKind | str, value: str) -> Identifier:
-        """Normalise an identifier with the configured default region."""
-        return normalize(kind, value, default_region=self.settings.default_region)
-
-    def _parse(self, ref: str | Identifier) -> Identifier:
-        if isinstance(ref, Identifier):
-            return normalize(ref.kind, ref.value, default_region=self.settings.default_region)
-        return parse_identifier(ref, default_region=self.settings.default_region)
-
-    def _get_record(self, tenant: str, collection: Collection, rid: str) -> Record | None:
-        found = self.backend.get(tenant, collection, [rid])
-        return found[0] if found else None
-
-    def _live_profile(self, tenant: str, profile_id: str) -> Profile:
-        seen: set[str] = set()
-        current = profile_id
-        while True:
-            record = self._get_record(tenant, Collection.PROFILES, current)
-            if not isinstance(record, Profile):
-                raise NotFoundError(f"profile {profile_id!r} does not exist in tenant {tenant!r}")
-            if record.merged_into is None:
-                return record
-            if current in seen:  # pragma: no cover - merge chains are flattened on write
-                raise NotFoundError(f"profile {profile_id!r} has a merge cycle")
-            seen.add(current)
-            current = record.merged_into
-
-    def find_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> Profile | None:
-        """The profile a profile id or identifier points to, or None."""
-        try:
-            return self.get_profile(ref, tenant=tenant)
-        except NotFoundError:
-            return None
-
-    def get_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> Profile:
-        """The live profile for an id (merged ids resolve to the survivor) or identifier."""
-        self._tenant(tenant)
-        if isinstance(ref, str) and ref.startswith("prf_"):
-            return self._live_profile(tenant, ref)
-        ident = self._parse(ref)
-        link = self._get_record(tenant, Collection.IDENTIFIERS, ident.key)
-        if not isinstance(link, IdentifierLink):
-            raise NotFoundError(f"no profile with identifier {ident} in tenant {tenant!r}")
-        return self._live_profile(tenant, link.profile_id)
-
-    def list_profiles(
-        self, *, tenant: str = DEFAULT_TENANT, limit: int = 100, offset: int = 0
-    ) -> list[Profile]:
-        """Live (not merged-away) profiles, oldest first."""
-        self._tenant(tenant)
-        found = self.backend.find(
-            tenant,
-            Collection.PROFILES,
-            Where(eq={"merged_into": None}),
-            order_by="created_at",
-            limit=limit,
-            offset=offset,
-        )
-        return [p for p in found if isinstance(p, Profile)]
-
-    def identifiers(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> list[Identifier]:
-        """The identifiers linked to a profile."""
-        profile = self.get_profile(ref, tenant=tenant)
-        links = self.backend.find(
-            tenant, Collection.IDENTIFIERS, Where(eq={"profile_id": profile.id}), order_by="id"
-        )
-        return [link.identifier for link in links if isinstance(link, IdentifierLink)]
-
-    def create_profile(
-        self,
-        identifiers: Iterable[str | Identifier] = (),
-        *,
-        tenant: str = DEFAULT_TENANT,
-        display_name: str | None = None,
-    ) -> Profile:
-        """Resolve these identifiers to a profile, creating one if none matches
-        (and merging profiles if they match several)."""
-        idents = [self._parse(i) for i in identifiers]
-        with self._resolve_lock, self.backend.batch():
-            profile, _ = self._resolve(tenant, idents, create=True)
-            assert profile is not None
-            if display_name and profile.display_name != display_name:
-                profile = profile.model_copy(
-                    update={"display_name": display_name, "updated_at": utcnow()}
-                )
-                self.backend.upsert(tenant, Collection.PROFILES, [profile])
-        return profile
-
-    def link_identifier(
-        self, ref: ProfileRef, identifier: str | Identifier, *, tenant: str = DEFAULT_TENANT
-    ) -> Profile:
-        """Link an identifier to a profile. If it already belongs to another
-        profile, the two are merged; the returned profile is the survivor."""
-        ident = self._parse(identifier)
-        with self._resolve_lock, self.backend.batch():
-            profile = self.get_profile(ref, tenant=tenant)
-            survivor, _ = self._resolve(tenant, [ident], create=False, anchor=profile)
-            assert survivor is not None
-        return survivor
-
-    def merge_profiles(
-        self, a: ProfileRef, b: ProfileRef, *, tenant: str = DEFAULT_TENANT, reason: str = "manual"
-    ) -> Profile:
-        """Merge two profiles; the older one survives. Returns the survivor."""
-        with self._resolve_lock, self.backend.batch():
-            pa = self.get_profile(a, tenant=tenant)
-            pb = self.get_profile(b, tenant=tenant)
-            if pa.id == pb.id:
-                return pa
-            return self._merge(tenant, [pa, pb], reason)
-
-    def _resolve(
-        self,
-        tenant: str,
-        idents: Sequence[Identifier],
-        *,
-        create: bool,
-        anchor: Profile | None = None,
-    ) -> tuple[Profile | None, list[str]]:
-        """Find (or create) the one profile these identifiers belong to, merging
-        profiles they split across. Must run under the resolve lock in a batch."""
-        self._tenant(tenant)
-        keys = sorted({i.key for i in idents})
-        links = [
-            link
-            for link in self.backend.get(tenant, Collection.IDENTIFIERS, keys)
-            if isinstance(link, IdentifierLink)
-        ]
-        candidates: dict[str, Profile] = {}
-        if anchor is not None:
-            candidates[anchor.id] = anchor
-        for link in links:
-            live = self._live_profile(tenant, link.profile_id)
-            candidates[live.id] = live
-        merged: list[str] = []
-        if not candidates:
-            if not create:
-                return None, []
-            profile = Profile(id=new_id("prf"), tenant=tenant)
-            self.backend.upsert(tenant, Collection.PROFILES, [profile])
-        elif len(candidates) == 1:
-            profile = next(iter(candidates.values()))
-        else:
-            ordered = sorted(candidates.values(), key=lambda p: (p.created_at, p.id))
-            merged = [p.id for p in ordered[1:]]
-            profile = self._merge(tenant, ordered, "identifiers matched several profiles")
-        known = {link.id for link in links if link.profile_id == profile.id}
-        fresh = [
-            IdentifierLink(
-                id=i.key, tenant=tenant, kind=i.kind, value=i.value, profile_id=profile.id
-            )
-            for i in {i.key: i for i in idents}.values()
-            if i.key not in known
-        ]
-        if fresh:
-            self.backend.upsert(tenant, Collection.IDENTIFIERS, fresh)
-        return profile, merged
-
-    def _merge(self, tenant: str, profiles: Sequence[Profile], reason: str) -> Profile:
-        """Merge profiles into the oldest (ties: smallest id). Every record of the
-        others moves to the survivor; the others stay as tombstones that resolve."""
-        ordered = sorted(profiles, key=lambda p: (p.created_at, p.id))
-        survivor, others = ordered[0], ordered[1:]
-        other_ids = [p.id for p in others]
-        now = utcnow()
-        for collection, spec in COLLECTIONS.items():
-            if "profile_id" not in spec.filter_fields:
-                continue
-            moving = self.backend.find(tenant, collection, Where(any_of={"profile_id": other_ids}))
-            if not moving:
-                continue
-            if collection is Collection.TRAITS:
-                moving = self._merge_traits(tenant, survivor.id, moving)
-            moved = [r.model_copy(update={"profile_id": survivor.id}) for r in moving]
-            if spec.searchable and moved:
-                assert spec.text_field is not None
-                texts = [str(getattr(r, spec.text_field)) for r in moved]
-                vectors = Vectors(self.embedder.model_id, self.embedder.embed_batch(texts))
-                self.backend.upsert(tenant, collection, moved, vectors)
-            elif moved:
-                self.backend.upsert(tenant, collection, moved)
-        tombstones: list[Record] = [
-            p.model_copy(update={"merged_into": survivor.id, "updated_at": now}) for p in others
-        ]
-        chained = self.backend.find(
-            tenant, Collection.PROFILES, Where(any_of={"merged_into": other_ids})
-        )
-        tombstones += [
-            p.model_copy(update={"merged_into": survivor.id, "updated_at": now}) for p in chained
-        ]
-        survivor = survivor.model_copy(
-            update={
-                "updated_at": now,
-                "display_name": survivor.display_name
-                or next((p.display_name for p in others if p.display_name), None),
-            }
-        )
-        self.backend.upsert(tenant, Collection.PROFILES, [survivor, *tombstones])
-        self.backend.upsert(
-            tenant,
-            Collection.MERGES,
-            [
-                MergeRecord(id=pid, tenant=tenant, survivor_id=survivor.id, reason=reason)
-                for pid in other_ids
-            ],
-        )
-        return survivor
-
-    def _merge_traits(self, tenant: str, survivor_id: str, moving: list[Record]) -> list[Record]:
-        """Traits moving onto the survivor keep the newest value per (key, source)."""
-        existing = {
-            (t.key, t.source): t
-            for t in self.backend.find(
-                tenant, Collection.TRAITS, Where(eq={"profile_id": survivor_id})
-            )
-            if isinstance(t, Trait)
-        }
-        out: list[Record] = []
-        stale: list[str] = []
-        for t in moving:
-            if not isinstance(t, Trait):
-                continue
-            mine = existing.get((t.key, t.source))
-            if mine is not None and mine.updated_at >= t.updated_at:
-                stale.append(t.id)
-                continue
-            if mine is not None:
-                stale.append(mine.id)
-            out.append(t.model_copy(update={"id": _trait_id(survivor_id, t.key, t.source)}))
-        if stale:
-            self.backend.delete(tenant, Collection.TRAITS, Where(any_of={"id": stale}))
-        self.backend.delete(tenant, Collection.TRAITS, Where(any_of={"id": [t.id for t in moving]}))
-        return out
-
-    # -- traits -----------------------------------------------------------------
-    def set_trait(
-        self,
-        ref: ProfileRef,
-        key: str,
-        value: Any,
-        *,
-        tenant: str = DEFAULT_TENANT,
-        source: str = "api",
-        confidence: float = 1.0,
-        evidence: Sequence[str] = (),
-    ) -> Trait:
-        """Set a trait on a profile (one value per key and source)."""
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
-            raise ValidationError(f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'")
-        if not 0.0 <= confidence <= 1.0:
-            raise ValidationError("confidence must be within [0, 1]")
-        profile = self.get_profile(ref, tenant=tenant)
-        trait = Trait(
-            id=_trait_id(profile.id, key, source),
-            tenant=tenant,
-            profile_id=profile.id,
-            key=key,
-            value=value,
-            source=source,
-            confidence=confidence,
-            evidence=tuple(evidence),
-        )
-        self.backend.upsert(tenant, Collection.TRAITS, [trait])
-        return trait
-
-    def traits(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> list[Trait]:
-        profile = self.get_profile(ref, tenant=tenant)
-        found = self.backend.find(
-            tenant, Collection.TRAITS, Where(eq={"profile_id": profile.id}), order_by="key"
-        )
-        return [t for t in found if isinstance(t, Trait)]
-
-    def delete_trait(
-        self, ref: ProfileRef, key: str, *, tenant: str = DEFAULT_TENANT, source: str | None = None
-    ) -> DeletionReceipt:
-        profile = self.get_profile(ref, tenant=tenant)
-        where = Where(eq={"profile_id": profile.id, "key": key})
-        if source is not None:
-            where = where.and_(Where(eq={"source": source}))
-        n = self.backend.delete(tenant, Collection.TRAITS, where)
-        return DeletionReceipt(
-            tenant=tenant, target=f"trait:{profile.id}:{key}", deleted={"traits": n}
-        )
 
     # -- conversations and messages ---------------------------------------------
     def start_conversation(
@@ -543,7 +204,7 @@ class Memory:
                 "(e.g. ['phone:+16175550142']) or a 'profile_id'"
             )
         if conv_in.id is not None:
-            _check_external_id(conv_in.id, "conversation")
+            check_external_id(conv_in.id, "conversation")
         texts = [m.text for m in conv_in.messages]
         vectors = self.embedder.embed_batch(texts) if texts else None
         with self._resolve_lock, self.backend.batch():
@@ -626,7 +287,7 @@ class Memory:
         prev_ts = last[0].ts if last and isinstance(last[0], Message) else conv.started_at
         given = [m.id for m in incoming if m.id is not None]
         for mid in given:
-            _check_external_id(mid, "message")
+            check_external_id(mid, "message")
         if len(set(given)) != len(given):
             raise ValidationError("duplicate message ids within one ingest call")
         stored = {
@@ -990,10 +651,6 @@ class Memory:
                 )
             )
         return items
-
-
-def _trait_id(profile_id: str, key: str, source: str) -> str:
-    return f"{profile_id}:{key}:{source}"
 
 
 def open_backend(settings: Settings) -> Backend:

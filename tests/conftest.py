@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memory_core.backends.sqlite import SQLiteBackend
 
+from memory_core.backends.sqlite import SQLiteBackend
 from memory_core.config import load_settings
 from memory_core.embedding import HashEmbedder
 from memory_core.memory import Memory

@@ -12,7 +12,9 @@ from memory_core import AsyncMemory, Memory
 
 def test_exported_members_are_pinned() -> None:
     assert sorted(memory_core.__all__) == sorted(
-        name for name in dir(memory_core) if not name.startswith("_") and name in memory_core.__all__
+        name
+        for name in dir(memory_core)
+        if not name.startswith("_") and name in memory_core.__all__
     )
     for name in memory_core.__all__:
         assert getattr(memory_core, name) is not None

@@ -167,7 +167,12 @@ def load_plugins() -> None:
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=PLUGIN_GROUP):
-        entry.load()(app)
+        try:
+            register = entry.load()
+        except ImportError as exc:  # an optional part that is not installed
+            err_console.print(f"[dim]convmem {entry.name}: unavailable ({exc})[/]")
+            continue
+        register(app)
 
 
 def main() -> None:

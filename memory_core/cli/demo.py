@@ -67,8 +67,8 @@ def _run(console: Console, memory: Memory) -> None:
     memory.set_trait(survivor.id, "plan", "Premium", source="crm")
 
     console.rule("3. Next interaction: recall for the agent")
-    result = memory.recall(
+    recalled = memory.recall(
         "phone:+16175550142",
         "Is the customer's internet working and how should we contact them?",
     )
-    show_recall(console, result)
+    show_recall(console, recalled)

@@ -1,0 +1,92 @@
+"""The shared state and helpers of the engine's parts (see :mod:`memory_core.memory`)."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from memory_core.backends.base import Backend, Collection
+from memory_core.config import DEFAULT_TENANT, Settings, load_settings
+from memory_core.embedding.base import CachedEmbedder, Embedder
+from memory_core.errors import NotFoundError, ValidationError
+from memory_core.identity import normalize, parse_identifier
+from memory_core.models import Identifier, Profile, Record
+
+__all__ = ["EngineBase", "ProfileRef", "check_external_id", "check_tenant_name"]
+
+ProfileRef = str | Identifier
+"""A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_EXTERNAL_ID = re.compile(r"^[^\s\x00]{1,200}$")
+
+
+def check_tenant_name(tenant: str) -> str:
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise ValidationError(
+            f"invalid tenant name {tenant!r}: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return tenant
+
+
+def check_external_id(value: str, what: str) -> str:
+    if not _EXTERNAL_ID.match(value):
+        raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
+    return value
+
+
+class EngineBase:
+    """Holds the backend, the embedder and the settings; the parts of
+    :class:`memory_core.memory.Memory` build on these helpers."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        embedder: Embedder,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        self.backend = backend
+        self.embedder: Embedder = (
+            embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
+        self.settings = settings or load_settings()
+        self._known_tenants: set[str] = set()
+        self._resolve_lock = threading.RLock()
+
+    def _tenant(self, tenant: str) -> str:
+        check_tenant_name(tenant)
+        if tenant in self._known_tenants:
+            return tenant
+        if tenant == DEFAULT_TENANT:
+            self.backend.ensure_tenant(tenant)
+        elif tenant not in self.backend.list_tenants():
+            raise NotFoundError(
+                f"tenant {tenant!r} does not exist; create it with create_tenant({tenant!r})"
+            )
+        self._known_tenants.add(tenant)
+        return tenant
+
+    def _parse(self, ref: str | Identifier) -> Identifier:
+        if isinstance(ref, Identifier):
+            return normalize(ref.kind, ref.value, default_region=self.settings.default_region)
+        return parse_identifier(ref, default_region=self.settings.default_region)
+
+    def _get_record(self, tenant: str, collection: Collection, rid: str) -> Record | None:
+        found = self.backend.get(tenant, collection, [rid])
+        return found[0] if found else None
+
+    def _live_profile(self, tenant: str, profile_id: str) -> Profile:
+        seen: set[str] = set()
+        current = profile_id
+        while True:
+            record = self._get_record(tenant, Collection.PROFILES, current)
+            if not isinstance(record, Profile):
+                raise NotFoundError(f"profile {profile_id!r} does not exist in tenant {tenant!r}")
+            if record.merged_into is None:
+                return record
+            if current in seen:  # pragma: no cover - merge chains are flattened on write
+                raise NotFoundError(f"profile {profile_id!r} has a merge cycle")
+            seen.add(current)
+            current = record.merged_into
