@@ -11,6 +11,7 @@ from memory_core.embedding.base import CachedEmbedder, Embedder
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.identity import normalize, parse_identifier
 from memory_core.models import Identifier, Profile, Record
+from memory_core.recall import RecallItem, RecallQuery
 
 __all__ = ["EngineBase", "ProfileRef", "check_external_id", "check_tenant_name"]
 
@@ -90,3 +91,16 @@ class EngineBase:
                 raise NotFoundError(f"profile {profile_id!r} has a merge cycle")
             seen.add(current)
             current = record.merged_into
+
+    # -- recall hooks: parts of the engine that add item types override these --
+    def _recall_observations(self, q: RecallQuery) -> list[RecallItem]:
+        """Observations for a recall (the extraction part provides them)."""
+        return []
+
+    def _recall_summaries(self, q: RecallQuery) -> list[RecallItem]:
+        """Conversation summaries for a recall (the extraction part provides them)."""
+        return []
+
+    def _recall_knowledge(self, q: RecallQuery) -> list[RecallItem]:
+        """Knowledge chunks for a recall (the knowledge part provides them)."""
+        return []

@@ -51,6 +51,7 @@ from memory_core.recall import (
     Provenance,
     RecallItem,
     RecallOptions,
+    RecallQuery,
     RecallResult,
     render_context,
 )
@@ -549,11 +550,28 @@ class Memory(ProfilesMixin):
             exclude = {m.id for m in recent}
         else:
             exclude = set()
+        vector = None
+        if query is not None and opts.mode is not SearchMode.KEYWORD:
+            vector = Vectors(self.embedder.model_id, self.embedder.embed_batch([query]))
+        q = RecallQuery(
+            tenant=tenant,
+            profile_id=profile.id,
+            text=query,
+            vector=vector,
+            options=opts,
+            exclude_ids=frozenset(exclude),
+        )
         items: list[RecallItem] = []
         if opts.limit(ItemType.TRAIT):
-            items += self._recall_traits(tenant, profile.id, opts)
+            items += self._recall_traits(q)
+        if opts.limit(ItemType.OBSERVATION):
+            items += self._recall_observations(q)
+        if opts.limit(ItemType.SUMMARY):
+            items += self._recall_summaries(q)
         if opts.limit(ItemType.MESSAGE):
-            items += self._recall_messages(tenant, profile.id, query, opts, exclude)
+            items += self._recall_messages(q)
+        if opts.limit(ItemType.KNOWLEDGE):
+            items += self._recall_knowledge(q)
         context, tokens, _ = render_context(profile.id, items, opts.token_budget)
         return RecallResult(
             tenant=tenant,
@@ -564,11 +582,12 @@ class Memory(ProfilesMixin):
             context_tokens=tokens,
         )
 
-    def _recall_traits(self, tenant: str, profile_id: str, opts: RecallOptions) -> list[RecallItem]:
+    def _recall_traits(self, q: RecallQuery) -> list[RecallItem]:
+        opts = q.options
         found = self.backend.find(
-            tenant,
+            q.tenant,
             Collection.TRAITS,
-            Where(eq={"profile_id": profile_id}),
+            Where(eq={"profile_id": q.profile_id}),
             order_by="key",
             limit=opts.limit(ItemType.TRAIT),
         )
@@ -596,16 +615,16 @@ class Memory(ProfilesMixin):
             where = where.and_(Where(lt={"ts": as_utc(opts.until)}))
         return where
 
-    def _recall_messages(
-        self,
-        tenant: str,
-        profile_id: str,
-        query: str | None,
-        opts: RecallOptions,
-        exclude: set[str],
-    ) -> list[RecallItem]:
+    def _recall_messages(self, q: RecallQuery) -> list[RecallItem]:
         """Messages ranked against the query (or the most recent ones); the
         turns that formed an inferred query are left out."""
+        tenant, profile_id, query, opts, exclude = (
+            q.tenant,
+            q.profile_id,
+            q.text,
+            q.options,
+            q.exclude_ids,
+        )
         limit = opts.limit(ItemType.MESSAGE)
         where = self._message_filter(profile_id, opts)
         if query is None:
@@ -615,15 +634,12 @@ class Memory(ProfilesMixin):
             n = max(len(recent), 1)
             scored = [(m, 1.0 - i / n) for i, m in enumerate(recent)]
         else:
-            vector = None
-            if opts.mode is not SearchMode.KEYWORD:
-                vector = Vectors(self.embedder.model_id, self.embedder.embed_batch([query]))
             hits = self.backend.search(
                 tenant,
                 Collection.MESSAGES,
                 mode=opts.mode,
                 text=query if opts.mode is not SearchMode.VECTOR else None,
-                vector=vector,
+                vector=q.vector,
                 where=where,
                 limit=limit + len(exclude),
                 alpha=opts.alpha,

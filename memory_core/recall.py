@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memory_core.backends.base import SearchMode
+from memory_core.backends.base import SearchMode, Vectors
 from memory_core.models import Channel, Role
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Provenance",
     "RecallItem",
     "RecallOptions",
+    "RecallQuery",
     "RecallResult",
     "count_tokens",
     "render_context",
@@ -109,6 +111,24 @@ class RecallOptions(BaseModel):
         if item_type not in self.types:
             return 0
         return self.limits.get(item_type, 0)
+
+
+@dataclass(frozen=True)
+class RecallQuery:
+    """One recall, resolved: the parts of the engine that supply item types
+    (traits, observations, summaries, messages, knowledge) all receive this.
+
+    ``text`` is the query (given, or inferred from a conversation's last turns;
+    None means "most recent"); ``vector`` its embedding (None in keyword mode or
+    without a query); ``exclude_ids`` the turns that formed an inferred query.
+    """
+
+    tenant: str
+    profile_id: str
+    text: str | None
+    vector: Vectors | None
+    options: RecallOptions
+    exclude_ids: frozenset[str] = frozenset()
 
 
 class RecallResult(BaseModel):
