@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 
 from memory_core.backends.base import Backend, Collection
 from memory_core.config import DEFAULT_TENANT, Settings, load_settings
@@ -13,7 +14,13 @@ from memory_core.identity import normalize, parse_identifier
 from memory_core.models import Identifier, Profile, Record
 from memory_core.recall import RecallItem, RecallQuery
 
-__all__ = ["EngineBase", "ProfileRef", "check_external_id", "check_tenant_name"]
+__all__ = [
+    "EngineBase",
+    "ProfileRef",
+    "check_external_id",
+    "check_tenant_name",
+    "embedding_texts",
+]
 
 ProfileRef = str | Identifier
 """A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
@@ -35,6 +42,32 @@ def check_external_id(value: str, what: str) -> str:
     if not _EXTERNAL_ID.match(value):
         raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
     return value
+
+
+#: Words of each preceding turn embedded as context (bounds the cost of long emails).
+CONTEXT_WORDS = 48
+
+
+def _tail(text: str, words: int) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else "... " + " ".join(parts[-words:])
+
+
+def embedding_texts(texts: Sequence[str], previous: str | None, context_turns: int) -> list[str]:
+    """The texts embedded for consecutive messages of one conversation.
+
+    Each message is embedded together with the end of up to ``context_turns``
+    turns before it ("yes, that one" means nothing alone), at most
+    ``CONTEXT_WORDS`` words of each; ``previous`` is the turn stored before
+    ``texts[0]``, if any. Keyword indexes hold the message text alone.
+    """
+    window: list[str] = [previous] if previous is not None else []
+    out: list[str] = []
+    for text in texts:
+        context = window[-context_turns:] if context_turns > 0 else []
+        out.append("\n".join([*(_tail(c, CONTEXT_WORDS) for c in context), text]))
+        window.append(text)
+    return out
 
 
 class EngineBase:

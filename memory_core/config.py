@@ -47,8 +47,17 @@ class Settings(BaseSettings):
     default_region: str = "US"
     #: Tenant used by the CLI and servers when none is named.
     tenant: str = DEFAULT_TENANT
+    #: Messages are embedded with this many preceding turns of their conversation
+    #: as context (keyword search indexes the message alone).
+    embed_context_turns: int = Field(default=1, ge=0, le=5)
     #: LiteLLM model for extraction (e.g. ``openai/gpt-4o-mini``); unset = heuristic.
     llm_model: str | None = None
+    #: Endpoint for the LLM (OpenAI-compatible servers, vLLM, a proxy); unset = provider's.
+    llm_api_base: str | None = None
+    #: Seconds per LLM request.
+    llm_timeout: float = Field(default=60.0, gt=0)
+    #: Extract observations, traits and a summary when a conversation ends.
+    auto_extract: bool = True
 
     @field_validator("default_region")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from memory_core._engine import ProfileRef, check_external_id, check_tenant_name
+from memory_core._engine import ProfileRef, check_external_id, check_tenant_name, embedding_texts
 from memory_core.backends.base import (
     COLLECTIONS,
     Backend,
@@ -206,7 +206,10 @@ class Memory(ProfilesMixin):
             )
         if conv_in.id is not None:
             check_external_id(conv_in.id, "conversation")
-        texts = [m.text for m in conv_in.messages]
+        previous = self._last_message_text(tenant, conv_in.id) if conv_in.id else None
+        texts = embedding_texts(
+            [m.text for m in conv_in.messages], previous, self.settings.embed_context_turns
+        )
         vectors = self.embedder.embed_batch(texts) if texts else None
         with self._resolve_lock, self.backend.batch():
             existing = (
@@ -262,6 +265,17 @@ class Memory(ProfilesMixin):
                     Vectors(self.embedder.model_id, np.ascontiguousarray(vectors[keep_rows])),
                 )
         return IngestResult(conv, profile, new_msgs, skipped, merged)
+
+    def _last_message_text(self, tenant: str, conversation_id: str) -> str | None:
+        last = self.backend.find(
+            tenant,
+            Collection.MESSAGES,
+            Where(eq={"conversation_id": conversation_id}),
+            order_by="seq",
+            descending=True,
+            limit=1,
+        )
+        return last[0].text if last and isinstance(last[0], Message) else None
 
     def _prepare_messages(
         self,

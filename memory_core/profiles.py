@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from memory_core._engine import EngineBase, ProfileRef
+from memory_core._engine import EngineBase, ProfileRef, embedding_texts
 from memory_core.backends.base import COLLECTIONS, Collection, Vectors, Where
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import NotFoundError, ValidationError
@@ -18,6 +18,7 @@ from memory_core.models import (
     IdentifierKind,
     IdentifierLink,
     MergeRecord,
+    Message,
     Profile,
     Record,
     Trait,
@@ -188,8 +189,7 @@ class ProfilesMixin(EngineBase):
                 moving = self._merge_traits(tenant, survivor.id, moving)
             moved = [r.model_copy(update={"profile_id": survivor.id}) for r in moving]
             if spec.searchable and moved:
-                assert spec.text_field is not None
-                texts = [str(getattr(r, spec.text_field)) for r in moved]
+                texts = self._reembedding_texts(collection, moved)
                 vectors = Vectors(self.embedder.model_id, self.embedder.embed_batch(texts))
                 self.backend.upsert(tenant, collection, moved, vectors)
             elif moved:
@@ -220,6 +220,31 @@ class ProfilesMixin(EngineBase):
             ],
         )
         return survivor
+
+    def _reembedding_texts(self, collection: Collection, records: list[Record]) -> list[str]:
+        """The texts whose embeddings ``records`` had, to embed them again."""
+        spec = COLLECTIONS[collection]
+        assert spec.text_field is not None
+        if collection is not Collection.MESSAGES:
+            return [str(getattr(r, spec.text_field)) for r in records]
+        out: dict[str, str] = {}
+        conversations = sorted({r.conversation_id for r in records if isinstance(r, Message)})
+        for conv_id in conversations:
+            everything = [
+                m
+                for m in self.backend.find(
+                    records[0].tenant,
+                    Collection.MESSAGES,
+                    Where(eq={"conversation_id": conv_id}),
+                    order_by="seq",
+                )
+                if isinstance(m, Message)
+            ]
+            texts = embedding_texts(
+                [m.text for m in everything], None, self.settings.embed_context_turns
+            )
+            out.update({m.id: t for m, t in zip(everything, texts, strict=True)})
+        return [out.get(r.id, str(getattr(r, spec.text_field))) for r in records]
 
     def _merge_traits(self, tenant: str, survivor_id: str, moving: list[Record]) -> list[Record]:
         """Traits moving onto the survivor keep the newest value per (key, source)."""

@@ -424,3 +424,34 @@ def test_concurrent_ingest_from_one_number_yields_one_profile(memory: Memory) ->
     assert not errors
     assert len(memory.list_profiles()) == 1
     assert memory.backend.count("default", Collection.MESSAGES) == 6
+
+
+def test_messages_are_embedded_with_the_previous_turn_as_context() -> None:
+    from memory_core._engine import embedding_texts
+
+    assert embedding_texts(["yes, that one"], "Is it the blue router?", 1) == [
+        "Is it the blue router?\nyes, that one"
+    ]
+    assert embedding_texts(["a", "b", "c"], None, 1) == ["a", "a\nb", "b\nc"]
+    assert embedding_texts(["a", "b"], "z", 0) == ["a", "b"]
+    long = " ".join(f"w{i}" for i in range(100))
+    assert embedding_texts(["x"], long, 1)[0].startswith("... w52 ")
+
+
+def test_merge_keeps_message_vectors_consistent_with_ingest(memory: Memory) -> None:
+    older = memory.create_profile(["email:early@example.com"])
+    newer = memory.ingest(
+        conv(
+            "sms",
+            ["phone:+16175550100"],
+            [("customer", "Is it the blue router?"), ("customer", "yes, that one")],
+        )
+    )
+    vector = RecallOptions(mode="vector")
+    before = memory.recall(newer.profile.id, "the blue router, that one", options=vector)
+    survivor = memory.link_identifier(older.id, "phone:+16175550100")
+    assert survivor.id == older.id  # the newer profile's messages moved and were re-embedded
+    after = memory.recall(older.id, "the blue router, that one", options=vector)
+    assert [(i.id, round(i.score, 5)) for i in after.items] == [
+        (i.id, round(i.score, 5)) for i in before.items
+    ]

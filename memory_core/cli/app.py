@@ -109,7 +109,7 @@ def eval_locomo(
         Path, typer.Option(help="LoCoMo JSON file (e.g. ../shared/eval/locomo/locomo_dev.json).")
     ],
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
-    alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.4,
     embedder: EmbedderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

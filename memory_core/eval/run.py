@@ -39,7 +39,7 @@ class EvalConfig:
     """How recall is run during an evaluation."""
 
     mode: SearchMode = SearchMode.HYBRID
-    alpha: float = 0.5
+    alpha: float = 0.4
     embedder: str | None = None
 
 
