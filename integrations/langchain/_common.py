@@ -1,0 +1,274 @@
+"""Framework-neutral parts of the LangChain and LlamaIndex adapters.
+
+``integrations/langchain/_common.py`` and ``integrations/llamaindex/_common.py``
+are identical copies (a test keeps them so): each adapter package imports its
+framework on import, so neither can host code the other imports. They become
+one ``integrations/_common.py`` when that module is added.
+
+* :class:`ConversationSession` - one customer's chat as a Conversation Memory
+  conversation: created on the first write, resumed by id, ended on request.
+* :func:`item_metadata` - the flat metadata of a recalled item.
+* :func:`split_memory` - a sync :class:`Memory` and its :class:`AsyncMemory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from memory_core.aio import AsyncMemory
+from memory_core.config import DEFAULT_TENANT
+from memory_core.errors import NotFoundError, ValidationError
+from memory_core.memory import Memory
+from memory_core.models import (
+    Channel,
+    Conversation,
+    ConversationIn,
+    ConversationStatus,
+    Identifier,
+    Message,
+    MessageIn,
+    Profile,
+    new_id,
+)
+from memory_core.recall import RecallItem, RecallOptions, RecallResult
+
+__all__ = [
+    "ConversationSession",
+    "CustomerRef",
+    "item_metadata",
+    "split_memory",
+]
+
+CustomerRef = str | Identifier
+"""A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
+
+
+def split_memory(memory: Memory | AsyncMemory) -> tuple[Memory, AsyncMemory]:
+    """The sync engine and an async facade over it, from either one."""
+    if isinstance(memory, AsyncMemory):
+        return memory.sync, memory
+    if isinstance(memory, Memory):
+        return memory, AsyncMemory(memory)
+    raise TypeError(f"expected a memory_core.Memory or AsyncMemory, got {type(memory).__name__}")
+
+
+def item_metadata(item: RecallItem, result: RecallResult) -> dict[str, Any]:
+    """Flat, JSON-ready metadata of a recalled item: what it is, its score and
+    where it came from. Empty provenance fields are left out."""
+    p = item.provenance
+    meta: dict[str, Any] = {
+        "id": item.id,
+        "kind": item.type.value,
+        "score": item.score,
+        "profile_id": result.profile_id,
+        "tenant": result.tenant,
+        "conversation_id": p.conversation_id,
+        "channel": p.channel.value if p.channel is not None else None,
+        "role": p.role.value if p.role is not None else None,
+        "ts": p.ts.isoformat() if p.ts is not None else None,
+        "source": p.source,
+        "message_ids": list(p.message_ids) or None,
+    }
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def _is_profile_id(ref: CustomerRef) -> bool:
+    return isinstance(ref, str) and ref.startswith("prf_")
+
+
+class ConversationSession:
+    """One customer's chat, kept as a Conversation Memory conversation.
+
+    The conversation is created on the first :meth:`add` (with
+    ``conversation_id`` as its id when given, so a session id can name it) and
+    resumed when it already exists. A resumed conversation must belong to
+    ``customer``: otherwise :class:`ValidationError` - one customer's session
+    never writes into, or reads from, another's conversation. With
+    ``customer=None`` the session can only resume an existing conversation.
+
+    :meth:`end` closes the conversation; the next :meth:`add` opens a fresh one.
+    A conversation found ended (by :meth:`end` here or by another process) is
+    treated the same way. Nothing is ever deleted.
+
+    A session serves one chat: its calls are meant to come one after another,
+    as the turns of a chat do (the engine itself is thread-safe).
+    """
+
+    def __init__(
+        self,
+        memory: Memory | AsyncMemory,
+        customer: CustomerRef | None = None,
+        *,
+        channel: Channel | str = Channel.CHAT,
+        tenant: str = DEFAULT_TENANT,
+        conversation_id: str | None = None,
+    ) -> None:
+        self.sync, self.aio = split_memory(memory)
+        try:
+            self.channel = Channel(channel)
+        except ValueError:
+            allowed = ", ".join(c.value for c in Channel)
+            raise ValidationError(f"unknown channel {channel!r}; use one of: {allowed}") from None
+        self.customer = customer
+        self.tenant = tenant
+        self._id = conversation_id or new_id("cnv")
+        self._ready = False  # the conversation exists, is open and was checked
+        self._profile_id: str | None = None
+
+    @property
+    def conversation_id(self) -> str:
+        """The id of the current conversation (it may not be stored yet)."""
+        return self._id
+
+    # -- checks shared by the sync and async paths ------------------------------
+    def _accept(self, conv: Conversation, owner: Profile | None) -> bool:
+        if self.customer is not None and (owner is None or owner.id != conv.profile_id):
+            raise ValidationError(
+                f"conversation {conv.id!r} belongs to another customer than {self.customer!s}"
+            )
+        self._profile_id = conv.profile_id
+        self.channel = conv.channel
+        if conv.status is ConversationStatus.ENDED:
+            self._rotate()
+            return False
+        self._ready = True
+        return True
+
+    def _rotate(self) -> None:
+        self._id = new_id("cnv")
+        self._ready = False
+
+    def _opening(self, items: Sequence[MessageIn]) -> ConversationIn:
+        ref = self.customer
+        customer: list[str]
+        profile_id: str | None
+        if ref is None and self._profile_id is None:
+            raise ValidationError(
+                "a new conversation needs the customer: pass customer= a profile id or an "
+                "identifier such as 'phone:+16175550142'"
+            )
+        if ref is None:
+            profile_id, customer = self._profile_id, []
+        elif _is_profile_id(ref):
+            profile_id, customer = str(ref), []
+        else:
+            profile_id, customer = None, [str(ref)]
+        return ConversationIn(
+            channel=self.channel,
+            id=self._id,
+            customer=customer,
+            profile_id=profile_id,
+            messages=list(items),
+            ended=False,
+        )
+
+    def _recall_ref(self) -> CustomerRef | None:
+        return self.customer if self.customer is not None else self._profile_id
+
+    # -- sync -------------------------------------------------------------------
+    def _check(self) -> bool:
+        """Whether the current conversation exists (and is ours and open)."""
+        if self._ready:
+            return True
+        try:
+            conv = self.sync.get_conversation(self._id, tenant=self.tenant)
+        except NotFoundError:
+            return False
+        owner = None
+        if self.customer is not None:
+            owner = self.sync.find_profile(self.customer, tenant=self.tenant)
+        return self._accept(conv, owner)
+
+    def messages(self) -> list[Message]:
+        """The current conversation's messages, in order ([] before the first add)."""
+        if not self._check():
+            return []
+        return self.sync.list_messages(self._id, tenant=self.tenant)
+
+    def add(self, items: Sequence[MessageIn]) -> list[Message]:
+        """Append messages, opening the conversation on the first call."""
+        if not items:
+            return []
+        if self._check():
+            return self.sync.add_messages(self._id, list(items), tenant=self.tenant)
+        result = self.sync.ingest(self._opening(items), tenant=self.tenant)
+        self._profile_id = result.profile.id
+        self._ready = True
+        return result.messages
+
+    def end(self) -> None:
+        """End the conversation (kept, with its messages); the next add opens a new one."""
+        if self._check():
+            self.sync.end_conversation(self._id, tenant=self.tenant)
+        self._rotate()
+
+    def recall(
+        self, query: str | None, options: RecallOptions | None = None
+    ) -> RecallResult | None:
+        """Recall for the customer (None while nothing is known about them).
+
+        With no query and an open conversation, its last turns are the query
+        and are left out of the result (they are in the chat already).
+        """
+        ready = self._check()
+        ref = self._recall_ref()
+        profile = None if ref is None else self.sync.find_profile(ref, tenant=self.tenant)
+        if profile is None:
+            return None
+        return self.sync.recall(
+            profile.id,
+            query,
+            tenant=self.tenant,
+            conversation_id=self._id if ready and not query else None,
+            options=options,
+        )
+
+    # -- async (the engine runs in worker threads, never on the event loop) -----
+    async def _acheck(self) -> bool:
+        if self._ready:
+            return True
+        try:
+            conv = await self.aio.get_conversation(self._id, tenant=self.tenant)
+        except NotFoundError:
+            return False
+        owner = None
+        if self.customer is not None:
+            owner = await self.aio.find_profile(self.customer, tenant=self.tenant)
+        return self._accept(conv, owner)
+
+    async def amessages(self) -> list[Message]:
+        if not await self._acheck():
+            return []
+        return await self.aio.list_messages(self._id, tenant=self.tenant)
+
+    async def aadd(self, items: Sequence[MessageIn]) -> list[Message]:
+        if not items:
+            return []
+        if await self._acheck():
+            return await self.aio.add_messages(self._id, list(items), tenant=self.tenant)
+        result = await self.aio.ingest(self._opening(items), tenant=self.tenant)
+        self._profile_id = result.profile.id
+        self._ready = True
+        return result.messages
+
+    async def aend(self) -> None:
+        if await self._acheck():
+            await self.aio.end_conversation(self._id, tenant=self.tenant)
+        self._rotate()
+
+    async def arecall(
+        self, query: str | None, options: RecallOptions | None = None
+    ) -> RecallResult | None:
+        ready = await self._acheck()
+        ref = self._recall_ref()
+        profile = None if ref is None else await self.aio.find_profile(ref, tenant=self.tenant)
+        if profile is None:
+            return None
+        return await self.aio.recall(
+            profile.id,
+            query,
+            tenant=self.tenant,
+            conversation_id=self._id if ready and not query else None,
+            options=options,
+        )

@@ -1,0 +1,109 @@
+"""LangChain retrievers over Conversation Memory.
+
+:class:`ConversationMemoryRetriever` returns what the engine recalls about one
+customer for a query, one ``Document`` per recalled item.
+
+A ``KnowledgeRetriever`` over the business's knowledge base (cited chunks,
+citation in metadata) belongs here too; it is added with the engine's
+knowledge search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field, field_validator
+
+from integrations.langchain._common import CustomerRef, item_metadata, split_memory
+from memory_core.aio import AsyncMemory
+from memory_core.config import DEFAULT_TENANT
+from memory_core.memory import Memory
+from memory_core.recall import RecallOptions, RecallResult
+
+__all__ = ["ConversationMemoryRetriever"]
+
+
+def _documents(result: RecallResult | None) -> list[Document]:
+    if result is None:
+        return []
+    return [
+        Document(page_content=item.text, metadata=item_metadata(item, result), id=item.id)
+        for item in result.items
+    ]
+
+
+class ConversationMemoryRetriever(BaseRetriever):
+    """What Conversation Memory recalls about one customer, as ``Document`` objects.
+
+    ``page_content`` is the recalled text (a trait, an observation, a summary or
+    a message); ``metadata`` holds ``kind``, ``score`` (in [0, 1]), ``id``,
+    ``profile_id``, ``tenant`` and the provenance (``conversation_id``,
+    ``channel``, ``role``, ``ts``, ``source``, ``message_ids``). An empty query
+    recalls the most recent context. A customer the store does not know yet
+    yields no documents.
+
+    The text is the customer's own words: treat it as data, not instructions,
+    when you put it in a prompt (the engine's ``RecallResult.context`` is
+    already wrapped that way).
+
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`; ``ainvoke``
+    runs the engine in worker threads, never on the event loop.
+
+    Example::
+
+        retriever = ConversationMemoryRetriever(memory=memory, customer="phone:+16175550142")
+        docs = retriever.invoke("delivery preferences")
+    """
+
+    memory: Memory
+    customer: CustomerRef
+    tenant: str = DEFAULT_TENANT
+    options: RecallOptions = Field(default_factory=RecallOptions)
+    #: Recall in the context of this conversation (its last turns are left out).
+    conversation_id: str | None = None
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _sync_memory(cls, value: Any) -> Any:
+        return value.sync if isinstance(value, AsyncMemory) else value
+
+    def _recall(self, query: str) -> RecallResult | None:
+        profile = self.memory.find_profile(self.customer, tenant=self.tenant)
+        if profile is None:
+            return None
+        return self.memory.recall(
+            profile.id,
+            query,
+            tenant=self.tenant,
+            conversation_id=self.conversation_id,
+            options=self.options,
+        )
+
+    async def _arecall(self, query: str) -> RecallResult | None:
+        _, aio = split_memory(self.memory)
+        profile = await aio.find_profile(self.customer, tenant=self.tenant)
+        if profile is None:
+            return None
+        return await aio.recall(
+            profile.id,
+            query,
+            tenant=self.tenant,
+            conversation_id=self.conversation_id,
+            options=self.options,
+        )
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return _documents(self._recall(query))
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return _documents(await self._arecall(query))

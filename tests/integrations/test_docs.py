@@ -1,0 +1,32 @@
+"""The Python snippets of docs/integrations.md run, in order, as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("langchain_core", reason="needs the langchain extra")
+pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+
+
+@pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecationWarning:inspect")
+def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 6
+    namespace: dict[str, object] = {"__name__": "docs_integrations"}
+    try:
+        for block in blocks:
+            exec(compile(block, str(DOC), "exec"), namespace)
+    finally:
+        memory = namespace.get("memory")
+        if memory is not None:
+            memory.close()  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    assert "Please text me, I can't take calls at work. sms" in out
+    assert "Where is my replacement?" in out
+    assert "recalled DATA about the customer" in out

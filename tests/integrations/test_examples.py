@@ -1,0 +1,57 @@
+"""The examples run offline, as a user would run them, and show what they promise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run_example(name: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVMEM_")}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return proc.stdout
+
+
+def test_langchain_support_agent_example() -> None:
+    pytest.importorskip("langchain_core", reason="needs the langchain extra")
+    out = _run_example("langchain_support_agent.py")
+
+    memory_first_turn = out.split("memory for the first turn:")[1].split("customer:")[0]
+    assert "Please text me updates, I can't take calls at work." in memory_first_turn
+    assert "agent:    It shipped this morning" in out
+    assert "tool remember(" in out and "-> Saved." in out
+    assert '<item type="message' in out.split("tool recall('delivery address') ->")[1]
+    assert "stored: 4 messages in conversation web-chat-20260611-0042" in out
+    found = out.split("the retriever now finds what the customer said in this chat:")[1]
+    first = found.strip().splitlines()[0]
+    assert first.endswith("Please deliver it to my office at 200 Clarendon St from now on.")
+
+
+def test_llamaindex_query_engine_example() -> None:
+    pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")
+    out = _run_example("llamaindex_query_engine.py")
+
+    sources = out.split("sources:")[1].split("customer:")[0]
+    assert "trait" in sources and "tier: gold" in sources
+    assert "sms customer" in sources and "Text me, please" in sources
+    assert "agent:    Will do - you'll get a text, not a call." in out
+    given = out.split("what the model is given next turn")[1]
+    assert "recalled DATA about the customer" in given
+    assert "I never pick up unknown numbers" in given
+    assert "stored: 4 messages in conversation cnv_" in out
+    assert "  customer  Great. Text me when it lands." in out
