@@ -1,0 +1,152 @@
+"""``convmem serve``, ``convmem mcp-token`` and ``convmem bench-mcp``.
+
+:func:`register` is the ``convmem.cli`` entry point (see ``pyproject.toml``).
+The ``mcp`` SDK is imported only inside the commands that need it, so
+``convmem`` works without the ``mcp`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from memory_core.config import Settings, load_settings
+from memory_core.errors import ConfigError
+
+__all__ = ["register"]
+
+_DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
+]
+_EmbedderOpt = Annotated[
+    str | None,
+    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the MCP commands to the ``convmem`` app."""
+    app.command("serve")(serve)
+    app.command("mcp-token")(mcp_token)
+    app.command("bench-mcp")(bench_mcp)
+
+
+def _require_mcp() -> None:
+    try:
+        import mcp  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            "the MCP server needs the 'mcp' extra: pip install 'conversation-memory[mcp]'"
+        ) from exc
+
+
+def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
+    backend = f"sqlite:///{db.resolve()}" if db is not None else None
+    return load_settings(backend=backend, tenant=tenant, embedder=embedder)
+
+
+def _say(text: str) -> None:
+    """Status lines go to stderr: over stdio, stdout carries the protocol."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def serve(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP (bearer tokens) instead of stdio.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="HTTP: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: port (0 picks a free one).")] = 8000,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", help="stdio: the tenant served (default: configured)."),
+    ] = None,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokens-file",
+            help='HTTP: JSON {"<token or sha256:hex>": "<tenant>"}; also $CONVMEM_MCP_TOKENS.',
+        ),
+    ] = None,
+    db: _DbOpt = None,
+    embedder: _EmbedderOpt = None,
+) -> None:
+    """Serve memory to LLM agents over MCP (stdio, or streamable HTTP with --http).
+
+    Over stdio the server acts for one tenant (--tenant). Over HTTP every request
+    needs a bearer token, and the token decides the tenant; without any token
+    configured the server refuses to start.
+    """
+    _require_mcp()
+    from mcp_server.auth import TokenTable
+    from mcp_server.server import create_server, run_http
+
+    if not http:
+        settings = _settings(db, tenant, embedder)
+        _say(f"convmem MCP server on stdio (tenant {settings.tenant!r})")
+        create_server(settings).run("stdio")
+        return
+    if tenant is not None:
+        raise ConfigError(
+            "--tenant applies to stdio only: over HTTP each bearer token names its tenant"
+        )
+    tokens = TokenTable.load(tokens_file)
+    if not len(tokens):
+        raise ConfigError(
+            "refusing to serve HTTP without authentication: configure bearer tokens with "
+            '$CONVMEM_MCP_TOKENS=\'{"<token>": "<tenant>"}\' or --tokens-file tokens.json '
+            "(`convmem mcp-token <tenant>` makes a token)"
+        )
+    server = create_server(_settings(db, None, embedder), tokens=tokens)
+    tenants = ", ".join(tokens.tenants)
+    run_http(
+        server,
+        host=host,
+        port=port,
+        on_ready=lambda url: _say(f"convmem MCP server listening on {url} (tenants: {tenants})"),
+    )
+
+
+def mcp_token(
+    tenant: Annotated[str, typer.Argument(help="The tenant this token gives access to.")],
+) -> None:
+    """Make a bearer token for `convmem serve --http`, and its config entry."""
+    from mcp_server.auth import TokenTable, digest, new_token
+
+    token = new_token()
+    TokenTable.from_mapping({token: tenant})  # checks the tenant name
+    print(f"token:  {token}")
+    print(f"config: {json.dumps({f'sha256:{digest(token)}': tenant})}")
+    _say(
+        "Give the token to the client (Authorization: Bearer <token>); put the config entry "
+        "in --tokens-file or $CONVMEM_MCP_TOKENS. The config holds only the token's digest."
+    )
+
+
+def bench_mcp(
+    calls: Annotated[int, typer.Option(help="Timed calls per tool and transport.")] = 200,
+    warmup: Annotated[int, typer.Option(help="Untimed calls first, per tool and transport.")] = 20,
+    messages: Annotated[int, typer.Option(help="Messages stored before measuring.")] = 500,
+    embedder: Annotated[
+        str, typer.Option(help="Embedder of the store (hash measures the protocol, not a model).")
+    ] = "hash",
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Per-tool MCP latency (p50/p95, warm) over stdio and HTTP, beside the Python API.
+
+    The same calls are made directly on the Python API in the same run, so the
+    ratio is the protocol overhead.
+    """
+    _require_mcp()
+    from rich.console import Console
+
+    from mcp_server.bench import print_mcp_bench, run_mcp_bench
+
+    result = run_mcp_bench(calls=calls, warmup=warmup, messages=messages, embedder=embedder)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        print_mcp_bench(Console(), result)

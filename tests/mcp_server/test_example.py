@@ -1,0 +1,28 @@
+"""examples/mcp_client.py runs as documented and shows the round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.mcp_server.conftest import child_env
+
+
+def test_mcp_client_example_remembers_then_recalls(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "mcp_client.py")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env=child_env(XDG_DATA_HOME=str(tmp_path / "data")),
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "tools: recall, remember, get_profile, update_profile, forget" in out
+    assert "remembered 3 messages in cnv_" in out
+    assert "[sms] I was charged twice for Premium in May." in out
+    assert '<customer_memory profile="prf_' in out
+    assert not (tmp_path / "data").exists()  # the example wrote only to its temp dir

@@ -1,0 +1,224 @@
+"""``convmem serve --http`` as a real subprocess on 127.0.0.1: bearer-token auth,
+tenant isolation by token, and a bounded burst of concurrent clients."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import MCPError
+
+from mcp_server.bench import HttpServerProcess, convmem_command, http_client
+from tests.mcp_server.conftest import PHONE, child_env, error_text, first_exchange, ok
+
+TOKEN_A = "tenant-a-token-0123456789abcdef"
+TOKEN_A2 = "tenant-a-second-token-0123456789"
+TOKEN_B = "tenant-b-token-0123456789abcdef"
+JSONRPC_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServerProcess]:
+    root = tmp_path_factory.mktemp("http")
+    with HttpServerProcess(
+        root / "http.db",
+        {TOKEN_A: "tenant-a", TOKEN_A2: "tenant-a", TOKEN_B: "tenant-b"},
+        environ=child_env(XDG_DATA_HOME=str(root / "data")),
+    ) as running:
+        yield running
+
+
+def _initialize(request_id: int = 1) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+
+
+# -- authentication -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer wrong-token-0123456789abcdef",
+        f"Basic {TOKEN_A}",
+        f"Bearer {TOKEN_A}x",
+        "Bearer",
+    ],
+)
+def test_requests_without_a_valid_token_get_401(
+    server: HttpServerProcess, authorization: str | None
+) -> None:
+    headers = dict(JSONRPC_HEADERS)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = httpx2.post(server.url, json=_initialize(), headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer ")
+    assert "mcp-session-id" not in response.headers
+
+
+def test_a_valid_token_is_accepted(server: HttpServerProcess) -> None:
+    headers = {**JSONRPC_HEADERS, "Authorization": f"Bearer {TOKEN_A}"}
+    response = httpx2.post(server.url, json=_initialize(), headers=headers, timeout=10)
+    assert response.status_code == 200
+    assert "mcp-session-id" in response.headers
+
+
+def test_a_session_cannot_be_used_with_another_token(server: HttpServerProcess) -> None:
+    opened = httpx2.post(
+        server.url,
+        json=_initialize(),
+        headers={**JSONRPC_HEADERS, "Authorization": f"Bearer {TOKEN_A}"},
+        timeout=10,
+    )
+    session = opened.headers["mcp-session-id"]
+    hijack = httpx2.post(
+        server.url,
+        json={"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
+        headers={
+            **JSONRPC_HEADERS,
+            "Authorization": f"Bearer {TOKEN_B}",
+            "mcp-session-id": session,
+            "mcp-protocol-version": "2025-11-25",
+        },
+        timeout=10,
+    )
+    assert hijack.status_code == 404
+
+
+async def test_the_sdk_client_with_a_wrong_token_cannot_connect(server: HttpServerProcess) -> None:
+    with anyio.fail_after(30), pytest.raises(BaseExceptionGroup) as failure:
+        async with http_client(server.url, "wrong-token-0123456789abcdef") as client:
+            await client.list_tools()
+    assert failure.group_contains(MCPError, depth=None)
+
+
+# -- tenants -------------------------------------------------------------------------
+
+
+async def test_a_token_for_one_tenant_never_touches_another(server: HttpServerProcess) -> None:
+    with anyio.fail_after(60):
+        async with http_client(server.url, TOKEN_A) as a:
+            saved = ok(await a.call_tool("remember", first_exchange(conversation_id="iso-a")))
+            profile_id, conversation_id = saved["profile_id"], saved["conversation_id"]
+            before = ok(await a.call_tool("get_profile", {"profile": profile_id}))["counts"]
+
+        async with http_client(server.url, TOKEN_B) as b:
+            # Same phone number, other tenant: nothing is known there.
+            assert "no profile" in error_text(await b.call_tool("recall", {"profile": PHONE}))
+            by_id = error_text(await b.call_tool("get_profile", {"profile": profile_id}))
+            assert "does not exist in tenant 'tenant-b'" in by_id
+            for target, ident in (("profile", profile_id), ("conversation", conversation_id)):
+                refused = await b.call_tool("forget", {"target": target, "id": ident})
+                assert "does not exist" in error_text(refused)
+            appended = await b.call_tool(
+                "remember",
+                {
+                    "conversation_id": conversation_id,
+                    "messages": [{"role": "customer", "text": "x"}],
+                },
+            )
+            assert "channel is required" in error_text(appended)
+            # Tenant B's own customer with the same phone is a different profile.
+            own = ok(await b.call_tool("remember", first_exchange()))
+            assert own["profile_id"] != profile_id
+
+        async with http_client(server.url, TOKEN_A2) as a2:  # another token of tenant A
+            after = ok(await a2.call_tool("get_profile", {"profile": profile_id}))
+            assert after["counts"] == before
+            recalled = ok(await a2.call_tool("recall", {"profile": PHONE, "query": "charged"}))
+            assert {i["provenance"]["conversation_id"] for i in recalled["items"]} == {"iso-a"}
+
+
+async def test_resources_are_scoped_by_token_too(server: HttpServerProcess) -> None:
+    with anyio.fail_after(60):
+        async with http_client(server.url, TOKEN_A) as a:
+            saved = ok(await a.call_tool("remember", first_exchange(channel="email")))
+            text = (await a.read_resource(f"convmem://profiles/{saved['profile_id']}")).contents
+            assert saved["profile_id"] in getattr(text[0], "text", "")
+        async with http_client(server.url, TOKEN_B) as b:
+            with pytest.raises(MCPError, match="does not exist"):
+                await b.read_resource(f"convmem://profiles/{saved['profile_id']}")
+
+
+async def test_a_burst_of_concurrent_clients_is_answered_correctly(
+    server: HttpServerProcess,
+) -> None:
+    clients, calls_each = 5, 4
+    results: dict[tuple[int, int], dict[str, Any]] = {}
+
+    async def one_client(n: int) -> None:
+        # Clients 2k (tenant A) and 2k+1 (tenant B) talk about the same phone number
+        # at the same time: each must only ever see its own tenant's messages.
+        token = TOKEN_A if n % 2 == 0 else TOKEN_B
+        phone = f"phone:+1617555{n // 2:04d}"
+        async with http_client(server.url, token) as client:
+            for i in range(calls_each):
+                saved = ok(
+                    await client.call_tool(
+                        "remember",
+                        {
+                            "channel": "chat",
+                            "customer": [phone],
+                            "conversation_id": f"burst-{n}",
+                            "messages": [{"role": "customer", "text": f"client {n} call {i}"}],
+                        },
+                    )
+                )
+                got = ok(await client.call_tool("recall", {"profile": phone, "max_messages": 50}))
+                results[(n, i)] = {"saved": saved, "got": got}
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for n in range(clients):
+                tg.start_soon(one_client, n)
+
+    assert len(results) == clients * calls_each
+    for (n, i), r in results.items():
+        texts = {item["text"] for item in r["got"]["items"]}
+        assert texts == {f"client {n} call {k}" for k in range(i + 1)}
+        assert r["got"]["profile_id"] == r["saved"]["profile_id"]
+
+
+# -- start-up -------------------------------------------------------------------------
+
+
+def test_http_without_tokens_refuses_to_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*convmem_command(), "serve", "--http", "--port", "0", "--db", str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=child_env(XDG_DATA_HOME=str(tmp_path)),
+    )
+    assert done.returncode == 2
+    assert "refusing to serve HTTP without authentication" in " ".join(done.stderr.split())
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_http_refuses_a_tenant_flag(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*convmem_command(), "serve", "--http", "--tenant", "acme"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=child_env(CONVMEM_MCP_TOKENS=f'{{"{TOKEN_A}": "acme"}}'),
+    )
+    assert done.returncode == 2
+    assert "each bearer token names its tenant" in " ".join(done.stderr.split())
