@@ -10,16 +10,23 @@ misbehave in a library:
 * ``litellm.suppress_debug_info = True``. Otherwise LiteLLM prints a "Give
   Feedback / Get Help" banner to stdout on every failed call, which would
   corrupt a stdio protocol such as MCP's.
+
+And each call runs in a short-lived worker thread: a blocking
+``litellm.embedding`` call made on the main thread creates an event loop for its
+timing hooks (``asyncio.get_event_loop()``), installs it as the thread's current
+loop and never closes it. In a worker thread the hooks run in ``asyncio.run``,
+which closes its loop.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +37,28 @@ __all__ = ["LiteLLMEmbedder"]
 
 _PROBE_TEXT = "dimension probe"
 _import_lock = threading.Lock()
+
+_T = TypeVar("_T")
+
+
+def _in_worker_thread(call: Callable[[], _T]) -> _T:
+    """Run ``call`` in a fresh thread (same context variables) and return or raise its outcome."""
+    context = contextvars.copy_context()
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(context.run(call))
+        except BaseException as exc:  # handed over to the calling thread, re-raised there
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="convmem-litellm-embedding", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _import_litellm() -> ModuleType:
@@ -61,7 +90,9 @@ class LiteLLMEmbedder:
         api_base: The endpoint, for proxies and self-hosted OpenAI-compatible servers.
         batch_size: At most this many texts per request.
         timeout: Seconds per request.
-        max_retries: Retries per request on connection errors, 429 and 5xx.
+        max_retries: Retries per request on connection errors, 429 and 5xx (done
+            by the provider SDK). Note: LiteLLM 1.106 turns ``0`` into its default
+            of 2 for OpenAI-compatible providers (BerriAI/litellm#7003).
 
     Rows are L2-normalised here whatever the provider returns. Every failure
     of the provider (authentication, rate limit, timeout, bad response)
@@ -156,7 +187,7 @@ class LiteLLMEmbedder:
             kwargs["dimensions"] = self._requested_dimension
             kwargs["drop_params"] = True  # providers without the parameter ignore it
         try:
-            response = litellm.embedding(**kwargs)
+            response = _in_worker_thread(lambda: litellm.embedding(**kwargs))
         except openai.OpenAIError as exc:
             raise ModelError(f"embedding model {self.model!r} failed: {exc}") from exc
         return self._parse(response, len(texts))
