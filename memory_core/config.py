@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     #: ``sqlite`` (file ``memory.db`` in data_dir), ``sqlite:///abs/path.db``, or
     #: ``weaviate://host:port`` (with the weaviate extra).
     backend: str = "sqlite"
+    #: API key of a Weaviate server with authentication (Weaviate Cloud, self-hosted).
+    weaviate_api_key: SecretStr | None = None
+    #: gRPC port of a ``weaviate://`` backend (default 50051; 443 with ``weaviates://``).
+    weaviate_grpc_port: int | None = Field(default=None, gt=0, lt=65536)
     #: ``local`` (bundled MiniLM on onnxruntime), ``hash[:DIM]`` (tests), ``litellm:<model>``.
     embedder: str = "local"
     #: Region used to read phone numbers written without a country code.
@@ -58,6 +62,18 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0)
     #: Extract observations, traits and a summary when a conversation ends.
     auto_extract: bool = True
+    #: Governance policy per tenant (``[policies.<tenant>]`` in the TOML file, ``"*"``
+    #: for tenants without their own); see :class:`memory_core.governance.Policy`.
+    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Seconds between retention runs (``memory.gc()``) of a long-running server; 0 = never.
+    gc_interval: float = Field(default=3600.0, ge=0)
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from memory_core.governance.policy import check_policies
+
+        return check_policies(value)
 
     @field_validator("default_region")
     @classmethod

@@ -29,6 +29,9 @@ from memory_core.backends.base import (
 from memory_core.config import DEFAULT_TENANT, Settings, load_settings
 from memory_core.embedding.base import Embedder
 from memory_core.errors import ConfigError, ConflictError, NotFoundError, ValidationError
+from memory_core.governance.api import GovernanceMixin
+from memory_core.governance.audit import SYSTEM_TENANT
+from memory_core.knowledge.api import KnowledgeMixin
 from memory_core.models import (
     Channel,
     Conversation,
@@ -45,6 +48,7 @@ from memory_core.models import (
     new_id,
     utcnow,
 )
+from memory_core.observations import ObservationsMixin
 from memory_core.profiles import ProfilesMixin
 from memory_core.recall import (
     ItemType,
@@ -61,9 +65,18 @@ __all__ = ["IngestResult", "Memory", "ProfileRef"]
 
 class IngestResult:
     """What an ingest call did: the conversation, the profile, the new messages,
-    and any profiles merged into this one while resolving the customer."""
+    and any profiles merged into this one while resolving the customer; ``dropped``
+    and ``redacted`` count messages the tenant's policy excluded or redacted."""
 
-    __slots__ = ("conversation", "merged_profile_ids", "messages", "profile", "skipped")
+    __slots__ = (
+        "conversation",
+        "dropped",
+        "merged_profile_ids",
+        "messages",
+        "profile",
+        "redacted",
+        "skipped",
+    )
 
     def __init__(
         self,
@@ -72,12 +85,16 @@ class IngestResult:
         messages: list[Message],
         skipped: int,
         merged_profile_ids: list[str],
+        dropped: int = 0,
+        redacted: int = 0,
     ) -> None:
         self.conversation = conversation
         self.profile = profile
         self.messages = messages
         self.skipped = skipped
         self.merged_profile_ids = merged_profile_ids
+        self.dropped = dropped
+        self.redacted = redacted
 
     def __repr__(self) -> str:
         return (
@@ -87,7 +104,7 @@ class IngestResult:
         )
 
 
-class Memory(ProfilesMixin):
+class Memory(GovernanceMixin, KnowledgeMixin, ObservationsMixin, ProfilesMixin):
     """Customer memory over a storage backend and an embedder.
 
     Build it from parts (``Memory(backend, embedder)``) or from settings with
@@ -138,19 +155,22 @@ class Memory(ProfilesMixin):
     def create_tenant(self, tenant: str) -> str:
         """Create a tenant (idempotent) and return its name."""
         check_tenant_name(tenant)
-        self.backend.ensure_tenant(tenant)
+        if tenant not in self.backend.list_tenants():
+            self.backend.ensure_tenant(tenant)
+            self._audit(SYSTEM_TENANT, "create_tenant", f"tenant:{tenant}")
         self._known_tenants.add(tenant)
         return tenant
 
     def list_tenants(self) -> list[str]:
-        return self.backend.list_tenants()
+        return [t for t in self.backend.list_tenants() if t != SYSTEM_TENANT]
 
     def delete_tenant(self, tenant: str) -> DeletionReceipt:
         """Delete a tenant and everything in it, from every index."""
         self._tenant(tenant)
         counts = self.backend.drop_tenant(tenant)
         self._known_tenants.discard(tenant)
-        return DeletionReceipt(tenant=tenant, target=f"tenant:{tenant}", deleted=counts)
+        receipt = DeletionReceipt(tenant=tenant, target=f"tenant:{tenant}", deleted=counts)
+        return self._erased(receipt, "delete_tenant")
 
     # -- conversations and messages ---------------------------------------------
     def start_conversation(
@@ -198,6 +218,7 @@ class Memory(ProfilesMixin):
         except Exception as exc:  # pydantic.ValidationError
             raise ValidationError(f"invalid conversation: {exc}") from exc
         self._tenant(tenant)
+        conv_in, screened = self._screen_ingest(tenant, conv_in)  # policy: redact, exclude
         idents = [self._parse(c) for c in conv_in.customer]
         if not idents and conv_in.profile_id is None and conv_in.id is None:
             raise ValidationError(
@@ -228,8 +249,13 @@ class Memory(ProfilesMixin):
                 if conv_in.profile_id is not None:
                     anchor = self._live_profile(tenant, conv_in.profile_id)
                     resolved, merged = self._resolve(tenant, idents, create=False, anchor=anchor)
-                else:
+                elif idents:
                     resolved, merged = self._resolve(tenant, idents, create=True)
+                else:
+                    raise NotFoundError(
+                        f"conversation {conv_in.id!r} does not exist; to start it, give the "
+                        "customer's identifiers or a profile_id"
+                    )
                 assert resolved is not None
                 profile = resolved
                 first_ts = next((m.ts for m in conv_in.messages if m.ts is not None), None)
@@ -264,7 +290,13 @@ class Memory(ProfilesMixin):
                     new_msgs,
                     Vectors(self.embedder.model_id, np.ascontiguousarray(vectors[keep_rows])),
                 )
-        return IngestResult(conv, profile, new_msgs, skipped, merged)
+            details: dict[str, int | str] = {"messages": len(new_msgs), "skipped": skipped}
+            details |= {"profile": profile.id, "merged": len(merged)}
+            details |= {"dropped": screened.dropped, "redacted": screened.redacted}
+            self._audit(tenant, "ingest", f"conversation:{conv.id}", details)
+        return IngestResult(
+            conv, profile, new_msgs, skipped, merged, screened.dropped, screened.redacted
+        )
 
     def _last_message_text(self, tenant: str, conversation_id: str) -> str | None:
         last = self.backend.find(
@@ -409,6 +441,8 @@ class Memory(ProfilesMixin):
                 }
             )
             self.backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
+            self._audit(tenant, "end_conversation", f"conversation:{conv.id}")
+        self._auto_extract(tenant, conv)  # observations, traits, summary; never fails the end
         return conv
 
     def get_conversation(
@@ -476,26 +510,33 @@ class Memory(ProfilesMixin):
     # -- deletion ---------------------------------------------------------------
     def delete_message(self, message_id: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
         msg = self.get_message(message_id, tenant=tenant)
-        n = self.backend.delete(tenant, Collection.MESSAGES, Where(eq={"id": msg.id}))
-        return DeletionReceipt(tenant=tenant, target=f"message:{msg.id}", deleted={"messages": n})
+        with self.backend.batch():
+            derived = self._forget_derived(tenant, msg.profile_id, [msg.id], [msg.conversation_id])
+            n = self.backend.delete(tenant, Collection.MESSAGES, Where(eq={"id": msg.id}))
+        receipt = DeletionReceipt(
+            tenant=tenant, target=f"message:{msg.id}", deleted={"messages": n, **derived}
+        )
+        return self._erased(receipt, "delete_message", following=[msg])
 
     def delete_conversation(
         self, conversation_id: str, *, tenant: str = DEFAULT_TENANT
     ) -> DeletionReceipt:
         """Delete a conversation and its messages from every index."""
         conv = self.get_conversation(conversation_id, tenant=tenant)
+        mine = Where(eq={"conversation_id": conv.id})
         with self.backend.batch():
-            n_msgs = self.backend.delete(
-                tenant, Collection.MESSAGES, Where(eq={"conversation_id": conv.id})
-            )
+            ids = [m.id for m in self.backend.find(tenant, Collection.MESSAGES, mine)]
+            derived = self._forget_derived(tenant, conv.profile_id, ids, [conv.id])
+            n_msgs = self.backend.delete(tenant, Collection.MESSAGES, mine)
             n_conv = self.backend.delete(
                 tenant, Collection.CONVERSATIONS, Where(eq={"id": conv.id})
             )
-        return DeletionReceipt(
+        receipt = DeletionReceipt(
             tenant=tenant,
             target=f"conversation:{conv.id}",
-            deleted={"conversations": n_conv, "messages": n_msgs},
+            deleted={"conversations": n_conv, "messages": n_msgs, **derived},
         )
+        return self._erased(receipt, "delete_conversation")
 
     def delete_profile(self, ref: ProfileRef, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
         """Erase a customer: the profile, its identifiers, traits, conversations,
@@ -522,7 +563,8 @@ class Memory(ProfilesMixin):
             counts[Collection.PROFILES.value] = self.backend.delete(
                 tenant, Collection.PROFILES, Where(any_of={"id": ids})
             )
-        return DeletionReceipt(tenant=tenant, target=f"profile:{profile.id}", deleted=counts)
+        receipt = DeletionReceipt(tenant=tenant, target=f"profile:{profile.id}", deleted=counts)
+        return self._erased(receipt, "delete_profile")
 
     # -- recall -----------------------------------------------------------------
     def recall(
@@ -586,7 +628,12 @@ class Memory(ProfilesMixin):
             items += self._recall_messages(q)
         if opts.limit(ItemType.KNOWLEDGE):
             items += self._recall_knowledge(q)
-        context, tokens, _ = render_context(profile.id, items, opts.token_budget)
+        context, tokens, _ = render_context(
+            profile.id,
+            items,
+            opts.token_budget,
+            {ItemType.KNOWLEDGE: opts.knowledge_token_share},
+        )
         return RecallResult(
             tenant=tenant,
             profile_id=profile.id,
@@ -692,4 +739,23 @@ def open_backend(settings: Settings) -> Backend:
         path = settings.sqlite_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         return SQLiteBackend(path)
-    raise ConfigError(f"unknown backend {spec!r}; use 'sqlite', 'sqlite:///path/to/file.db'")
+    from memory_core.backends.weaviate_connect import is_weaviate_url
+
+    if is_weaviate_url(spec):
+        try:
+            from memory_core.backends.weaviate import WeaviateBackend
+        except ImportError as exc:
+            raise ConfigError(
+                f"backend {spec!r} needs the weaviate extra: "
+                f"pip install 'conversation-memory[weaviate]' ({exc})"
+            ) from exc
+        key = settings.weaviate_api_key
+        return WeaviateBackend.from_url(
+            spec,
+            api_key=None if key is None else key.get_secret_value(),
+            grpc_port=settings.weaviate_grpc_port,
+        )
+    raise ConfigError(
+        f"unknown backend {spec!r}; use 'sqlite', 'sqlite:///path/to/file.db' "
+        "or 'weaviate://host:port'"
+    )

@@ -14,21 +14,43 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "AccessRole",
+    "ApiKey",
+    "AuditEvent",
     "Channel",
+    "Chunk",
     "Conversation",
     "ConversationIn",
     "ConversationStatus",
+    "CrawlOptions",
+    "Decision",
     "DeletionReceipt",
+    "ExtractionRecord",
+    "ExtractionStatus",
     "Identifier",
     "IdentifierKind",
     "IdentifierLink",
+    "KnowledgeBase",
     "MergeRecord",
     "Message",
     "MessageIn",
+    "Observation",
+    "ObservationKind",
+    "ObservationStatus",
+    "Outcome",
+    "PolicyRecord",
     "Profile",
     "Record",
+    "Revision",
     "Role",
+    "Source",
+    "SourceStatus",
+    "SourceType",
+    "Summary",
     "Trait",
+    "TraitDefinition",
+    "TraitType",
+    "Usage",
     "new_id",
     "utcnow",
 ]
@@ -277,3 +299,349 @@ class ConversationIn(BaseModel):
     @classmethod
     def _started(cls, value: datetime | None) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+# -- enterprise knowledge ----------------------------------------------------------
+
+
+class SourceType(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    HTML = "html"
+    PDF = "pdf"
+    FAQ = "faq"  # CSV, TSV or JSON of question/answer pairs
+    WEB = "web"  # a site crawled from a URL
+
+
+class SourceStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class CrawlOptions(_Model):
+    """How a web source is crawled: pages within ``max_depth`` links of the start
+    URL (plus those its sitemap lists), at most ``max_pages``, on the same site
+    unless ``same_site`` is off; robots.txt is always respected."""
+
+    max_depth: int = Field(default=2, ge=0, le=10)
+    max_pages: int = Field(default=200, ge=1, le=20_000)
+    same_site: bool = True
+    use_sitemap: bool = True
+    concurrency: int = Field(default=4, ge=1, le=16)
+    timeout_s: float = Field(default=15.0, gt=0, le=300)
+    max_page_bytes: int = Field(default=5_000_000, ge=1_000, le=200_000_000)
+
+
+class KnowledgeBase(Record):
+    """A named collection of sources in a tenant. ``epoch`` grows whenever what a
+    search of it may see changes (a version published, a source staged or removed)."""
+
+    name: str
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    epoch: int = 0
+
+    _utc = field_validator("created_at")(as_utc)
+
+
+class Source(Record):
+    """A document, FAQ file or web site indexed into a knowledge base.
+
+    ``version`` is the published version (0: nothing searchable yet); chunks
+    written for ``pending_version`` stay invisible until it is published.
+    ``generations`` lists the versions that still own live chunks.
+    """
+
+    kb_id: str
+    type: SourceType
+    uri: str
+    title: str
+    status: SourceStatus = SourceStatus.QUEUED
+    error: str | None = None
+    version: int = 0
+    pending_version: int | None = None
+    generations: tuple[int, ...] = ()
+    content_hash: str | None = None
+    tags: tuple[str, ...] = ()
+    crawl: CrawlOptions | None = None
+    page_count: int = 0
+    chunk_count: int = 0
+    notes: tuple[str, ...] = ()
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime | None = None
+
+    _utc = field_validator("created_at", "updated_at")(as_utc)
+
+    @field_validator("heartbeat_at")
+    @classmethod
+    def _heartbeat_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Chunk(Record):
+    """A retrievable piece of a source's page. ``text`` is what is indexed (a
+    context line naming the document and its headings, then the passage);
+    ``text[passage_start:]`` is the passage alone. Visible in searches while
+    ``since`` is one of its source's live ``generations``; ``gen`` encodes that."""
+
+    kb_id: str
+    source_id: str
+    since: int
+    gen: str
+    page_uri: str
+    page_title: str = ""
+    page_hash: str
+    text: str
+    passage_start: int = 0
+    heading_path: tuple[str, ...] = ()
+    position: int = 0
+    page: int | None = None
+
+    @property
+    def passage(self) -> str:
+        return self.text[self.passage_start :]
+
+
+# -- observations, summaries and extraction ---------------------------------------
+
+
+class ObservationKind(StrEnum):
+    """What an observation is about."""
+
+    PREFERENCE = "preference"  # how they like things done: channel, language, products
+    BEHAVIOUR = "behaviour"  # what they habitually do
+    CONTEXT = "context"  # circumstances: where they live, work, family, accessibility
+    FACT = "fact"  # account facts: plan, contact details
+    INTENT = "intent"  # what they plan or want to do: cancel, upgrade, move
+    EVENT = "event"  # something that happened, with its date when known
+    COMPLAINT = "complaint"  # a problem they reported
+
+
+class ObservationStatus(StrEnum):
+    ACTIVE = "active"  # the current truth; recalled by default
+    SUPERSEDED = "superseded"  # replaced by a newer observation (``superseded_by``)
+    DELETED = "deleted"  # retracted: no longer true, nothing replaced it
+
+
+class Decision(StrEnum):
+    """What reconciliation did with a proposed observation."""
+
+    ADD = "add"  # a new observation
+    UPDATE = "update"  # a new version that supersedes an existing observation
+    DUPLICATE = "duplicate"  # already known: evidence merged into the existing one
+    DISCARD = "discard"  # dropped by policy (low confidence, no customer evidence, ...)
+
+
+class Outcome(StrEnum):
+    """How a conversation ended, as far as its text tells."""
+
+    RESOLVED = "resolved"
+    UNRESOLVED = "unresolved"
+    ESCALATED = "escalated"
+    UNKNOWN = "unknown"
+
+
+class Usage(_Model):
+    """What model calls cost: calls made (failed ones included), tokens and USD."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    notes: tuple[str, ...] = ()
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            notes=tuple(dict.fromkeys((*self.notes, *other.notes))),
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Revision(_Model):
+    """One step in an observation's life: created, or evidence merged into it."""
+
+    at: datetime = Field(default_factory=utcnow)
+    decision: Decision
+    extractor: str
+    conversation_id: str | None = None
+    evidence: tuple[str, ...] = ()
+    note: str = ""
+
+    _utc = field_validator("at")(as_utc)
+
+
+class Observation(Record):
+    """A short, self-contained statement learned about a profile.
+
+    ``evidence`` holds the ids of the messages it was drawn from; ``trait_key``
+    names the slot it fills (``location``, ``preferred_channel``...), so a new
+    value for the same slot supersedes the old one. A superseded observation
+    keeps its row (``status``, ``valid_to``, ``superseded_by``) for history.
+    """
+
+    profile_id: str
+    kind: ObservationKind
+    text: str
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    evidence: tuple[str, ...] = ()
+    conversation_id: str | None = None
+    channel: Channel | None = None
+    trait_key: str | None = None
+    value: str | None = None
+    status: ObservationStatus = ObservationStatus.ACTIVE
+    valid_from: datetime
+    valid_to: datetime | None = None
+    supersedes: str | None = None
+    superseded_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    extractor: str
+    source: str = "extracted"
+    decision: Decision = Decision.ADD
+    revisions: tuple[Revision, ...] = ()
+
+    _utc = field_validator("valid_from", "created_at", "updated_at")(as_utc)
+
+    @field_validator("valid_to")
+    @classmethod
+    def _valid_to_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def valid_at(self, when: datetime) -> bool:
+        """Whether this observation held at ``when``."""
+        when = as_utc(when)
+        return self.valid_from <= when and (self.valid_to is None or when < self.valid_to)
+
+
+class Summary(Record):
+    """What happened in one conversation and how it ended. ``id`` is ``sum:<conversation id>``."""
+
+    conversation_id: str
+    profile_id: str
+    channel: Channel
+    text: str
+    outcome: Outcome = Outcome.UNKNOWN
+    evidence: tuple[str, ...] = ()
+    extractor: str
+    ts: datetime  # when the conversation started
+    created_at: datetime = Field(default_factory=utcnow)
+
+    _utc = field_validator("ts", "created_at")(as_utc)
+
+
+class ExtractionStatus(StrEnum):
+    DONE = "done"
+    PENDING = "pending"  # failed (e.g. the LLM was unreachable); extract_all retries it
+
+
+class ExtractionRecord(Record):
+    """Which extractor last ran on a conversation, over which messages, at what cost.
+    ``id`` is the conversation id."""
+
+    conversation_id: str
+    profile_id: str
+    status: ExtractionStatus
+    extractor: str
+    messages: int = 0
+    last_message_id: str | None = None
+    attempts: int = 1
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    _utc = field_validator("updated_at")(as_utc)
+
+
+class TraitType(StrEnum):
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    ENUM = "enum"
+
+
+class TraitDefinition(Record):
+    """A declared trait key: its type (and allowed values for ``enum``). ``id`` is the key."""
+
+    type: TraitType
+    description: str = ""
+    values: tuple[str, ...] = ()
+    declared_by: str = "api"  # who declared it: api, an integration's name, a schema file
+    created_at: datetime = Field(default_factory=utcnow)
+
+    _utc = field_validator("created_at")(as_utc)
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+# -- governance: audit log, access keys, per-tenant policies ------------------------
+
+
+class AccessRole(StrEnum):
+    """What an API key may do: ``read`` recall and search, ``write`` also ingest
+    and update, ``admin`` also delete, set policies and export."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class AuditEvent(Record):
+    """One mutation: who did what to which record, when and why. Append-only.
+
+    ``target`` names records by id only (``profile:prf_...``), and ``details``
+    holds ids and counts, never message text or identifiers, so the log may
+    outlive what it describes. ``id`` sorts in time order.
+    """
+
+    ts: datetime = Field(default_factory=utcnow)
+    actor: str
+    action: str
+    target: str
+    reason: str = ""
+    details: dict[str, int | str] = Field(default_factory=dict)
+
+    _utc = field_validator("ts")(as_utc)
+
+
+class ApiKey(Record):
+    """An access key of one tenant with one role. Only a salted SHA-256 digest of
+    the secret is stored; ``id`` is the key id shown in listings."""
+
+    name: str
+    role: AccessRole
+    salt: str = Field(repr=False)
+    secret_hash: str = Field(repr=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str = "api"
+    revoked_at: datetime | None = None
+
+    _utc = field_validator("created_at")(as_utc)
+
+    @field_validator("revoked_at")
+    @classmethod
+    def _revoked_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class PolicyRecord(Record):
+    """A tenant's stored governance policy (see :mod:`memory_core.governance.policy`);
+    ``id`` is ``"policy"``. ``policy`` is the policy as JSON."""
+
+    policy: dict[str, Any]
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str = "api"
+
+    _utc = field_validator("updated_at")(as_utc)

@@ -11,7 +11,7 @@ customer's message ("ignore previous instructions...") stay inert data.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -105,6 +105,12 @@ class RecallOptions(BaseModel):
     as_of: datetime | None = None
     #: Also return observations that newer ones superseded.
     include_superseded: bool = False
+    #: Add knowledge-base chunks (same as putting KNOWLEDGE in ``types``).
+    include_knowledge: bool = False
+    #: Knowledge bases (ids or names) knowledge comes from; None = all of the tenant.
+    knowledge_bases: tuple[str, ...] | None = None
+    #: Most of the context budget knowledge may take, so it never crowds out the customer.
+    knowledge_token_share: float = Field(default=0.3, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check(self) -> RecallOptions:
@@ -115,7 +121,8 @@ class RecallOptions(BaseModel):
         return self
 
     def limit(self, item_type: ItemType) -> int:
-        if item_type not in self.types:
+        wanted = item_type is ItemType.KNOWLEDGE and self.include_knowledge
+        if item_type not in self.types and not wanted:
             return 0
         return self.limits.get(item_type, 0)
 
@@ -193,12 +200,17 @@ _HEADER = (
 
 
 def render_context(
-    profile_id: str, items: Sequence[RecallItem], token_budget: int
+    profile_id: str,
+    items: Sequence[RecallItem],
+    token_budget: int,
+    shares: Mapping[ItemType, float] | None = None,
 ) -> tuple[str, int, list[RecallItem]]:
-    """Render items (in the given priority order) until the budget is spent.
+    """Render items (in the given priority order) until the budget is spent;
+    an item type with a share in ``shares`` takes at most that part of the budget.
 
     Returns the context, its token estimate, and the items that fit.
     """
+    spent: dict[ItemType, int] = {}
     opening = f'<customer_memory profile="{profile_id}">'
     closing = "</customer_memory>"
     used = count_tokens(_HEADER) + count_tokens(opening) + count_tokens(closing)
@@ -209,6 +221,10 @@ def render_context(
         cost = count_tokens(line)
         if used + cost > token_budget:
             continue
+        if shares and item.type in shares:
+            if spent.get(item.type, 0) + cost > shares[item.type] * token_budget:
+                continue
+            spent[item.type] = spent.get(item.type, 0) + cost
         used += cost
         lines.append(line)
         kept.append(item)

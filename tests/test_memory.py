@@ -455,3 +455,10 @@ def test_merge_keeps_message_vectors_consistent_with_ingest(memory: Memory) -> N
     assert [(i.id, round(i.score, 5)) for i in after.items] == [
         (i.id, round(i.score, 5)) for i in before.items
     ]
+
+
+def test_a_new_conversation_id_without_a_customer_is_refused(memory: Memory) -> None:
+    memory.create_tenant("default")
+    with pytest.raises(NotFoundError, match="identifiers"):
+        memory.ingest({"id": "new-conv", "channel": "chat", "messages": []})
+    assert memory.list_profiles() == []

@@ -33,13 +33,23 @@ import numpy as np
 import numpy.typing as npt
 
 from memory_core.models import (
+    ApiKey,
+    AuditEvent,
+    Chunk,
     Conversation,
+    ExtractionRecord,
     IdentifierLink,
+    KnowledgeBase,
     MergeRecord,
     Message,
+    Observation,
+    PolicyRecord,
     Profile,
     Record,
+    Source,
+    Summary,
     Trait,
+    TraitDefinition,
 )
 
 __all__ = [
@@ -51,6 +61,7 @@ __all__ = [
     "FilterValue",
     "Hit",
     "SearchMode",
+    "SupportsExport",
     "Vectors",
     "Where",
     "iter_chunks",
@@ -68,6 +79,16 @@ class Collection(StrEnum):
     CONVERSATIONS = "conversations"
     MESSAGES = "messages"
     MERGES = "merges"
+    OBSERVATIONS = "observations"
+    SUMMARIES = "summaries"
+    EXTRACTIONS = "extractions"
+    TRAIT_SCHEMA = "trait_schema"
+    KNOWLEDGE_BASES = "knowledge_bases"
+    SOURCES = "sources"
+    CHUNKS = "chunks"
+    POLICIES = "policies"
+    AUDIT = "audit"
+    API_KEYS = "api_keys"
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,51 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ("ts",),
         ),
         CollectionSpec(Collection.MERGES, MergeRecord, ("survivor_id",)),
+        CollectionSpec(
+            Collection.OBSERVATIONS,
+            Observation,
+            (
+                "profile_id",
+                "conversation_id",
+                "kind",
+                "status",
+                "trait_key",
+                "source",
+                "valid_from",
+                "valid_to",
+                "created_at",
+                "updated_at",
+            ),
+            "text",
+            ("valid_from", "valid_to", "created_at", "updated_at"),
+        ),
+        CollectionSpec(
+            Collection.SUMMARIES,
+            Summary,
+            ("profile_id", "conversation_id", "channel", "outcome", "ts", "created_at"),
+            "text",
+            ("ts", "created_at"),
+        ),
+        CollectionSpec(
+            Collection.EXTRACTIONS,
+            ExtractionRecord,
+            ("profile_id", "conversation_id", "status", "extractor", "updated_at"),
+            None,
+            ("updated_at",),
+        ),
+        CollectionSpec(Collection.TRAIT_SCHEMA, TraitDefinition, ("type", "declared_by")),
+        CollectionSpec(Collection.KNOWLEDGE_BASES, KnowledgeBase, ("name",)),
+        CollectionSpec(Collection.SOURCES, Source, ("kb_id", "type", "status", "uri")),
+        CollectionSpec(
+            Collection.CHUNKS, Chunk, ("kb_id", "source_id", "page_uri", "since", "gen"), "text"
+        ),
+        CollectionSpec(Collection.POLICIES, PolicyRecord, ("updated_by",)),
+        CollectionSpec(
+            Collection.AUDIT, AuditEvent, ("ts", "actor", "action", "target"), None, ("ts",)
+        ),
+        CollectionSpec(
+            Collection.API_KEYS, ApiKey, ("name", "role", "created_at"), None, ("created_at",)
+        ),
     )
 }
 
@@ -238,6 +304,23 @@ class Backend(Protocol):
         both and fuses them, ``alpha`` weighting the vector side (0 = keyword only,
         1 = vector only). Only records matching ``where`` are returned.
         """
+
+
+@runtime_checkable
+class SupportsExport(Protocol):
+    """Optional capability: read a tenant's records back with their stored vectors
+    (the protocol itself has no call that returns vectors). ``convmem migrate``
+    uses it to copy a tenant between backends without re-embedding; detect it
+    with ``isinstance(backend, SupportsExport)``."""
+
+    def export(
+        self, tenant: str, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[list[Record], Vectors | None]]:
+        """Every record of the tenant's collection, ordered by id, in pages of at most
+        ``batch_size``; each item holds consecutive records sharing one model's
+        vectors (``None``: records without a vector). Pages are read one at a time:
+        writes made during an export may or may not be included. Raises
+        ``NotFoundError`` for an unknown tenant."""
 
 
 def iter_chunks(items: Sequence[R], size: int) -> Iterator[Sequence[R]]:

@@ -193,6 +193,14 @@ def _bodies(
     return found
 
 
+def _exported(model: str | None, blobs: list[bytes]) -> Vectors | None:
+    """Stored vector blobs of one model as :class:`Vectors` (None: no vectors)."""
+    if model is None:
+        return None
+    matrix = np.frombuffer(b"".join(blobs), dtype=_F32).reshape(len(blobs), -1)
+    return Vectors(model, matrix.astype(np.float32))
+
+
 class _Conn:
     """One thread's connection and how deep it is in write transactions."""
 
@@ -231,6 +239,7 @@ class SQLiteBackend:
         self._cache: OrderedDict[tuple[str, str, str], _VectorMatrix] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_budget = vector_cache_bytes
+        self._dirty_fts: set[str] = set()  # FTS tables holding deleted terms (purge_deleted)
         try:
             with self._errors(), self._write() as conn:
                 migrate(conn, str(self.path))
@@ -265,6 +274,7 @@ class SQLiteBackend:
                 raise StorageError(f"Could not switch {self.path} to WAL mode (got {mode!r}).")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted text is zeroed, not left
         except BaseException:
             conn.close()
             raise
@@ -404,6 +414,7 @@ class SQLiteBackend:
                         f"(SELECT rid FROM {sql.table} WHERE tenant = ?)",
                         (tenant,),
                     )
+                    self._dirty_fts.add(sql.fts)
                     # The version row stays (bumped), so a re-created tenant never
                     # reuses a version number a cache may still hold.
                     self._bump(conn, tenant, spec)
@@ -496,7 +507,9 @@ class SQLiteBackend:
                         f"Stored vectors of model {model_id!r} have {stored[0] // 4} dimensions, "
                         f"these have {width // 4}; a different model needs a different model_id"
                     )
-            conn.executemany(sql.fts_delete_one, [(tenant, records[i].id) for i in keep])
+            replaced = conn.executemany(sql.fts_delete_one, [(tenant, records[i].id) for i in keep])
+            if replaced.rowcount > 0:  # old text stays in FTS segments until purge_deleted
+                self._dirty_fts.add(sql.fts)
             conn.executemany(sql.upsert, rows)
             conn.executemany(sql.fts_insert, [sql.fts_row(tenant, records[i]) for i in keep])
             self._bump(conn, tenant, spec)
@@ -578,7 +591,62 @@ class SQLiteBackend:
             deleted = conn.execute(f"DELETE FROM {sql.table} WHERE tenant = ?{flt.sql}", params)
             if spec.searchable and deleted.rowcount:
                 self._bump(conn, tenant, spec)
+                self._dirty_fts.add(sql.fts)
             return int(deleted.rowcount)
+
+    def purge_deleted(self) -> None:
+        """Make deleted text unrecoverable from the database files.
+
+        Rows are zeroed as they are deleted (``secure_delete``), but FTS5 keeps
+        deleted terms in its index segments until they are merged: merge (``optimize``)
+        every full-text index a delete or replace touched, drop in-process vector
+        caches, then checkpoint and truncate the WAL, which still holds old pages.
+        """
+        with self._writing() as conn:  # writers add to _dirty_fts under this same lock
+            dirty, self._dirty_fts = self._dirty_fts, set()
+            for fts in sorted(dirty):
+                conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
+        with self._cache_lock:
+            self._cache.clear()
+        holder = self._holder()
+        if holder.depth == 0:  # inside a batch the caller's transaction still runs
+            with self._errors():
+                holder.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    # -- export (optional capability: base.SupportsExport) ------------------------
+    def export(
+        self, tenant: str, collection: Collection, batch_size: int = 500
+    ) -> Iterator[tuple[list[Record], Vectors | None]]:
+        """Every record of the tenant's collection by id, page by page, with its vector
+        (see :class:`~memory_core.backends.base.SupportsExport`)."""
+        spec = _spec(collection)
+        columns = "id, body" + (", vector_model, vector" if spec.searchable else "")
+        after, size = "", max(1, int(batch_size))
+        while True:
+            with self._read() as conn:  # one snapshot per page, none held across yields
+                self._require_tenant(conn, tenant)
+                rows = conn.execute(
+                    f"SELECT {columns} FROM {spec.name.value} WHERE tenant = ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (tenant, after, size),
+                ).fetchall()
+            run: list[Record] = []
+            blobs: list[bytes] = []
+            model: str | None = None
+            for row in rows:
+                this = row[2] if spec.searchable and row[3] is not None else None
+                if run and this != model:
+                    yield run, _exported(model, blobs)
+                    run, blobs = [], []
+                model = this
+                run.append(spec.model.model_validate_json(row[1]))
+                if this is not None:
+                    blobs.append(row[3])
+            if run:
+                yield run, _exported(model, blobs)
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
 
     # -- search ----------------------------------------------------------------
     def search(
@@ -636,7 +704,12 @@ class SQLiteBackend:
             f"SELECT m.body, bm25({sql.fts}, 0.0, 1.0) AS rank "
             f"FROM {sql.fts} CROSS JOIN {sql.table} AS m ON m.rid = {sql.fts}.rowid "
             f"WHERE {sql.fts} MATCH ? AND m.tenant = ?{s.flt.sql} ORDER BY rank, m.id LIMIT ?",
-            (fts_match(s.tenant, s.flt.profiles, terms), s.tenant, *s.flt.params, limit),
+            (
+                fts_match(s.tenant, s.flt.profiles, terms, s.flt.scopes),
+                s.tenant,
+                *s.flt.params,
+                limit,
+            ),
         ).fetchall()
         return [Hit(record=s.spec.model.model_validate_json(b), score=-r) for b, r in rows]
 

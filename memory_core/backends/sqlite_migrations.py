@@ -154,7 +154,166 @@ _INITIAL = (
     'CREATE INDEX merges_survivor_id ON merges (tenant, "survivor_id")',
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)
+# Migration 2: observations and summaries (searchable, laid out like messages, with
+# ``observations_fts`` and ``summaries_fts``), extraction records and the trait schema.
+_OBSERVATIONS = (
+    """CREATE TABLE observations (
+        rid INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_id" TEXT,
+        "conversation_id" TEXT,
+        "kind" TEXT,
+        "status" TEXT,
+        "trait_key" TEXT,
+        "source" TEXT,
+        "valid_from" REAL,
+        "valid_to" REAL,
+        "created_at" REAL,
+        "updated_at" REAL,
+        vector_model TEXT,
+        body TEXT NOT NULL,
+        vector BLOB,
+        UNIQUE (tenant, id)
+    )""",
+    'CREATE INDEX observations_profile_id ON observations (tenant, "profile_id", "status")',
+    'CREATE INDEX observations_trait_key ON observations (tenant, "profile_id", "trait_key")',
+    'CREATE INDEX observations_conversation_id ON observations (tenant, "conversation_id")',
+    'CREATE INDEX observations_valid_from ON observations (tenant, "valid_from")',
+    "CREATE INDEX observations_vector_model ON observations (tenant, vector_model)",
+    """CREATE VIRTUAL TABLE observations_fts USING fts5(
+        scope, text, tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TABLE summaries (
+        rid INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_id" TEXT,
+        "conversation_id" TEXT,
+        "channel" TEXT,
+        "outcome" TEXT,
+        "ts" REAL,
+        "created_at" REAL,
+        vector_model TEXT,
+        body TEXT NOT NULL,
+        vector BLOB,
+        UNIQUE (tenant, id)
+    )""",
+    'CREATE INDEX summaries_profile_id ON summaries (tenant, "profile_id", "ts")',
+    'CREATE INDEX summaries_conversation_id ON summaries (tenant, "conversation_id")',
+    "CREATE INDEX summaries_vector_model ON summaries (tenant, vector_model)",
+    """CREATE VIRTUAL TABLE summaries_fts USING fts5(
+        scope, text, tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TABLE extractions (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_id" TEXT,
+        "conversation_id" TEXT,
+        "status" TEXT,
+        "extractor" TEXT,
+        "updated_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX extractions_profile_id ON extractions (tenant, "profile_id")',
+    'CREATE INDEX extractions_status ON extractions (tenant, "status")',
+    """CREATE TABLE trait_schema (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "type" TEXT,
+        "declared_by" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+)
+
+# Migration 3: enterprise knowledge. Chunks are searchable like messages; their
+# FTS ``scope`` holds tenant, knowledge-base ("k") and source ("s") tokens.
+_KNOWLEDGE = (
+    """CREATE TABLE knowledge_bases (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "name" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX knowledge_bases_name ON knowledge_bases (tenant, "name")',
+    """CREATE TABLE sources (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "kb_id" TEXT,
+        "type" TEXT,
+        "status" TEXT,
+        "uri" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX sources_kb_id_uri ON sources (tenant, "kb_id", "uri")',
+    'CREATE INDEX sources_status ON sources (tenant, "status")',
+    """CREATE TABLE chunks (
+        rid INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "kb_id" TEXT,
+        "source_id" TEXT,
+        "page_uri" TEXT,
+        "since" INTEGER,
+        "gen" TEXT,
+        vector_model TEXT,
+        body TEXT NOT NULL,
+        vector BLOB,
+        UNIQUE (tenant, id)
+    )""",
+    'CREATE INDEX chunks_kb_id ON chunks (tenant, "kb_id")',
+    'CREATE INDEX chunks_source_id ON chunks (tenant, "source_id", "page_uri", "since")',
+    'CREATE INDEX chunks_gen ON chunks (tenant, "gen")',
+    "CREATE INDEX chunks_vector_model ON chunks (tenant, vector_model)",
+    """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        scope, text, tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+)
+
+# Migration 4: governance. Per-tenant policies, the append-only audit log (ids and
+# counts only, never deleted text) and API keys (salted SHA-256 digests, no secrets).
+_GOVERNANCE = (
+    """CREATE TABLE policies (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "updated_by" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    """CREATE TABLE audit (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "ts" REAL,
+        "actor" TEXT,
+        "action" TEXT,
+        "target" TEXT,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX audit_ts ON audit (tenant, "ts")',
+    'CREATE INDEX audit_action ON audit (tenant, "action", "ts")',
+    'CREATE INDEX audit_target ON audit (tenant, "target", "ts")',
+    """CREATE TABLE api_keys (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "name" TEXT,
+        "role" TEXT,
+        "created_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "observations, summaries, extraction records, trait schema", _OBSERVATIONS),
+    Migration(3, "enterprise knowledge", _KNOWLEDGE),
+    Migration(4, "governance: policies, audit log, api keys", _GOVERNANCE),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 _TRACKING = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -242,8 +401,14 @@ def stored_value(value: object, field: str, *, time: bool) -> object:
     )
 
 
+# Filter fields whose values are FTS scope tokens besides the tenant's, narrowest
+# first: a profile, a knowledge source, a knowledge base.
+_SCOPE_FIELDS = (("profile_id", "p"), ("source_id", "s"), ("kb_id", "k"))
+
+
 def scope_token(kind: str, value: str) -> str:
-    """The FTS ``scope`` token for a tenant (``kind`` "t") or a profile ("p").
+    """The FTS ``scope`` token for a tenant (``kind`` "t"), a profile ("p"), a
+    knowledge source ("s") or a knowledge base ("k").
 
     Hex keeps any id a single token; the trailing digit keeps the porter stemmer
     from shortening it (stemming only strips letter suffixes).
@@ -290,9 +455,10 @@ class Statements:
     def fts_row(self, tenant: str, record: Record) -> tuple[str, str, str, str]:
         """The ``fts_insert`` parameters of ``record``: scope tokens, text, tenant, id."""
         scope = [scope_token("t", tenant)]
-        profile = getattr(record, "profile_id", None)
-        if isinstance(profile, str):
-            scope.append(scope_token("p", profile))
+        for field, kind in _SCOPE_FIELDS:
+            value = getattr(record, field, None)
+            if isinstance(value, str):
+                scope.append(scope_token(kind, value))
         text = str(getattr(record, self.spec.text_field or "", "") or "")
         return " ".join(scope), text, tenant, record.id
 
@@ -314,6 +480,7 @@ class Filter:
     params: tuple[object, ...]
     empty: bool  # an empty any_of: matches nothing
     profiles: tuple[str, ...] | None  # profile ids to narrow an FTS query to
+    scopes: tuple[str, ...] | None = None  # else: scope tokens (knowledge bases, sources)
 
 
 def compile_where(spec: CollectionSpec, where: Where, prefix: str = "") -> Filter:
@@ -379,11 +546,28 @@ def compile_where(spec: CollectionSpec, where: Where, prefix: str = "") -> Filte
         and all(isinstance(p, str) for p in any_profiles)
     ):
         profiles = tuple(str(p) for p in any_profiles)
+    scopes: tuple[str, ...] | None = None
+    for name, kind in _SCOPE_FIELDS[1:]:  # the narrowest filtered one (profiles above)
+        eq_value, any_values = where.eq.get(name), where.any_of.get(name)
+        if isinstance(eq_value, str):
+            any_values = [eq_value]
+        if (
+            any_values
+            and len(any_values) <= MAX_SCOPE_PROFILES
+            and all(isinstance(v, str) for v in any_values)
+        ):
+            scopes = tuple(scope_token(kind, str(v)) for v in any_values)
+            break
     sql = "".join(f" AND {part}" for part in parts)
-    return Filter(sql, tuple(params), empty, profiles)
+    return Filter(sql, tuple(params), empty, profiles, scopes)
 
 
-def fts_match(tenant: str, profiles: tuple[str, ...] | None, terms: list[str]) -> str:
+def fts_match(
+    tenant: str,
+    profiles: tuple[str, ...] | None,
+    terms: list[str],
+    scopes: tuple[str, ...] | None = None,
+) -> str:
     """The FTS5 query for any of ``terms`` within a tenant, or within some of its profiles.
 
     The scope only narrows the search inside the index (the SQL around it still
@@ -393,6 +577,8 @@ def fts_match(tenant: str, profiles: tuple[str, ...] | None, terms: list[str]) -
     if profiles:
         alternatives = " OR ".join(f'"{scope_token("p", p)}"' for p in profiles)
         parts = [f"scope : ({alternatives})"]
+    elif scopes:
+        parts = ["scope : (" + " OR ".join(f'"{token}"' for token in scopes) + ")"]
     else:
         parts = [f'scope : "{scope_token("t", tenant)}"']
     parts.append("text : (" + " OR ".join(f'"{term}"' for term in terms) + ")")

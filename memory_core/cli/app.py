@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from memory_core.cli.governance import register_governance
+from memory_core.cli.knowledge import knowledge_app
 from memory_core.config import Settings, load_settings
 from memory_core.errors import MemoryCoreError
 
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Measure retrieval quality on public data sets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(knowledge_app, name="knowledge")
+register_governance(app)  # gc, export, audit, keys, policy
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,6 +39,13 @@ EmbedderOpt = Annotated[
     typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Backend to run on, e.g. weaviate://127.0.0.1:8080 (bench: beside the embedded).",
+    ),
+]
 
 
 def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
@@ -103,6 +114,34 @@ def recall(
     )
 
 
+@app.command()
+def extract(
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="One customer: profile id or identifier.")
+    ] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="One conversation.")
+    ] = None,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Back-fill every ended conversation not yet extracted."),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Re-run where already extracted.")] = False,
+    db: DbOpt = None,
+    tenant: TenantOpt = None,
+    embedder: EmbedderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract observations, traits and summaries (heuristic rules, or the LLM named by
+    CONVMEM_LLM_MODEL). Idempotent: what is already known is not added twice."""
+    from memory_core.cli.extract import run_extract
+
+    run_extract(
+        console, _settings(db, tenant, embedder), profile=profile, conversation=conversation,
+        all_=all_, force=force, as_json=as_json,
+    )  # fmt: skip
+
+
 @eval_app.command("locomo")
 def eval_locomo(
     data: Annotated[
@@ -112,11 +151,22 @@ def eval_locomo(
     alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.4,
     embedder: EmbedderOpt = None,
     as_json: JsonOpt = False,
+    backend: BackendOpt = None,
+    level: Annotated[
+        str,
+        typer.Option(
+            help="message (turns), or observation: also observations and summaries from the "
+            "heuristic extractor, scored through their evidence, beside the message level."
+        ),
+    ] = "message",
 ) -> None:
-    """Evidence recall@5/10/25 on LoCoMo, message level (no LLM)."""
+    """Evidence recall@5/10/25 on LoCoMo, message or observation level (no LLM)."""
     from memory_core.eval.run import run_locomo_cli
 
-    run_locomo_cli(console, data, mode=mode, alpha=alpha, embedder=embedder, as_json=as_json)
+    run_locomo_cli(
+        console, data, mode=mode, alpha=alpha, embedder=embedder, as_json=as_json, backend=backend,
+        level=level,
+    )  # fmt: skip
 
 
 @eval_app.command("beir")
@@ -125,11 +175,15 @@ def eval_beir(
         Path, typer.Option(help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")
     ],
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
-    alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.5,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Hybrid weight of the vector side (default: knowledge search's)."),
+    ] = None,
     embedder: EmbedderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """nDCG@10 and recall@100 on a BEIR data set through the same hybrid search."""
+    """nDCG@10 and recall@100 on a BEIR data set, indexed and searched through the
+    knowledge pipeline (chunked documents, hybrid search, best chunk per document)."""
     from memory_core.eval.run import run_beir_cli
 
     run_beir_cli(console, data, mode=mode, alpha=alpha, embedder=embedder, as_json=as_json)
@@ -146,15 +200,59 @@ def bench(
     profiles: Annotated[int, typer.Option(help="Profiles the messages are spread over.")] = 1000,
     queries: Annotated[int, typer.Option(help="Recall queries per size.")] = 200,
     as_json: JsonOpt = False,
+    backend: BackendOpt = None,
+    knowledge: Annotated[
+        str,
+        typer.Option(help="Comma-separated knowledge chunk counts (indexing, search); '' skips."),
+    ] = "5000,100000",
 ) -> None:
     """Ingest throughput, recall latency p50/p95/p99 and peak RSS, each beside a
-    baseline measured in the same run."""
+    baseline measured in the same run (with --backend: also beside the embedded store);
+    then knowledge indexing throughput and search latency (--sizes '' runs only those)."""
     from memory_core.bench import run_bench_cli
 
     counts = [int(s) for s in sizes.split(",") if s.strip()]
     if million:
         counts.append(1_000_000)
-    run_bench_cli(console, counts, profiles=profiles, queries=queries, as_json=as_json)
+    chunk_counts = [int(s) for s in knowledge.split(",") if s.strip()]
+    if counts or not chunk_counts:
+        run_bench_cli(
+            console, counts, profiles=profiles, queries=queries, as_json=as_json, backend=backend
+        )
+    if chunk_counts:
+        from memory_core.knowledge.bench import run_knowledge_bench_cli
+
+        run_knowledge_bench_cli(console, chunk_counts, queries=queries, as_json=as_json)
+
+
+@app.command()
+def migrate(
+    source: Annotated[
+        str, typer.Option("--from", help="Backend to copy from: sqlite:///path.db, weaviate://...")
+    ],
+    target: Annotated[str, typer.Option("--to", help="Backend to copy to (same forms).")],
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant to copy.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop the tenant in the target first if it has data.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Records per page.")] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a tenant between backends (e.g. the embedded store and Weaviate), vectors
+    included, with progress and per-collection verification counts."""
+    from memory_core.migrate import run_migrate_cli
+
+    ok = run_migrate_cli(
+        console,
+        source,
+        target,
+        tenant,
+        replace=replace,
+        batch_size=batch_size,
+        as_json=as_json,
+    )
+    if not ok:
+        raise typer.Exit(1)
 
 
 PLUGIN_GROUP = "convmem.cli"

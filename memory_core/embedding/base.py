@@ -71,3 +71,14 @@ class CachedEmbedder:
                 while len(self._cache) > self._max:
                     self._cache.popitem(last=False)
         return out
+
+    def forget(self, texts: Sequence[str]) -> int:
+        """Drop the cached vectors of ``texts`` (their text was deleted); how many were held."""
+        keys = {hashlib.sha256(t.encode("utf-8")).digest() for t in texts}
+        with self._lock:
+            return sum(self._cache.pop(key, None) is not None for key in keys)
+
+    def clear(self) -> None:
+        """Drop every cached vector."""
+        with self._lock:
+            self._cache.clear()

@@ -2,16 +2,31 @@
 
 To add a backend, write a factory (a context manager taking a scratch directory
 and yielding a fresh, empty backend; skip with ``pytest.skip`` when its service
-is not reachable, saying why) and add it to :data:`BACKENDS`. Backends that
-cannot make ``batch()`` atomic list that in :data:`NON_ATOMIC_BATCH`.
+is not reachable, saying why) and add it to :data:`BACKENDS`. A factory that
+needs a service started once per session names the fixture that starts it in
+:data:`SERVICES`. Backends that cannot make ``batch()`` atomic list that in
+:data:`NON_ATOMIC_BATCH`.
+
+Weaviate runs live: one server for the whole session, started from the
+``weaviate-server`` binary that ``.ci/weaviate.sh`` builds (found through
+``$CONVMEM_WEAVIATE_BIN`` or the build cache) by ``scripts/weaviate_server.py``,
+and stopped at the end; or an already running server named by
+``$CONVMEM_TEST_WEAVIATE_URL`` (e.g. ``weaviate://127.0.0.1:8080?grpc_port=50051``).
+With neither, the Weaviate tests are skipped, saying so. Every test uses fresh
+tenant names, so tests never see each other's data on the shared server.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -19,6 +34,70 @@ from memory_core.backends.base import Backend
 from memory_core.backends.sqlite import SQLiteBackend
 
 BackendFactory = Callable[[Path], AbstractContextManager[Backend]]
+
+
+def _load_server_script() -> ModuleType:
+    """``scripts/weaviate_server.py``, the project's server runner, as a module."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "weaviate_server.py"
+    spec = importlib.util.spec_from_file_location("convmem_weaviate_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+weaviate_server = _load_server_script()
+
+# Read once at import: the autouse fixture of tests/conftest.py clears CONVMEM_* per test.
+WEAVIATE_URL = os.environ.get("CONVMEM_TEST_WEAVIATE_URL") or None
+WEAVIATE_BIN = weaviate_server.find_binary()
+WEAVIATE_PREFIX = "ConvmemContract"  # collections of the contract suite on a shared server
+
+
+class SharedWeaviate:
+    """The session's Weaviate server: started on first use, stopped at the end."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.server: Any = None
+
+    def start(self) -> str:
+        if self.url is not None:
+            return self.url
+        pytest.importorskip("weaviate", reason="weaviate-client is not installed (extra: weaviate)")
+        if WEAVIATE_URL is not None:
+            self.url = WEAVIATE_URL
+            return self.url
+        if WEAVIATE_BIN is None:
+            pytest.skip(
+                "Weaviate: no weaviate-server binary (looked at $CONVMEM_WEAVIATE_BIN and "
+                f"{weaviate_server.cache_dir()}; build it with .ci/weaviate.sh) and "
+                "$CONVMEM_TEST_WEAVIATE_URL is not set"
+            )
+        # Each tenant is a shard of every collection, a few hundred small files:
+        # in memory where possible, so creating and removing them stays quick.
+        shm = Path("/dev/shm")
+        parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        self.server = weaviate_server.start_server(WEAVIATE_BIN, parent=parent)
+        self.url = str(self.server.url)
+        return self.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.server = None
+        self.url = None
+
+
+SHARED_WEAVIATE = SharedWeaviate()
+
+
+@pytest.fixture(scope="session")
+def weaviate_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's Weaviate server (started once; skips if there is none)."""
+    request.addfinalizer(SHARED_WEAVIATE.stop)
+    return SHARED_WEAVIATE.start()
 
 
 @contextmanager
@@ -30,17 +109,40 @@ def _sqlite(scratch: Path) -> Iterator[Backend]:
         backend.close()
 
 
+@contextmanager
+def _weaviate(scratch: Path) -> Iterator[Backend]:
+    from memory_core.backends.weaviate import WeaviateBackend
+
+    assert SHARED_WEAVIATE.url is not None  # started by the weaviate_url fixture
+    backend = WeaviateBackend.from_url(SHARED_WEAVIATE.url, prefix=WEAVIATE_PREFIX)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "sqlite": _sqlite,
+    "weaviate": _weaviate,
 }
 
+#: Session fixtures a backend's factory needs set up first (its service).
+SERVICES: dict[str, str] = {"weaviate": "weaviate_url"}
+
 #: Backends whose ``batch()`` groups calls but cannot roll them back together.
-NON_ATOMIC_BATCH: set[str] = set()
+#: Weaviate has no transactions; each upsert reports the objects it rejected.
+NON_ATOMIC_BATCH: set[str] = {"weaviate"}
+
+_MARKS = {"weaviate": pytest.mark.weaviate}
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(
+    params=[pytest.param(name, marks=_MARKS.get(name, ())) for name in BACKENDS],
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A fresh, empty backend of each kind."""
+    if request.param in SERVICES:
+        request.getfixturevalue(SERVICES[request.param])
     with BACKENDS[request.param](tmp_path) as fresh:
         yield fresh
 

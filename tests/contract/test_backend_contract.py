@@ -29,17 +29,34 @@ from memory_core.backends.base import (
 )
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.models import (
+    AccessRole,
+    ApiKey,
+    AuditEvent,
     Channel,
+    Chunk,
     Conversation,
     ConversationStatus,
+    ExtractionRecord,
+    ExtractionStatus,
     IdentifierKind,
     IdentifierLink,
+    KnowledgeBase,
     MergeRecord,
     Message,
+    Observation,
+    ObservationKind,
+    ObservationStatus,
+    Outcome,
+    PolicyRecord,
     Profile,
     Record,
     Role,
+    Source,
+    SourceType,
+    Summary,
     Trait,
+    TraitDefinition,
+    TraitType,
 )
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -138,6 +155,84 @@ def merge(tenant: str, mid: str, survivor: str) -> MergeRecord:
     )
 
 
+def kb(tenant: str, kid: str, name: str) -> KnowledgeBase:
+    return KnowledgeBase(id=kid, tenant=tenant, name=name, created_at=T0)
+
+
+def source(tenant: str, sid: str, kb_id: str, uri: str) -> Source:
+    return Source(
+        id=sid, tenant=tenant, kb_id=kb_id, type=SourceType.WEB, uri=uri, title=uri, tags=("x",)
+    )
+
+
+def chunk(tenant: str, cid: str, source_id: str, text: str, since: int = 1) -> Chunk:
+    return Chunk(
+        id=cid,
+        tenant=tenant,
+        kb_id="kb_1",
+        source_id=source_id,
+        since=since,
+        gen=f"{source_id}:{since}",
+        page_uri=f"https://example.com/{source_id}",
+        page_hash="h",
+        text=text,
+        heading_path=("Returns", "Refunds"),
+    )
+
+
+def observation(
+    tenant: str,
+    oid: str,
+    text: str,
+    *,
+    profile_id: str = "prf_a",
+    status: ObservationStatus = ObservationStatus.ACTIVE,
+    days: int = 0,
+    valid_to: datetime | None = None,
+) -> Observation:
+    return Observation(
+        id=oid,
+        tenant=tenant,
+        profile_id=profile_id,
+        kind=ObservationKind.CONTEXT,
+        text=text,
+        evidence=("msg_1",),
+        conversation_id="conv_1",
+        trait_key="location",
+        value=text,
+        status=status,
+        valid_from=T0 + timedelta(days=days),
+        valid_to=valid_to,
+        extractor="test",
+    )
+
+
+def summary(tenant: str, conv: str, text: str, profile_id: str = "prf_a") -> Summary:
+    return Summary(
+        id=f"sum:{conv}",
+        tenant=tenant,
+        conversation_id=conv,
+        profile_id=profile_id,
+        channel=Channel.CHAT,
+        text=text,
+        outcome=Outcome.RESOLVED,
+        evidence=("msg_1",),
+        extractor="test",
+        ts=T0,
+    )
+
+
+def extraction(tenant: str, conv: str, status: ExtractionStatus) -> ExtractionRecord:
+    return ExtractionRecord(
+        id=conv,
+        tenant=tenant,
+        conversation_id=conv,
+        profile_id="prf_a",
+        status=status,
+        extractor="heuristic-1",
+    )
+
+
 def unit(*components: float) -> np.ndarray[Any, np.dtype[np.float32]]:
     """A unit vector in DIM dimensions from its leading components."""
     vec = np.zeros(DIM, dtype=np.float32)
@@ -213,6 +308,101 @@ SAMPLES: dict[Collection, Callable[[str], tuple[list[Record], Where, set[str]]]]
         [merge(t, "prf_b", "prf_a"), merge(t, "prf_c", "prf_a"), merge(t, "prf_e", "prf_d")],
         Where(eq={"survivor_id": "prf_a"}),
         {"prf_b", "prf_c"},
+    ),
+    Collection.KNOWLEDGE_BASES: lambda t: (
+        [kb(t, "kb_1", "faq"), kb(t, "kb_2", "policies"), kb(t, "kb_3", "faq")],
+        Where(eq={"name": "faq"}),
+        {"kb_1", "kb_3"},
+    ),
+    Collection.SOURCES: lambda t: (
+        [
+            source(t, "src_1", "kb_1", "https://a.example"),
+            source(t, "src_2", "kb_1", "https://b.example"),
+            source(t, "src_3", "kb_2", "https://a.example"),
+        ],
+        Where(eq={"kb_id": "kb_1", "uri": "https://a.example"}),
+        {"src_1"},
+    ),
+    Collection.CHUNKS: lambda t: (
+        [
+            chunk(t, "chk_1", "src_1", "Refunds within 30 days"),
+            chunk(t, "chk_2", "src_1", "Shipping is free", since=2),
+            chunk(t, "chk_3", "src_2", "Returns need a receipt"),
+        ],
+        Where(eq={"source_id": "src_1"}, lt={"since": 2}),
+        {"chk_1"},
+    ),
+    Collection.OBSERVATIONS: lambda t: (
+        [
+            observation(t, "obs_1", "Lives in Boston", days=0, valid_to=T0 + timedelta(days=9),
+                        status=ObservationStatus.SUPERSEDED),
+            observation(t, "obs_2", "Lives in Denver", days=9),
+            observation(t, "obs_3", "Lives in Paris", profile_id="prf_b"),
+        ],  # fmt: skip
+        Where(eq={"profile_id": "prf_a", "valid_to": None}),
+        {"obs_2"},
+    ),
+    Collection.SUMMARIES: lambda t: (
+        [
+            summary(t, "conv_1", "Refund issued"),
+            summary(t, "conv_2", "Plan upgraded"),
+            summary(t, "conv_3", "Order tracked", profile_id="prf_b"),
+        ],
+        Where(eq={"profile_id": "prf_a"}),
+        {"sum:conv_1", "sum:conv_2"},
+    ),
+    Collection.EXTRACTIONS: lambda t: (
+        [
+            extraction(t, "conv_1", ExtractionStatus.DONE),
+            extraction(t, "conv_2", ExtractionStatus.PENDING),
+            extraction(t, "conv_3", ExtractionStatus.DONE),
+        ],
+        Where(eq={"status": "pending"}),
+        {"conv_2"},
+    ),
+    Collection.TRAIT_SCHEMA: lambda t: (
+        [
+            TraitDefinition(id="vip", tenant=t, type=TraitType.BOOL),
+            TraitDefinition(id="seats", tenant=t, type=TraitType.INT),
+            TraitDefinition(id="segment", tenant=t, type=TraitType.ENUM, values=("a", "b")),
+        ],
+        Where(eq={"type": "enum"}),
+        {"segment"},
+    ),
+    Collection.POLICIES: lambda t: (
+        [
+            PolicyRecord(id="policy", tenant=t, policy={"retention": {}}, updated_by="ops"),
+            PolicyRecord(id="draft", tenant=t, policy={}, updated_by="api"),
+            PolicyRecord(id="old", tenant=t, policy={"x": [1]}, updated_by="ops"),
+        ],
+        Where(eq={"updated_by": "ops"}),
+        {"policy", "old"},
+    ),
+    Collection.AUDIT: lambda t: (
+        [
+            AuditEvent(
+                id=f"aud_{i}",
+                tenant=t,
+                ts=T0 + timedelta(minutes=i),
+                actor=actor,
+                action=action,
+                target="profile:prf_a",
+                details={"messages": i},
+            )
+            for i, (actor, action) in enumerate(
+                [("api", "ingest"), ("ops", "delete_profile"), ("api", "delete_profile")]
+            )
+        ],
+        Where(eq={"action": "delete_profile"}, gte={"ts": T0 + timedelta(minutes=2)}),
+        {"aud_2"},
+    ),
+    Collection.API_KEYS: lambda t: (
+        [
+            ApiKey(id=f"key_{i}", tenant=t, name=f"k{i}", role=role, salt="00", secret_hash="ff")
+            for i, role in enumerate([AccessRole.READ, AccessRole.ADMIN, AccessRole.READ])
+        ],
+        Where(eq={"role": "read"}),
+        {"key_0", "key_2"},
     ),
 }
 
@@ -309,6 +499,16 @@ REPLACED_FIELD = {
     Collection.CONVERSATIONS: "profile_id",
     Collection.MESSAGES: "conversation_id",
     Collection.MERGES: "survivor_id",
+    Collection.KNOWLEDGE_BASES: "name",
+    Collection.SOURCES: "uri",
+    Collection.CHUNKS: "page_uri",
+    Collection.OBSERVATIONS: "trait_key",
+    Collection.SUMMARIES: "conversation_id",
+    Collection.EXTRACTIONS: "extractor",
+    Collection.TRAIT_SCHEMA: "declared_by",
+    Collection.POLICIES: "updated_by",
+    Collection.AUDIT: "actor",
+    Collection.API_KEYS: "name",
 }
 
 
