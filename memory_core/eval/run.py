@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +22,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from memory_core.backends.base import SearchMode
-from memory_core.config import load_settings
+from memory_core.config import DEFAULT_TENANT, load_settings
 from memory_core.errors import ValidationError
-from memory_core.eval.beir import BeirDataset, load_beir
+from memory_core.eval.beir import load_beir
 from memory_core.eval.locomo import LocomoQuestion, LocomoSample, load_locomo, turn_text
 from memory_core.eval.metrics import BeirReport, LocomoReport, beir_report, locomo_report
+from memory_core.knowledge.types import ProgressFn
 from memory_core.memory import Memory
-from memory_core.models import Channel, ConversationIn, MessageIn, Role
+from memory_core.models import Channel, ConversationIn, Decision, MessageIn, Role
 from memory_core.recall import ItemType, RecallOptions
 
 __all__ = ["EvalConfig", "evaluate_beir", "evaluate_locomo", "run_beir_cli", "run_locomo_cli"]
@@ -41,6 +44,9 @@ class EvalConfig:
     mode: SearchMode = SearchMode.HYBRID
     alpha: float = 0.4
     embedder: str | None = None
+    #: A backend setting (e.g. ``weaviate://host:8080``) to run on instead of a
+    #: throwaway embedded store; the run uses a tenant of its own, dropped afterwards.
+    backend: str | None = None
 
 
 def _mode(name: str) -> SearchMode:
@@ -61,14 +67,15 @@ def _options(limit: int, config: EvalConfig) -> RecallOptions:
 
 
 def _open(tmp: str, config: EvalConfig) -> Memory:
-    settings = load_settings(backend=f"sqlite:///{Path(tmp) / 'eval.db'}", embedder=config.embedder)
+    backend = config.backend or f"sqlite:///{Path(tmp) / 'eval.db'}"
+    settings = load_settings(backend=backend, embedder=config.embedder)
     return Memory.open(settings=settings)
 
 
 # -- LoCoMo ------------------------------------------------------------------------
 
 
-def ingest_locomo_sample(memory: Memory, sample: LocomoSample) -> str:
+def ingest_locomo_sample(memory: Memory, sample: LocomoSample, tenant: str = DEFAULT_TENANT) -> str:
     """Ingest one sample as its own profile: each session one conversation with
     its date, each turn a message whose id carries its dia_id. Returns the
     profile id."""
@@ -93,7 +100,8 @@ def ingest_locomo_sample(memory: Memory, sample: LocomoSample) -> str:
                 customer=[f"custom:locomo={sample.sample_id}"],
                 started_at=session.date,
                 messages=messages,
-            )
+            ),
+            tenant=tenant,
         )
         profile_id = result.profile.id
     if profile_id is None:
@@ -108,11 +116,16 @@ def evaluate_locomo(
     samples = load_locomo(path)
     results: list[tuple[LocomoQuestion, Sequence[Collection[str]]]] = []
     stats: dict[str, Any] = {"samples": len(samples), "turns": 0, "questions": 0}
-    with tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp, _open(tmp, config) as memory:
+    tenant = DEFAULT_TENANT if config.backend is None else f"locomo-{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
+        _open(tmp, config) as memory,
+        _own_tenant(memory, tenant, drop=config.backend is not None),
+    ):
         t0 = time.perf_counter()
         profiles = {}
         for sample in samples:
-            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample)
+            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample, tenant)
             stats["turns"] += sample.turn_count
             if progress:
                 progress(sample.turn_count)
@@ -124,7 +137,10 @@ def evaluate_locomo(
             for question in sample.questions:
                 if question.is_evaluable:
                     recalled = memory.recall(
-                        profiles[sample.sample_id], question.question, options=options
+                        profiles[sample.sample_id],
+                        question.question,
+                        tenant=tenant,
+                        options=options,
                     )
                     retrieved = [{item.id.removeprefix(prefix)} for item in recalled.items]
                 else:
@@ -135,7 +151,19 @@ def evaluate_locomo(
                     progress(1)
         stats["query_seconds"] = round(time.perf_counter() - t1, 2)
         stats["embedder"] = memory.embedder.model_id
+        stats["backend"] = memory.backend.name
     return locomo_report(results), stats
+
+
+@contextmanager
+def _own_tenant(memory: Memory, tenant: str, *, drop: bool) -> Iterator[None]:
+    """``tenant`` created for the run; dropped afterwards when ``drop`` (a shared server)."""
+    memory.create_tenant(tenant)
+    try:
+        yield
+    finally:
+        if drop:
+            memory.backend.drop_tenant(tenant)
 
 
 def run_locomo_cli(
@@ -146,8 +174,13 @@ def run_locomo_cli(
     alpha: float,
     embedder: str | None,
     as_json: bool,
+    backend: str | None = None,
+    level: str = "message",
 ) -> None:
-    config = EvalConfig(mode=_mode(mode), alpha=alpha, embedder=embedder)
+    config = EvalConfig(mode=_mode(mode), alpha=alpha, embedder=embedder, backend=backend)
+    if level != "message":
+        run_locomo_levels_cli(console, data, config, as_json=as_json)
+        return
     samples = load_locomo(data)
     total = sum(s.turn_count + len(s.questions) for s in samples)
     with Progress(console=console, transient=True, disable=as_json) as bar:
@@ -163,7 +196,10 @@ def run_locomo_cli(
     if as_json:
         console.file.write(json.dumps(out, indent=2) + "\n")
         return
-    table = Table(title=f"LoCoMo evidence recall ({config.mode.value}, {stats['embedder']})")
+    table = Table(
+        title=f"LoCoMo evidence recall ({config.mode.value}, {stats['embedder']}, "
+        f"{stats['backend']})"
+    )
     table.add_column("category")
     table.add_column("questions", justify="right")
     for k in report.ks:
@@ -180,60 +216,169 @@ def run_locomo_cli(
     )
 
 
+# -- LoCoMo, observation level -------------------------------------------------------
+
+LOCOMO_LEVELS = ("message", "observation", "combined")
+"""``message``: raw turns; ``observation``: observations and summaries (best first),
+scored through their evidence; ``combined``: what recall hands an agent with its
+default limits -- up to 10 observations and 3 summaries, then turns."""
+
+
+def evaluate_locomo_levels(
+    path: Path, config: EvalConfig, *, progress: Tick | None = None
+) -> tuple[dict[str, LocomoReport], dict[str, Any]]:
+    """Every level of :data:`LOCOMO_LEVELS` from one ingest, after running the
+    heuristic extractor (offline) over every session."""
+    from memory_core.extraction import HeuristicExtractor
+
+    samples = load_locomo(path)
+    results: dict[str, list[tuple[LocomoQuestion, Sequence[Collection[str]]]]] = {
+        level: [] for level in LOCOMO_LEVELS
+    }
+    stats: dict[str, Any] = {"samples": len(samples), "turns": 0, "questions": 0}
+    tenant = DEFAULT_TENANT if config.backend is None else f"locomo-{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
+        _open(tmp, config) as memory,
+        _own_tenant(memory, tenant, drop=config.backend is not None),
+    ):
+        profiles = {}
+        for sample in samples:
+            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample, tenant)
+            stats["turns"] += sample.turn_count
+            if progress:
+                progress(sample.turn_count)
+        memory.extractor = HeuristicExtractor()
+        batch = memory.extract_all(tenant=tenant)
+        stats["extractor"] = memory.extractor.name
+        stats["extract_seconds"] = batch.seconds
+        stats["extract_messages_per_second"] = round(batch.messages / max(batch.seconds, 1e-9))
+        stats["observations"] = batch.decisions.get(Decision.ADD, 0) + batch.decisions.get(
+            Decision.UPDATE, 0
+        )
+        stats["summaries"] = batch.summaries
+        derived = RecallOptions(
+            types=frozenset({ItemType.OBSERVATION, ItemType.SUMMARY, ItemType.MESSAGE}),
+            limits={ItemType.OBSERVATION: 25, ItemType.SUMMARY: 25, ItemType.MESSAGE: 25},
+            mode=config.mode,
+            alpha=config.alpha,
+            token_budget=0,
+        )
+        t1 = time.perf_counter()
+        for sample in samples:
+            prefix = f"{sample.sample_id}:"
+            for question in sample.questions:
+                units: dict[str, list[set[str]]] = {level: [] for level in LOCOMO_LEVELS}
+                if question.is_evaluable:
+                    items = memory.recall(
+                        profiles[sample.sample_id], question.question, tenant=tenant,
+                        options=derived,
+                    ).items  # fmt: skip
+                    turns = [
+                        {i.id.removeprefix(prefix)} for i in items if i.type is ItemType.MESSAGE
+                    ]
+                    ranked = sorted(
+                        (i for i in items if i.type is not ItemType.MESSAGE),
+                        key=lambda i: -i.score,
+                    )
+                    facts = [
+                        {e.removeprefix(prefix) for e in i.provenance.message_ids} for i in ranked
+                    ]
+                    default = RecallOptions()
+                    observed = [
+                        {e.removeprefix(prefix) for e in i.provenance.message_ids}
+                        for kind in (ItemType.OBSERVATION, ItemType.SUMMARY)
+                        for i in [i for i in items if i.type is kind][: default.limit(kind)]
+                    ]
+                    units = {"message": turns, "observation": facts, "combined": observed + turns}
+                for level in LOCOMO_LEVELS:
+                    results[level].append((question, units[level]))
+                stats["questions"] += 1
+                if progress:
+                    progress(1)
+        stats["query_seconds"] = round(time.perf_counter() - t1, 2)
+        stats["embedder"] = memory.embedder.model_id
+        stats["backend"] = memory.backend.name
+    return {level: locomo_report(results[level]) for level in LOCOMO_LEVELS}, stats
+
+
+def run_locomo_levels_cli(
+    console: Console, data: Path, config: EvalConfig, *, as_json: bool
+) -> None:
+    samples = load_locomo(data)
+    total = sum(s.turn_count + len(s.questions) for s in samples)
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("LoCoMo: ingest, extract, recall", total=total)
+        reports, stats = evaluate_locomo_levels(
+            data, config, progress=lambda n: bar.advance(task, n)
+        )
+    if as_json:
+        out = {"dataset": "locomo", "mode": config.mode.value, "alpha": config.alpha, **stats}
+        out["levels"] = {level: r.to_dict() for level, r in reports.items()}
+        console.file.write(json.dumps(out, indent=2) + "\n")
+        return
+    first = reports["message"]
+    table = Table(
+        title=f"LoCoMo evidence recall by level ({config.mode.value}, {stats['embedder']}, "
+        f"extractor {stats['extractor']})"
+    )
+    table.add_column("category")
+    table.add_column("questions", justify="right")
+    for level in LOCOMO_LEVELS:
+        for k in first.ks:
+            table.add_column(f"{level[:3]} R@{k}", justify="right")
+    for category in [None, *first.per_category]:
+        row_scores = [
+            r.overall if category is None else r.per_category[category] for r in reports.values()
+        ]
+        table.add_row(
+            row_scores[0].name,
+            str(row_scores[0].count),
+            *(f"{100 * s.recall[k]:.1f}" for s in row_scores for k in first.ks),
+        )
+    console.print(table)
+    console.print(
+        f"{stats['turns']} turns; {stats['observations']} observations and "
+        f"{stats['summaries']} summaries extracted in {stats['extract_seconds']} s "
+        f"({stats['extract_messages_per_second']} messages/s); "
+        f"{stats['questions']} questions in {stats['query_seconds']} s"
+    )
+
+
 # -- BEIR --------------------------------------------------------------------------
 
 
-def ingest_beir_corpus(
-    memory: Memory, data: BeirDataset, *, progress: Tick | None = None, batch: int = 256
-) -> str:
-    """Index the corpus as raw text (title + text), one message per document."""
-    docs = list(data.corpus.values())
-    profile_id: str | None = None
-    for start in range(0, len(docs), batch):
-        part = docs[start : start + batch]
-        result = memory.ingest(
-            ConversationIn(
-                id=f"beir-corpus-{start // batch}",
-                channel=Channel.CHAT,
-                customer=["custom:beir=corpus"],
-                messages=[
-                    MessageIn(
-                        id=f"doc:{doc.id}",
-                        role=Role.SYSTEM,
-                        text=f"{doc.title}\n{doc.text}".strip() or doc.id,
-                    )
-                    for doc in part
-                ],
-            )
-        )
-        profile_id = result.profile.id
-        if progress:
-            progress(len(part))
-    if profile_id is None:
-        raise ValidationError("the BEIR corpus is empty")
-    return profile_id
-
-
 def evaluate_beir(
-    path: Path, config: EvalConfig, *, progress: Tick | None = None
+    path: Path, config: EvalConfig, *, progress: ProgressFn | None = None
 ) -> tuple[BeirReport, dict[str, Any]]:
-    """nDCG@10 and recall@100 over the judged test queries."""
+    """nDCG@10 and recall@100 over the judged test queries, through the
+    knowledge pipeline: the corpus is one documents source (chunked, titles as
+    context), a document ranks by its best chunk."""
+    from memory_core.knowledge.beir import index_corpus, search_documents
+
     data = load_beir(path)
     runs: dict[str, list[str]] = {}
     stats: dict[str, Any] = {"documents": len(data.corpus), "queries": len(data.queries)}
-    with tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp, _open(tmp, config) as memory:
+    tenant = DEFAULT_TENANT if config.backend is None else f"beir-{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
+        _open(tmp, config) as memory,
+        _own_tenant(memory, tenant, drop=config.backend is not None),
+    ):
         t0 = time.perf_counter()
-        profile = ingest_beir_corpus(memory, data, progress=progress)
+        source = index_corpus(memory, data, tenant=tenant, progress=progress)
         stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
-        options = _options(100, config)
+        stats["chunks"] = source.chunk_count
         t1 = time.perf_counter()
-        for qid, text in data.queries.items():
-            recalled = memory.recall(profile, text, options=options)
-            runs[qid] = [item.id.removeprefix("doc:") for item in recalled.items]
+        for done, (qid, text) in enumerate(data.queries.items(), start=1):
+            runs[qid] = search_documents(
+                memory, text, k=100, tenant=tenant, mode=config.mode, alpha=config.alpha
+            )
             if progress:
-                progress(1)
+                progress("searching", done, len(data.queries))
         stats["query_seconds"] = round(time.perf_counter() - t1, 2)
         stats["embedder"] = memory.embedder.model_id
+        stats["backend"] = memory.backend.name
     return beir_report(runs, data.qrels), stats
 
 
@@ -242,17 +387,21 @@ def run_beir_cli(
     data: Path,
     *,
     mode: str,
-    alpha: float,
+    alpha: float | None,
     embedder: str | None,
     as_json: bool,
 ) -> None:
+    from memory_core.knowledge.search import DEFAULT_ALPHA
+
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
     config = EvalConfig(mode=_mode(mode), alpha=alpha, embedder=embedder)
-    dataset = load_beir(data)
     with Progress(console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task(
-            "BEIR: index then search", total=len(dataset.corpus) + len(dataset.queries)
-        )
-        report, stats = evaluate_beir(data, config, progress=lambda n: bar.advance(task, n))
+        task = bar.add_task("BEIR: indexing", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=f"BEIR: {stage}", completed=done, total=total)
+
+        report, stats = evaluate_beir(data, config, progress=progress)
     out = {
         "dataset": data.name,
         "mode": config.mode.value,
@@ -266,6 +415,7 @@ def run_beir_cli(
     console.print(
         f"{data.name} ({config.mode.value}, {stats['embedder']}): "
         f"nDCG@{report.ndcg_k} {report.ndcg:.4f}  R@{report.recall_k} {report.recall:.4f}  "
-        f"over {report.count} queries; indexed {stats['documents']} docs in "
-        f"{stats['ingest_seconds']} s, queried in {stats['query_seconds']} s"
+        f"over {report.count} queries; indexed {stats['documents']} docs "
+        f"({stats['chunks']} chunks) in {stats['ingest_seconds']} s, "
+        f"queried in {stats['query_seconds']} s"
     )

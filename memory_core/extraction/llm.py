@@ -1,0 +1,336 @@
+"""Extraction with any LLM, through LiteLLM (OpenAI, Anthropic, Azure, Bedrock,
+Ollama, vLLM ...).
+
+:class:`LLMClient` makes JSON-mode chat calls and never lets a bad reply
+through: a reply that is not JSON is repaired (``json_repair``: code fences,
+trailing commas, unclosed brackets), one that is cut off at ``max_tokens`` is
+asked again with a larger budget, one that does not fit the reply model is
+asked again with the validation error; rate limits, timeouts, connection and
+server errors are retried with exponential backoff. After ``max_attempts`` it
+raises :class:`LLMReplyError` (a :class:`~memory_core.errors.ModelError`),
+carrying the usage spent. Every call's tokens and cost are counted
+(:class:`~memory_core.models.Usage`; models LiteLLM has no price for cost 0,
+with a note).
+
+LiteLLM is the optional extra ``llm``, imported on first use (with its model
+price list read locally, never fetched).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from memory_core.errors import ConfigError, ModelError
+from memory_core.extraction.base import (
+    ExtractionInput,
+    ExtractionOutput,
+    ProposedObservation,
+    ProposedSummary,
+    TraitUpdate,
+)
+from memory_core.extraction.prompts import (
+    ExtractionReply,
+    Prompt,
+    customer_refs,
+    extraction_prompt,
+    parse_extraction,
+)
+from memory_core.models import Usage
+from memory_core.recall import count_tokens
+
+__all__ = ["LLMClient", "LLMExtractor", "LLMReplyError", "import_litellm"]
+
+log = logging.getLogger("memory_core.extraction")
+T = TypeVar("T", bound=BaseModel)
+_import_lock = threading.Lock()
+_primed = False
+
+
+def import_litellm() -> ModuleType:
+    """Import LiteLLM with its price list read locally and its stdout banners off."""
+    with _import_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        try:
+            import litellm
+        except ImportError as exc:
+            raise ConfigError(
+                "extraction with an LLM needs LiteLLM: pip install 'conversation-memory[llm]'"
+            ) from exc
+        litellm.suppress_debug_info = True
+        global _primed
+        if not _primed:
+            # Build LiteLLM's response models once, here: pydantic warns while building
+            # them (about a TypedDict of LiteLLM's), which a caller can do nothing about.
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r"Item .* is using the `ReadOnly` qualifier",
+                    category=UserWarning,
+                )
+                litellm.ModelResponse()
+            _primed = True
+        return litellm
+
+
+def _off_thread(call: Callable[..., Any], **kwargs: Any) -> Any:
+    """``call(**kwargs)`` on a short-lived worker thread. LiteLLM's success logging
+    calls ``asyncio.get_event_loop()``, which on the main thread creates an event
+    loop that nobody closes; on another thread it runs its hook with ``asyncio.run``
+    instead, which cleans up after itself."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convmem-llm") as pool:
+        return pool.submit(call, **kwargs).result()
+
+
+class LLMReplyError(ModelError):
+    """The LLM gave no usable reply (or could not be reached) after every attempt."""
+
+    def __init__(self, message: str, usage: Usage) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def parse_json(content: str) -> tuple[dict[str, Any] | None, bool]:
+    """The JSON object in ``content``, and whether it had to be repaired."""
+    try:
+        value = json.loads(content)
+        return (value, False) if isinstance(value, dict) else (None, False)
+    except json.JSONDecodeError:
+        pass
+    from json_repair import repair_json
+
+    repaired = repair_json(content, return_objects=True)
+    return (repaired, True) if isinstance(repaired, dict) and repaired else (None, True)
+
+
+class LLMClient:
+    """JSON-mode chat completions through LiteLLM, validated, repaired and retried.
+
+    Args:
+        model: A LiteLLM model name with its provider, e.g. ``openai/gpt-4o-mini``,
+            ``anthropic/claude-3-5-haiku-latest``, ``ollama/llama3.1``.
+        api_key / api_base: Passed to LiteLLM (default: the provider's environment
+            variables, e.g. ``OPENAI_API_KEY``).
+        timeout: Seconds per request.
+        max_attempts: Requests per task at most (first try included).
+        backoff: Seconds before the first retry after a rate limit or timeout; doubles.
+        max_tokens: Reply budget of the first attempt (doubled after a truncated reply).
+        sleep: How to wait between retries (tests pass a no-op).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        timeout: float = 60.0,
+        max_attempts: int = 3,
+        backoff: float = 1.0,
+        max_tokens: int = 2048,
+        temperature: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not model or not model.strip():
+            raise ConfigError("an LLM model name is needed, e.g. 'openai/gpt-4o-mini'")
+        if max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.model = model
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._api_key = api_key
+        self._api_base = api_base
+        self._sleep = sleep
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"LLMClient(model={self.model!r}, api_base={self._api_base!r})"
+
+    def _usage(self, litellm: ModuleType, response: Any, prompt: Prompt, content: str) -> Usage:
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        notes: list[str] = []
+        if not prompt_tokens and not completion_tokens:
+            prompt_tokens = sum(count_tokens(m["content"]) for m in prompt)
+            completion_tokens = count_tokens(content)
+            notes.append(f"{self.model}: provider reported no token usage; estimated")
+        not_mapped = getattr(litellm.exceptions, "ModelNotMappedError", LookupError)
+        try:
+            cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+        except (not_mapped, ValueError, KeyError):
+            cost = 0.0
+            notes.append(f"{self.model}: no price known to LiteLLM; cost counted as 0")
+        return Usage(
+            calls=1,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            notes=tuple(notes),
+        )
+
+    def complete_json(self, prompt: Prompt, reply_model: type[T]) -> tuple[T, Usage]:
+        """Ask for a JSON object that validates as ``reply_model``; returns it and the usage."""
+        litellm = import_litellm()
+        import openai  # a dependency of LiteLLM; every provider error derives from its errors
+
+        retryable = (
+            openai.RateLimitError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.InternalServerError,
+        )
+        messages = list(prompt)
+        usage = Usage()
+        budget = self.max_tokens
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = _off_thread(
+                    litellm.completion,
+                    model=self.model,
+                    messages=messages,
+                    response_format={"type": "json_object"},
+                    temperature=self.temperature,
+                    max_tokens=budget,
+                    timeout=self.timeout,
+                    max_retries=0,  # retries are ours, so every call is counted
+                    api_key=self._api_key,
+                    api_base=self._api_base,
+                )
+            except retryable as exc:
+                usage += Usage(calls=1)
+                problem = f"{type(exc).__name__}: {exc}"
+                if attempt < self.max_attempts:
+                    delay = self.backoff * 2 ** (attempt - 1)
+                    log.warning("LLM %s: %s; retrying in %.1fs", self.model, problem, delay)
+                    self._sleep(delay)
+                continue
+            except openai.OpenAIError as exc:  # authentication, bad request: retrying won't help
+                raise LLMReplyError(
+                    f"LLM {self.model!r} failed: {exc}", usage + Usage(calls=1)
+                ) from exc
+            choice = response.choices[0]
+            content = str(getattr(choice.message, "content", None) or "")
+            usage += self._usage(litellm, response, prompt, content)
+            if getattr(choice, "finish_reason", None) == "length":
+                problem = f"reply truncated at {budget} tokens"
+                budget *= 2
+                log.warning("LLM %s: %s; asking again", self.model, problem)
+                continue
+            value, repaired = parse_json(content)
+            if value is None:
+                problem = "reply is not a JSON object"
+            else:
+                try:
+                    reply = reply_model.model_validate(value)
+                except PydanticValidationError as exc:
+                    problem = f"reply does not fit {reply_model.__name__}: {exc.errors()[0]['msg']}"
+                else:
+                    if repaired:
+                        usage += Usage(notes=("repaired malformed JSON",))
+                    return reply, usage
+            log.warning("LLM %s: %s; asking again", self.model, problem)
+            messages = [
+                *prompt,
+                {"role": "assistant", "content": content[:4000]},
+                {
+                    "role": "user",
+                    "content": f"That reply was unusable ({problem}). "
+                    "Reply again with one JSON object only, in the format asked for.",
+                },
+            ]
+        raise LLMReplyError(
+            f"LLM {self.model!r} gave no usable reply after {self.max_attempts} attempts "
+            f"(last problem: {problem})",
+            usage,
+        )
+
+
+class LLMExtractor:
+    """Observations, trait updates and a summary from an LLM.
+
+    Give a model name (and any :class:`LLMClient` options) or a ready client.
+    Items of the reply that do not validate, or that cite no customer message,
+    are dropped and listed in ``ExtractionOutput.rejected``; nothing unchecked
+    reaches the store.
+    """
+
+    def __init__(
+        self, model: str | None = None, *, client: LLMClient | None = None, **options: Any
+    ):
+        if client is None:
+            if model is None:
+                raise ConfigError("LLMExtractor needs a model name or an LLMClient")
+            client = LLMClient(model, **options)
+        self.client = client
+        self.name = f"litellm/{client.model}"
+
+    def __repr__(self) -> str:
+        return f"LLMExtractor({self.client!r})"
+
+    def extract(self, data: ExtractionInput) -> ExtractionOutput:
+        if not data.messages:
+            return ExtractionOutput()
+        prompt, refs = extraction_prompt(data)
+        reply, usage = self.client.complete_json(prompt, ExtractionReply)
+        parsed = parse_extraction(reply)
+        rejected = list(parsed.rejected)
+        customer = customer_refs(data, refs)
+
+        def cited(what: str, evidence: list[str]) -> tuple[str, ...] | None:
+            ids = tuple(dict.fromkeys(refs[r] for r in evidence if r in customer))
+            if not ids:
+                rejected.append(f"{what}: cites no customer message ({', '.join(evidence)})")
+                return None
+            return ids
+
+        observations: list[ProposedObservation] = []
+        for item in parsed.observations:
+            if (ids := cited(f"observation {item.text!r}", item.evidence)) is not None:
+                observations.append(
+                    ProposedObservation(
+                        kind=item.kind,
+                        text=item.text.strip().rstrip("."),
+                        confidence=item.confidence,
+                        evidence=ids,
+                        trait_key=item.trait_key,
+                        value=item.value,
+                        note="llm",
+                    )
+                )
+        traits: list[TraitUpdate] = []
+        for t in parsed.traits:
+            if (ids := cited(f"trait {t.key!r}", t.evidence)) is not None:
+                traits.append(
+                    TraitUpdate(key=t.key, value=t.value, confidence=t.confidence, evidence=ids)
+                )
+        summary = None
+        if parsed.summary is not None:
+            summary = ProposedSummary(
+                text=parsed.summary.text.strip(),
+                outcome=parsed.summary.outcome,
+                evidence=tuple(
+                    dict.fromkeys(refs[r] for r in parsed.summary.evidence if r in refs)
+                ),
+            )
+        return ExtractionOutput(
+            observations=observations,
+            traits=traits,
+            summary=summary,
+            usage=usage,
+            rejected=rejected,
+        )
