@@ -1,0 +1,282 @@
+"""``convmem gc``, ``export``, ``audit``, ``keys`` and ``policy``: governance from the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memory_core.config import Settings, load_settings
+from memory_core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from memory_core.memory import Memory
+
+__all__ = ["register_governance"]
+
+_DbOpt = Annotated[
+    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
+]
+_TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant to use.")]
+_EmbedderOpt = Annotated[
+    str | None,
+    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
+]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+console = Console()
+keys_app = typer.Typer(help="API keys for the network servers.", no_args_is_help=True)
+policy_app = typer.Typer(help="A tenant's governance policy.", no_args_is_help=True)
+
+
+def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
+    backend = f"sqlite:///{db.resolve()}" if db is not None else None
+    return load_settings(backend=backend, tenant=tenant, embedder=embedder)
+
+
+def _open(settings: Settings) -> Memory:
+    from memory_core.memory import Memory
+
+    return Memory.open(settings=settings)
+
+
+def _dump(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{option}: not an ISO date or time: {value!r}") from None
+
+
+def gc(
+    tenant: _TenantOpt = None,
+    now: Annotated[
+        str | None, typer.Option(help="Apply retention as of this ISO time (default: now).")
+    ] = None,
+    db: _DbOpt = None,
+    embedder: _EmbedderOpt = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Delete what the retention policies say has expired (every tenant unless --tenant)."""
+    settings = _settings(db, None, embedder)
+    with _open(settings) as memory:
+        receipt = memory.gc(tenant=tenant, now=_when(now, "--now"))
+    if as_json:
+        _dump(receipt.model_dump(mode="json"))
+        return
+    if not receipt.total:
+        console.print("nothing has expired")
+        return
+    parts = ", ".join(f"{n} {what}" for what, n in sorted(receipt.deleted.items()) if n)
+    console.print(f"deleted {parts}")
+
+
+def export(
+    profile: Annotated[str, typer.Argument(help="Profile id or identifier (phone:+1...).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the JSON here (default: stdout).")
+    ] = None,
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+    embedder: _EmbedderOpt = None,
+) -> None:
+    """Everything held about a customer, as one JSON document (subject access request)."""
+    settings = _settings(db, tenant, embedder or "hash")  # nothing is embedded
+    with _open(settings) as memory:
+        document = memory.export_profile(profile, tenant=settings.tenant)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        counts = ", ".join(
+            f"{len(document[k])} {k}" for k in ("identifiers", "traits", "observations")
+        )
+        console.print(f"wrote {output} ({counts}, {len(document['conversations'])} conversations)")
+
+
+def audit(
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Print JSON lines.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write JSON lines to this file.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this ISO time.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (e.g. delete_profile).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Only this target (e.g. profile:prf_...).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events.")] = None,
+    system: Annotated[
+        bool, typer.Option("--system", help="Tenant creations and deletions instead.")
+    ] = False,
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+) -> None:
+    """The audit log: who changed what, when and why (oldest first)."""
+    from memory_core.governance.audit import SYSTEM_TENANT, write_jsonl
+
+    settings = _settings(db, tenant, "hash")
+    name = SYSTEM_TENANT if system else settings.tenant
+    with _open(settings) as memory:
+        events = memory.audit(
+            tenant=name,
+            since=_when(since, "--since"),
+            until=_when(until, "--until"),
+            action=action,
+            target=target,
+            limit=limit,
+        )
+    if output is not None:
+        n = write_jsonl(events, output)
+        console.print(f"wrote {n} events to {output}")
+        return
+    if jsonl:
+        for event in events:
+            sys.stdout.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        return
+    table = Table("time", "actor", "action", "target", "details", "reason")
+    for e in events:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        table.add_row(
+            e.ts.isoformat(timespec="seconds"), e.actor, e.action, e.target, details, e.reason
+        )
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Argument(help="read, write or admin.")],
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. mcp-prod.")],
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+) -> None:
+    """Issue an API key; its secret is printed once and never stored."""
+    settings = _settings(db, tenant, "hash")
+    with _open(settings) as memory:
+        issued = memory.create_api_key(role, name, tenant=settings.tenant)
+    console.print(f"key {issued.key_id} ({role}) for tenant {settings.tenant!r}; its token:")
+    sys.stdout.write(issued.secret + "\n")
+    console.print("[dim]Store it now: it cannot be shown again.[/]")
+
+
+@keys_app.command("list")
+def keys_list(
+    revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked keys.")] = False,
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """The tenant's API keys (ids, names, roles; never secrets)."""
+    settings = _settings(db, tenant, "hash")
+    with _open(settings) as memory:
+        keys = memory.list_api_keys(tenant=settings.tenant, include_revoked=revoked)
+    if as_json:
+        _dump([k.model_dump(mode="json", exclude={"salt", "secret_hash"}) for k in keys])
+        return
+    table = Table("key id", "name", "role", "created", "revoked")
+    for k in keys:
+        revoked_at = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ""
+        table.add_row(
+            k.id, k.name, k.role.value, k.created_at.isoformat(timespec="seconds"), revoked_at
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (key_...).")],
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+) -> None:
+    """Revoke an API key at once."""
+    settings = _settings(db, tenant, "hash")
+    with _open(settings) as memory:
+        key = memory.revoke_api_key(key_id, tenant=settings.tenant)
+    console.print(f"revoked {key.id} ({key.name})")
+
+
+@policy_app.command("show")
+def policy_show(db: _DbOpt = None, tenant: _TenantOpt = None) -> None:
+    """The tenant's effective policy, as JSON."""
+    settings = _settings(db, tenant, "hash")
+    with _open(settings) as memory:
+        policy = memory.get_policy(tenant=settings.tenant)
+    _dump(policy.to_json())
+
+
+@policy_app.command("set")
+def policy_set(
+    file: Annotated[Path, typer.Argument(help="The policy as JSON (see docs/governance.md).")],
+    db: _DbOpt = None,
+    tenant: _TenantOpt = None,
+) -> None:
+    """Store the tenant's policy (it takes precedence over the settings file)."""
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{file}: cannot read a JSON policy: {exc}") from exc
+    settings = _settings(db, tenant, "hash")
+    with _open(settings) as memory:
+        memory.set_policy(raw, tenant=settings.tenant)
+    console.print(f"policy of tenant {settings.tenant!r} updated")
+
+
+def bench_governance(
+    messages: Annotated[int, typer.Option(help="Messages in the erasure store.")] = 100_000,
+    profiles: Annotated[int, typer.Option(help="Profiles they are spread over.")] = 1000,
+    heavy: Annotated[int, typer.Option(help="Messages of one extra, heavy profile.")] = 10_000,
+    redaction_messages: Annotated[
+        int, typer.Option("--redaction-messages", help="Generated messages to redact.")
+    ] = 20_000,
+    skip_erasure: Annotated[bool, typer.Option("--skip-erasure")] = False,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Redaction throughput and false-negative rate, and the cost of a profile erasure."""
+    from memory_core.governance.bench import report_dict, run_erasure_bench, run_redaction_bench
+
+    redaction = run_redaction_bench(redaction_messages)
+    erasure = None if skip_erasure else run_erasure_bench(messages, profiles, heavy)
+    data = report_dict(redaction, erasure)
+    if as_json:
+        _dump(data)
+        return
+    console.print(
+        f"redaction: {redaction.messages_per_s:,.0f} messages/s; false negatives "
+        f"{redaction.missed}/{redaction.sensitive} ({redaction.false_negative_rate:.2%}); "
+        f"clean messages changed {redaction.changed_clean}/{redaction.clean}"
+    )
+    for kind, counts in redaction.hard_missed.items():
+        console.print(f"  out of scope, {kind}: missed {counts['missed']}/{counts['total']}")
+    if erasure is not None:
+        console.print(
+            f"erasure at {erasure.messages:,} messages ({erasure.db_mb} MB): delete_profile of "
+            f"{erasure.typical_profile_messages} messages "
+            f"{', '.join(f'{s:.3f}' for s in erasure.delete_profile_seconds)} s "
+            f"(without purge {erasure.delete_without_purge_seconds:.3f} s, purge "
+            f"{erasure.purge_seconds:.3f} s); a profile of {erasure.heavy_profile_messages:,} "
+            f"messages {erasure.heavy_delete_profile_seconds:.3f} s"
+        )
+
+
+def register_governance(app: typer.Typer) -> None:
+    """Add the governance commands to the ``convmem`` app."""
+    app.command("gc")(gc)
+    app.command("export")(export)
+    app.command("audit")(audit)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(policy_app, name="policy")
+    app.command("bench-governance")(bench_governance)
