@@ -1,0 +1,518 @@
+"""Enterprise knowledge: knowledge bases, sources and cited search. A part of
+:class:`memory_core.memory.Memory`.
+
+A source is identified by its knowledge base and URI (a file's ``file://``
+URI, a site's start URL, ``inline:<hash>`` for content given directly, or the
+``uri`` the caller names it by). Adding a source that already exists
+refreshes it -- only what changed is re-indexed -- so re-running an import is
+cheap and never duplicates anything. See :mod:`memory_core.knowledge.indexer`
+for how updates stay atomic for searches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from memory_core._engine import EngineBase
+from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.config import DEFAULT_TENANT
+from memory_core.errors import ConflictError, NotFoundError, ValidationError
+from memory_core.governance.screening import redact_pages
+from memory_core.knowledge.chunking import ChunkingConfig
+from memory_core.knowledge.crawl import CrawlError, CrawlResult, crawl, normalize_url
+from memory_core.knowledge.indexer import Indexer, NothingToIndex
+from memory_core.knowledge.parse import (
+    MAX_SOURCE_BYTES,
+    decode_text,
+    infer_type,
+    parse_bytes,
+    parse_html,
+    parse_markdown,
+    parse_pdf,
+    parse_text,
+    read_file,
+    type_from_extension,
+)
+from memory_core.knowledge.search import (
+    DEFAULT_ALPHA,
+    KnowledgeFilter,
+    KnowledgeSearcher,
+    ScoredChunk,
+)
+from memory_core.knowledge.types import Citation, DocumentIn, KnowledgeHit, Page, ProgressFn
+from memory_core.models import (
+    CrawlOptions,
+    DeletionReceipt,
+    KnowledgeBase,
+    Source,
+    SourceStatus,
+    SourceType,
+    new_id,
+)
+from memory_core.recall import ItemType, Provenance, RecallItem, RecallQuery
+
+__all__ = ["KnowledgeMixin"]
+
+_NAME = re.compile(r"^[^\x00-\x1f]{1,100}$")
+_TAG = re.compile(r"^[\w.:/-]{1,64}$")
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
+        raise ValidationError(
+            f"invalid knowledge base name {name!r}: 1-100 characters, no control "
+            "characters or surrounding spaces"
+        )
+    if name.startswith("kb_"):
+        raise ValidationError(f"knowledge base names may not start with 'kb_' (ids do): {name!r}")
+    return name
+
+
+def _check_tags(tags: Sequence[str] | None) -> tuple[str, ...] | None:
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        raise ValidationError("tags must be a list of strings, not a single string")
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            raise ValidationError(
+                f"invalid tag {tag!r}: 1-64 letters, digits or '_', '-', '.', ':', '/'"
+            )
+    return tuple(dict.fromkeys(tags))
+
+
+def _document_page(doc: DocumentIn, index: int) -> Page:
+    uri = doc.uri or f"doc:{index}"
+    if doc.format == "markdown":
+        return parse_markdown(doc.text, uri=uri, title=doc.title)
+    if doc.format == "html":
+        return parse_html(doc.text, uri=uri, title=doc.title)
+    return parse_text(doc.text, uri=uri, title=doc.title or uri)
+
+
+def _web_pages(result: CrawlResult) -> tuple[list[Page], list[str], list[str]]:
+    """Parsed pages, notes on what was skipped, and URIs to keep from before."""
+    pages: list[Page] = []
+    notes: list[str] = []
+    for fetched in result.pages:
+        try:
+            if fetched.kind == "html":
+                pages.append(parse_html(fetched.data, uri=fetched.url))
+            elif fetched.kind == "pdf":
+                pages.append(parse_pdf(fetched.data, uri=fetched.url))
+            else:
+                text = decode_text(fetched.data, fetched.url)
+                parse = parse_markdown if fetched.kind == "markdown" else parse_text
+                pages.append(parse(text, uri=fetched.url))
+        except ValidationError as exc:
+            notes.append(f"{fetched.url}: {exc}")
+    notes += [f"{url}: {why}" for url, why in result.skipped]
+    notes += [f"{url}: {why} (kept its last indexed version)" for url, why in result.transient]
+    return pages, notes, [url for url, _ in result.transient]
+
+
+class KnowledgeMixin(EngineBase):
+    """Knowledge bases, sources (files, content, documents, web sites) and search."""
+
+    #: How pages are cut into chunks (changing it re-indexes pages on refresh).
+    chunking: ChunkingConfig = ChunkingConfig()
+
+    # -- plumbing -------------------------------------------------------------------
+    def _searcher(self) -> KnowledgeSearcher:
+        searcher = self.__dict__.get("_knowledge_searcher")
+        if searcher is None:
+            with self._resolve_lock:
+                searcher = self.__dict__.setdefault(
+                    "_knowledge_searcher", KnowledgeSearcher(self.backend)
+                )
+        assert isinstance(searcher, KnowledgeSearcher)
+        return searcher
+
+    def _indexer(self, tenant: str, progress: ProgressFn | None = None) -> Indexer:
+        return Indexer(self.backend, self.embedder, tenant, self.chunking, progress)
+
+    # -- knowledge bases ------------------------------------------------------------
+    def create_knowledge_base(
+        self, name: str, *, tenant: str = DEFAULT_TENANT, description: str = ""
+    ) -> KnowledgeBase:
+        """Create a knowledge base; names are unique within a tenant (ConflictError)."""
+        self._tenant(tenant)
+        _check_name(name)
+        with self.backend.batch():
+            if self.backend.find(tenant, Collection.KNOWLEDGE_BASES, Where(eq={"name": name})):
+                raise ConflictError(f"knowledge base {name!r} already exists in tenant {tenant!r}")
+            kb = KnowledgeBase(id=new_id("kb"), tenant=tenant, name=name, description=description)
+            self.backend.upsert(tenant, Collection.KNOWLEDGE_BASES, [kb])
+        return kb
+
+    def list_knowledge_bases(self, *, tenant: str = DEFAULT_TENANT) -> list[KnowledgeBase]:
+        """The tenant's knowledge bases, by name."""
+        self._tenant(tenant)
+        found = self.backend.find(tenant, Collection.KNOWLEDGE_BASES, order_by="name")
+        return [kb for kb in found if isinstance(kb, KnowledgeBase)]
+
+    def get_knowledge_base(self, kb: str, *, tenant: str = DEFAULT_TENANT) -> KnowledgeBase:
+        """A knowledge base by id (``kb_...``) or name."""
+        self._tenant(tenant)
+        if kb.startswith("kb_"):
+            found = self.backend.get(tenant, Collection.KNOWLEDGE_BASES, [kb])
+        else:
+            found = self.backend.find(tenant, Collection.KNOWLEDGE_BASES, Where(eq={"name": kb}))
+        if not found or not isinstance(found[0], KnowledgeBase):
+            raise NotFoundError(f"knowledge base {kb!r} does not exist in tenant {tenant!r}")
+        return found[0]
+
+    def delete_knowledge_base(self, kb: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
+        """Delete a knowledge base with all its sources and chunks, from every index."""
+        with self.backend.batch():
+            record = self.get_knowledge_base(kb, tenant=tenant)
+            where = Where(eq={"kb_id": record.id})
+            counts = {
+                Collection.CHUNKS.value: self.backend.delete(tenant, Collection.CHUNKS, where),
+                Collection.SOURCES.value: self.backend.delete(tenant, Collection.SOURCES, where),
+                Collection.KNOWLEDGE_BASES.value: self.backend.delete(
+                    tenant, Collection.KNOWLEDGE_BASES, Where(eq={"id": record.id})
+                ),
+            }
+        return DeletionReceipt(tenant=tenant, target=f"knowledge_base:{record.id}", deleted=counts)
+
+    # -- sources --------------------------------------------------------------------
+    def add_source(
+        self,
+        kb: str,
+        location: str | Path | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        source_type: SourceType | str | None = None,
+        content: str | bytes | None = None,
+        documents: Sequence[DocumentIn] | None = None,
+        uri: str | None = None,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        crawl: CrawlOptions | None = None,
+        max_bytes: int = MAX_SOURCE_BYTES,
+        progress: ProgressFn | None = None,
+    ) -> Source:
+        """Add a source to a knowledge base (by id or name) and index it.
+
+        Give exactly one of: ``location`` (a file path -- type from its
+        extension unless ``source_type`` -- or an http(s) URL, crawled per
+        ``crawl``), ``content`` (text or bytes of ``source_type``, default
+        text) or ``documents`` (several documents, refreshed one by one).
+
+        A file over ``max_bytes`` or that cannot be parsed raises
+        ValidationError and nothing is stored. A web source that cannot be
+        crawled is stored with status ``failed`` and the reason in ``error``.
+        Adding a source whose URI the knowledge base already has refreshes it
+        (only changed pages are re-indexed; ``title``/``tags``/``crawl`` given
+        here replace the stored ones); a different type there is a ConflictError.
+        """
+        self._tenant(tenant)
+        base = self.get_knowledge_base(kb, tenant=tenant)
+        tags = _check_tags(tags)
+        if sum(x is not None for x in (location, content, documents)) != 1:
+            raise ValidationError(
+                "give exactly one of: a location (path or URL), content, documents"
+            )
+        kind = SourceType(source_type) if source_type is not None else None
+        pages: list[Page] | None = None
+        if documents is not None:
+            if isinstance(documents, str | bytes) or not documents:
+                raise ValidationError("documents must be a non-empty list of DocumentIn")
+            kind = kind or SourceType.TEXT
+            if uri is None and not title:
+                raise ValidationError("a documents source needs a uri or a title to be known by")
+            uri = uri or f"documents:{title}"
+            pages = self._document_pages(documents, max_bytes)
+        elif content is not None:
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            if len(data) > max_bytes:
+                raise ValidationError(
+                    f"the content is {len(data):,} bytes, over the {max_bytes:,}-byte limit"
+                )
+            kind = kind or (type_from_extension(uri) if uri else None) or SourceType.TEXT
+            uri = uri or f"inline:{hashlib.sha256(data).hexdigest()[:24]}"
+            pages = [parse_bytes(data, kind, uri=uri, title=title or "")]
+        else:
+            text = str(location)
+            if kind is SourceType.WEB or re.match(r"^https?://", text, re.IGNORECASE):
+                kind, uri = SourceType.WEB, normalize_url(text)
+            else:
+                path = Path(text).expanduser().resolve()
+                kind = kind or infer_type(text)
+                uri = path.as_uri()
+                pages = [parse_bytes(read_file(path, max_bytes), kind, uri=uri, title=title or "")]
+        if kind is SourceType.WEB and pages is not None:
+            raise ValidationError("a web source is given by its URL as the location")
+        assert uri is not None
+        source = self._register(tenant, base, kind, uri, title, tags, crawl)
+        return self._index(tenant, source, pages, progress)
+
+    def _document_pages(self, documents: Sequence[DocumentIn], max_bytes: int) -> list[Page]:
+        pages: list[Page] = []
+        size = 0
+        for index, doc in enumerate(documents):
+            if not isinstance(doc, DocumentIn):
+                raise ValidationError(f"documents[{index}] is not a DocumentIn")
+            size += len(doc.text.encode("utf-8"))
+            if size > max_bytes:
+                raise ValidationError(f"the documents exceed the {max_bytes:,}-byte limit")
+            pages.append(_document_page(doc, index))
+        uris = [p.uri for p in pages]
+        if len(set(uris)) != len(uris):
+            raise ValidationError("two documents have the same uri")
+        return pages
+
+    def _register(
+        self,
+        tenant: str,
+        kb: KnowledgeBase,
+        kind: SourceType,
+        uri: str,
+        title: str | None,
+        tags: tuple[str, ...] | None,
+        crawl_options: CrawlOptions | None,
+    ) -> Source:
+        """The existing source for (kb, uri), updated, or a new queued one."""
+        indexer = self._indexer(tenant)
+        with self.backend.batch():
+            found = self.backend.find(
+                tenant, Collection.SOURCES, Where(eq={"kb_id": kb.id, "uri": uri})
+            )
+            if found and isinstance(found[0], Source):
+                existing = found[0]
+                if existing.type is not kind:
+                    raise ConflictError(
+                        f"{uri} is already source {existing.id} of type {existing.type.value} "
+                        f"in {kb.name!r}; remove it first to add it as {kind.value}"
+                    )
+                changes: dict[str, object] = {}
+                if title is not None:
+                    changes["title"] = title
+                if tags is not None:
+                    changes["tags"] = tags
+                if crawl_options is not None:
+                    changes["crawl"] = crawl_options
+                if not changes:
+                    return existing
+                return indexer.save(existing.model_copy(update=changes))
+            source = Source(
+                id=new_id("src"),
+                tenant=tenant,
+                kb_id=kb.id,
+                type=kind,
+                uri=uri,
+                title=title or "",
+                tags=tags or (),
+                crawl=(crawl_options or CrawlOptions()) if kind is SourceType.WEB else None,
+            )
+            return indexer.save(source)
+
+    def _index(
+        self, tenant: str, source: Source, pages: list[Page] | None, progress: ProgressFn | None
+    ) -> Source:
+        """Claim, fetch (web), index and publish; failures are recorded on the source."""
+        indexer = self._indexer(tenant, progress)
+        claimed = indexer.claim(source.id)
+        try:
+            notes: list[str] = []
+            keep: list[str] = []
+            if pages is None:
+                if claimed.type is not SourceType.WEB:
+                    raise ValidationError(f"source {claimed.id} has no content to index")
+                result = crawl(claimed.uri, claimed.crawl or CrawlOptions(), progress=progress)
+                pages, notes, keep = _web_pages(result)
+            pages = redact_pages(self, tenant, pages)  # tenant policy: before chunking
+            title = claimed.title or (pages[0].title if pages else "") or claimed.uri
+            published, _ = indexer.index(claimed, pages, keep=keep, notes=notes, title=title)
+            return published
+        except (CrawlError, NothingToIndex, ValidationError) as exc:
+            failed = indexer.fail(claimed.id, str(exc))
+            if failed is None:
+                raise NotFoundError(f"source {claimed.id!r} was removed while indexing") from None
+            return failed
+        except ConflictError:
+            raise
+        except BaseException as exc:
+            failed = indexer.fail(claimed.id, f"{type(exc).__name__}: {exc}")
+            if failed is None:  # removed meanwhile: leave nothing behind
+                self.backend.delete(tenant, Collection.CHUNKS, Where(eq={"source_id": claimed.id}))
+            raise
+
+    def list_sources(
+        self,
+        kb: str | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        status: SourceStatus | str | None = None,
+    ) -> list[Source]:
+        """Sources of one knowledge base (or all), oldest first by id."""
+        self._tenant(tenant)
+        where = Where()
+        if kb is not None:
+            where = Where(eq={"kb_id": self.get_knowledge_base(kb, tenant=tenant).id})
+        if status is not None:
+            where = where.and_(Where(eq={"status": SourceStatus(status).value}))
+        found = self.backend.find(tenant, Collection.SOURCES, where)
+        return sorted(
+            (s for s in found if isinstance(s, Source)), key=lambda s: (s.created_at, s.id)
+        )
+
+    def get_source(self, source_id: str, *, tenant: str = DEFAULT_TENANT) -> Source:
+        self._tenant(tenant)
+        return self._indexer(tenant).get_source(source_id)
+
+    def refresh_source(
+        self,
+        source_id: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        content: str | bytes | None = None,
+        documents: Sequence[DocumentIn] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Source:
+        """Re-read a source (re-crawl a site, re-read a file) and re-index what
+        changed. Sources added as ``content``/``documents`` are refreshed by
+        passing the new content. A failure is recorded on the source (status
+        ``failed`` with the reason) and its last published version stays."""
+        source = self.get_source(source_id, tenant=tenant)
+        pages: list[Page] | None = None
+        if documents is not None:
+            pages = self._document_pages(documents, MAX_SOURCE_BYTES)
+        elif content is not None:
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            pages = [parse_bytes(data, source.type, uri=source.uri, title=source.title)]
+        elif source.type is not SourceType.WEB:
+            if not source.uri.startswith("file://"):
+                raise ValidationError(
+                    f"source {source_id} was given as content; refresh it with content= or "
+                    "documents="
+                )
+            path = Path(unquote(urlsplit(source.uri).path))
+            try:
+                data = read_file(path, MAX_SOURCE_BYTES)
+                pages = [parse_bytes(data, source.type, uri=source.uri, title=source.title)]
+            except ValidationError as exc:
+                indexer = self._indexer(tenant)
+                indexer.claim(source.id)
+                failed = indexer.fail(source.id, str(exc))
+                assert failed is not None
+                return failed
+        return self._index(tenant, source, pages, progress)
+
+    def remove_source(self, source_id: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
+        """Remove a source and every chunk of it, from every index."""
+        self._tenant(tenant)
+        indexer = self._indexer(tenant)
+        with self.backend.batch():
+            source = indexer.get_source(source_id)
+            chunks = self.backend.delete(
+                tenant, Collection.CHUNKS, Where(eq={"source_id": source.id})
+            )
+            sources = self.backend.delete(tenant, Collection.SOURCES, Where(eq={"id": source.id}))
+            indexer.touch_kb(source.kb_id)
+        return DeletionReceipt(
+            tenant=tenant,
+            target=f"source:{source.id}",
+            deleted={Collection.CHUNKS.value: chunks, Collection.SOURCES.value: sources},
+        )
+
+    # -- search ---------------------------------------------------------------------
+    def search_knowledge(
+        self,
+        query: str,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        kb: str | Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        alpha: float = DEFAULT_ALPHA,
+    ) -> list[KnowledgeHit]:
+        """The chunks that best answer ``query``, best first, each with its citation.
+
+        Filters: knowledge bases (ids or names), source ids, tags (sources
+        carrying any of them). ``min_score`` drops hits scoring below it
+        (scores are in [0, 1]); ``alpha`` weights the vector side of hybrid search.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationError("the query is empty")
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ValidationError(f"limit must be within 1..1000, got {limit!r}")
+        if not 0.0 <= min_score <= 1.0 or not 0.0 <= alpha <= 1.0:
+            raise ValidationError("min_score and alpha must be within [0, 1]")
+        try:
+            mode = SearchMode(mode)
+        except ValueError:
+            raise ValidationError(f"unknown mode {mode!r}; use hybrid, keyword or vector") from None
+        self._tenant(tenant)
+        flt = KnowledgeFilter(
+            kbs=(kb,) if isinstance(kb, str) else (tuple(kb) if kb is not None else None),
+            sources=tuple(sources) if sources is not None else None,
+            tags=_check_tags(tags),
+        )
+        vector = None
+        if mode is not SearchMode.KEYWORD:
+            vector = Vectors(self.embedder.model_id, self.embedder.embed_batch([query]))
+        scored = self._searcher().search(
+            tenant, query, vector, flt, limit=limit, mode=mode, alpha=alpha
+        )
+        return [_hit(s) for s in scored if s.score >= min_score]
+
+    def _recall_knowledge(self, q: RecallQuery) -> list[RecallItem]:
+        opts = q.options
+        limit = opts.limit(ItemType.KNOWLEDGE)
+        if not limit or q.text is None:
+            return []
+        kbs = getattr(opts, "knowledge_bases", None)
+        alpha = opts.alpha if "alpha" in opts.model_fields_set else DEFAULT_ALPHA
+        scored = self._searcher().search(
+            q.tenant,
+            q.text,
+            q.vector,
+            KnowledgeFilter(kbs=tuple(kbs) if kbs else None),
+            limit=limit,
+            mode=opts.mode,
+            alpha=alpha,
+        )
+        return [
+            RecallItem(
+                type=ItemType.KNOWLEDGE,
+                id=s.chunk.id,
+                text=s.chunk.passage,
+                score=min(1.0, s.score),
+                provenance=Provenance(source=_attribute_safe(str(_citation(s)))),
+            )
+            for s in scored
+            if s.score >= opts.min_score
+        ]
+
+
+def _attribute_safe(text: str) -> str:
+    """A citation (titles come from untrusted pages) made safe inside a context tag."""
+    return text.replace('"', "'").replace("<", "‹").replace(">", "›")
+
+
+def _citation(s: ScoredChunk) -> Citation:
+    return Citation(
+        source_id=s.source.id,
+        kb_id=s.source.kb_id,
+        source_title=s.source.title,
+        uri=s.chunk.page_uri,
+        page_title=s.chunk.page_title,
+        heading_path=s.chunk.heading_path,
+        position=s.chunk.position,
+        page=s.chunk.page,
+    )
+
+
+def _hit(s: ScoredChunk) -> KnowledgeHit:
+    return KnowledgeHit(
+        id=s.chunk.id, text=s.chunk.passage, score=min(1.0, s.score), citation=_citation(s)
+    )

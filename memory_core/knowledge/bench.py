@@ -1,0 +1,299 @@
+"""The knowledge part of ``convmem bench``: indexing throughput and search
+latency, each beside a baseline measured in the same run.
+
+- Indexing (chunks/s) end to end -- parse, chunk, embed, stage, publish -- on
+  fresh text, beside the embedder alone on the same chunk texts (the
+  baseline); and at each size with embeddings cached (the pipeline's own cost).
+- Search latency p50/p95/p99 at each size (chunks spread over sources of 1,000
+  documents in two knowledge bases): ``search_knowledge`` end to end (query
+  embedding included), hybrid search with the query vector given, the same
+  filtered to one knowledge base, and vector search -- beside an exact numpy
+  top-k over the same chunk vectors held in memory.
+
+Synthetic help-centre articles are built from templates over a pool of
+distinct sections that is embedded once, so 100k chunks do not take 100k
+model calls (as in the message benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from memory_core.backends.base import SearchMode, Vectors
+from memory_core.bench import Latency, _machine, _numpy_topk, synthetic_texts
+from memory_core.config import load_settings
+from memory_core.knowledge.chunking import context_line
+from memory_core.knowledge.search import DEFAULT_ALPHA, KnowledgeFilter
+from memory_core.knowledge.types import DocumentIn
+from memory_core.memory import Memory
+
+__all__ = ["KnowledgeBenchReport", "run_knowledge_bench", "run_knowledge_bench_cli"]
+
+_TOPICS = [
+    "Billing",
+    "Returns",
+    "Shipping",
+    "Warranty",
+    "Accounts",
+    "Routers",
+    "Mobile plans",
+    "Streaming",
+    "Stores",
+    "Security",
+]
+_DOCS_PER_SOURCE = 1000
+
+
+@dataclass
+class KnowledgeSizeReport:
+    chunks: int
+    sources: int
+    build_seconds: float
+    index_cached_chunks_per_s: float
+    search_end_to_end: Latency
+    hybrid: Latency
+    hybrid_one_kb: Latency
+    vector: Latency
+    numpy_baseline: Latency
+    vector_ratio: float
+
+
+@dataclass
+class KnowledgeBenchReport:
+    machine: str
+    embedder: str
+    fresh_chunks: int
+    index_chunks_per_s: float
+    embedder_alone_chunks_per_s: float
+    sizes: list[KnowledgeSizeReport] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sections(n: int, seed: int) -> list[tuple[str, str, str]]:
+    """``n`` distinct (title, heading, paragraph) sections of about 120 words."""
+    rng = random.Random(seed)
+    sentences = synthetic_texts(max(200, n * 2), seed=seed)
+    out = []
+    for i in range(n):
+        topic = rng.choice(_TOPICS)
+        body = " ".join(rng.sample(sentences, 7))
+        out.append((f"{topic} guide {i % 97}", f"{topic} question {i}", body))
+    return out
+
+
+def _documents(
+    sections: Sequence[tuple[str, str, str]], picks: Sequence[int], start: int
+) -> list[DocumentIn]:
+    return [
+        DocumentIn(
+            uri=f"https://help.example.com/a/{start + j}",
+            title=sections[i][0],
+            text=f"# {sections[i][1]}\n\n{sections[i][2]}",
+            format="markdown",
+        )
+        for j, i in enumerate(picks)
+    ]
+
+
+def bench_fresh(memory: Memory, n: int) -> tuple[float, float]:
+    """(end-to-end chunks/s, embedder-alone chunks/s) on ``n`` fresh one-chunk documents."""
+    sections = _sections(n, seed=101)
+    memory.create_knowledge_base("bench-fresh")
+    docs = _documents(sections, range(n), 0)
+    t = time.perf_counter()
+    source = memory.add_source("bench-fresh", documents=docs, title="fresh")
+    end_to_end = source.chunk_count / (time.perf_counter() - t)
+    texts = [
+        f"{context_line(title, (title, heading))}\n{body}" for title, heading, body in sections
+    ]
+    inner = getattr(memory.embedder, "inner", memory.embedder)
+    t = time.perf_counter()
+    for start in range(0, len(texts), 128):
+        inner.embed_batch(texts[start : start + 128])
+    alone = len(texts) / (time.perf_counter() - t)
+    return end_to_end, alone
+
+
+def bench_size(
+    memory: Memory,
+    n: int,
+    pool: Sequence[tuple[str, str, str]],
+    queries: int,
+    tick: Callable[[int], None],
+) -> KnowledgeSizeReport:
+    tenant = f"kbench-{n}"
+    memory.create_tenant(tenant)
+    kbs = ["kb-a", "kb-b"]
+    for kb in kbs:
+        memory.create_knowledge_base(kb, tenant=tenant)
+    rng = random.Random(n)
+    t0 = time.perf_counter()
+    chunks = sources = 0
+    every_pick: list[int] = []
+    for start in range(0, n, _DOCS_PER_SOURCE):
+        picks = [rng.randrange(len(pool)) for _ in range(min(_DOCS_PER_SOURCE, n - start))]
+        every_pick += picks
+        source = memory.add_source(
+            kbs[sources % 2],
+            documents=_documents(pool, picks, start),
+            title=f"help centre part {sources}",
+            tenant=tenant,
+        )
+        chunks += source.chunk_count
+        sources += 1
+        tick(len(picks))
+    build = time.perf_counter() - t0
+
+    questions = [f"{q} ({i})" for i, q in enumerate(synthetic_texts(queries, seed=99))]
+    end_to_end = _timed(lambda q: memory.search_knowledge(q, tenant=tenant), questions)
+    vectors = memory.embedder.embed_batch(questions)
+    searcher = memory._searcher()
+    model = memory.embedder.model_id
+
+    def run(q: int, mode: SearchMode, flt: KnowledgeFilter) -> object:
+        return searcher.search(
+            tenant,
+            questions[q],
+            Vectors(model, vectors[q : q + 1]),
+            flt,
+            limit=10,
+            mode=mode,
+            alpha=DEFAULT_ALPHA,
+        )
+
+    everything, one_kb = KnowledgeFilter(), KnowledgeFilter(kbs=("kb-a",))
+    ids = list(range(queries))
+    hybrid = _timed(lambda q: run(q, SearchMode.HYBRID, everything), ids)
+    hybrid_kb = _timed(lambda q: run(q, SearchMode.HYBRID, one_kb), ids)
+    vector = _timed(lambda q: run(q, SearchMode.VECTOR, everything), ids)
+    texts = [f"{context_line(t, (t, h))}\n{b}" for t, h, b in pool]
+    pool_vectors = memory.embedder.embed_batch(texts)  # cached: the pool was embedded to build
+    matrix = np.ascontiguousarray(pool_vectors[every_pick])  # one chunk per document
+    baseline = _timed(lambda q: _numpy_topk(matrix, vectors[q], 10), ids)
+    return KnowledgeSizeReport(
+        chunks=chunks,
+        sources=sources,
+        build_seconds=round(build, 1),
+        index_cached_chunks_per_s=round(chunks / build, 1),
+        search_end_to_end=end_to_end,
+        hybrid=hybrid,
+        hybrid_one_kb=hybrid_kb,
+        vector=vector,
+        numpy_baseline=baseline,
+        vector_ratio=round(vector.p50_ms / max(baseline.p50_ms, 1e-6), 2),
+    )
+
+
+def _timed(fn: Callable[[Any], object], args: Sequence[Any]) -> Latency:
+    fn(args[0])  # warm caches (the vector matrix) outside the measurement
+    seconds = []
+    for arg in args:
+        t = time.perf_counter()
+        fn(arg)
+        seconds.append(time.perf_counter() - t)
+    return Latency.of(seconds)
+
+
+def run_knowledge_bench(
+    sizes: Sequence[int],
+    *,
+    queries: int = 200,
+    fresh_chunks: int = 500,
+    pool_size: int = 2000,
+    embedder: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> KnowledgeBenchReport:
+    with tempfile.TemporaryDirectory(prefix="convmem-kbench-") as tmp:
+        settings = load_settings(backend=f"sqlite:///{Path(tmp) / 'bench.db'}", embedder=embedder)
+        with Memory.open(settings=settings) as memory:
+            if progress:
+                progress("knowledge: indexing fresh text", 0, fresh_chunks)
+            e2e, alone = bench_fresh(memory, fresh_chunks)
+            report = KnowledgeBenchReport(
+                machine=_machine(),
+                embedder=memory.embedder.model_id,
+                fresh_chunks=fresh_chunks,
+                index_chunks_per_s=round(e2e, 1),
+                embedder_alone_chunks_per_s=round(alone, 1),
+            )
+            pool = _sections(pool_size, seed=7)
+            texts = [f"{context_line(t, (t, h))}\n{b}" for t, h, b in pool]
+            for start in range(0, len(texts), 128):
+                memory.embedder.embed_batch(texts[start : start + 128])
+                if progress:
+                    progress("knowledge: embedding the section pool", start, len(texts))
+            for n in sizes:
+                done = 0
+
+                def tick(k: int, n: int = n) -> None:
+                    nonlocal done
+                    done += k
+                    if progress:
+                        progress(f"knowledge: indexing {n:,} chunks", done, n)
+
+                report.sizes.append(bench_size(memory, n, pool, queries, tick))
+    return report
+
+
+def run_knowledge_bench_cli(
+    console: Console, sizes: Sequence[int], *, queries: int, as_json: bool
+) -> None:
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("knowledge benchmark", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        report = run_knowledge_bench(sizes, queries=queries, progress=progress)
+    if as_json:
+        sys.stdout.write(json.dumps({"knowledge": report.to_dict()}, indent=2) + "\n")
+        return
+    console.print(f"[bold]knowledge bench[/] — {report.machine}, embedder {report.embedder}")
+    table = Table(title=f"Knowledge indexing (chunks/s, {report.fresh_chunks} fresh chunks)")
+    for column in ("end to end", "embedder alone (baseline)"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{report.index_chunks_per_s:.0f}", f"{report.embedder_alone_chunks_per_s:.0f}")
+    console.print(table)
+    lat = Table(title="Knowledge search latency (ms, p50 / p95 / p99)")
+    for column in (
+        "chunks",
+        "indexing cached (chunks/s)",
+        "search_knowledge (embed incl.)",
+        "hybrid",
+        "hybrid, one KB",
+        "vector",
+        "numpy baseline",
+        "ratio",
+    ):
+        lat.add_column(column, justify="right")
+    for s in report.sizes:
+        lat.add_row(
+            f"{s.chunks:,}",
+            f"{s.index_cached_chunks_per_s:.0f}",
+            _fmt(s.search_end_to_end),
+            _fmt(s.hybrid),
+            _fmt(s.hybrid_one_kb),
+            _fmt(s.vector),
+            _fmt(s.numpy_baseline),
+            f"{s.vector_ratio:.2f}x",
+        )
+    console.print(lat)
+
+
+def _fmt(lat: Latency) -> str:
+    return f"{lat.p50_ms:.1f} / {lat.p95_ms:.1f} / {lat.p99_ms:.1f}"
