@@ -23,6 +23,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class SizeReport:
 @dataclass
 class BenchReport:
     machine: str
+    backend: str
     embedder: str
     ingest_messages: int
     ingest_msgs_per_s: float
@@ -194,7 +196,9 @@ def _conversations(
     return convs
 
 
-def bench_ingest(memory: Memory, n: int) -> tuple[float, float, float]:
+def bench_ingest(
+    memory: Memory, n: int, tenant: str = "bench-ingest"
+) -> tuple[float, float, float]:
     """(end-to-end msgs/s, embedder-alone msgs/s, ingest with embedding cached msgs/s)."""
     texts = synthetic_texts(n, seed=11)
     inner = getattr(memory.embedder, "inner", memory.embedder)
@@ -202,17 +206,17 @@ def bench_ingest(memory: Memory, n: int) -> tuple[float, float, float]:
     for start in range(0, n, 64):
         inner.embed_batch(texts[start : start + 64])
     alone = n / (time.perf_counter() - t)
-    memory.create_tenant("bench-ingest")
+    memory.create_tenant(tenant)
     convs = _conversations(texts, 0, 10, "ingest")
     t = time.perf_counter()
     for conv in convs:
-        memory.ingest(conv, tenant="bench-ingest")
+        memory.ingest(conv, tenant=tenant)
     end_to_end = n / (time.perf_counter() - t)
     # Same texts again, into fresh conversations: the embedding cache answers.
     convs = _conversations(texts, 1, 10, "ingest-cached")
     t = time.perf_counter()
     for conv in convs:
-        memory.ingest(conv, tenant="bench-ingest")
+        memory.ingest(conv, tenant=tenant)
     cached = n / (time.perf_counter() - t)
     return end_to_end, alone, cached
 
@@ -237,8 +241,9 @@ def bench_size(
     queries: int,
     pool: list[str],
     tick: Callable[[int], None],
+    tenant: str | None = None,
 ) -> SizeReport:
-    tenant = f"bench-{n}"
+    tenant = tenant or f"bench-{n}"
     t0 = time.perf_counter()
     _build(memory, tenant, n, profiles, pool, tick)
     build = time.perf_counter() - t0
@@ -324,32 +329,60 @@ def run_bench(
     ingest_messages: int = 2000,
     embedder: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    backend: str | None = None,
 ) -> BenchReport:
+    """The benchmark on a throwaway embedded store, or on ``backend`` (a backend
+    setting such as ``weaviate://host:8080``): there in tenants of its own,
+    dropped afterwards."""
     with tempfile.TemporaryDirectory(prefix="convmem-bench-") as tmp:
-        settings = load_settings(backend=f"sqlite:///{Path(tmp) / 'bench.db'}", embedder=embedder)
+        spec = backend or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        run = "" if backend is None else f"-{uuid.uuid4().hex[:8]}"
+        tenants = [f"bench-ingest{run}", *(f"bench-{n}{run}" for n in sizes)]
+        settings = load_settings(backend=spec, embedder=embedder)
         with Memory.open(settings=settings) as memory:
-            e2e, alone, cached = bench_ingest(memory, ingest_messages)
-            pool = synthetic_texts(5000, seed=3)
-            memory.embedder.embed_batch(pool)
-            report = BenchReport(
-                machine=_machine(),
-                embedder=memory.embedder.model_id,
-                ingest_messages=ingest_messages,
-                ingest_msgs_per_s=round(e2e, 1),
-                embedder_alone_msgs_per_s=round(alone, 1),
-                ingest_no_embedding_msgs_per_s=round(cached, 1),
-            )
-            for n in sizes:
-                done = 0
-
-                def tick(k: int, n: int = n) -> None:
-                    nonlocal done
-                    done += k
-                    if progress:
-                        progress(f"building {n:,} messages", done, n)
-
-                report.sizes.append(bench_size(memory, n, profiles, queries, pool, tick))
+            try:
+                report = _run_bench(
+                    memory, sizes, tenants, profiles, queries, ingest_messages, progress
+                )
+            finally:
+                if backend is not None:
+                    for tenant in tenants:
+                        memory.backend.drop_tenant(tenant)
     report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return report
+
+
+def _run_bench(
+    memory: Memory,
+    sizes: Sequence[int],
+    tenants: list[str],
+    profiles: int,
+    queries: int,
+    ingest_messages: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> BenchReport:
+    e2e, alone, cached = bench_ingest(memory, ingest_messages, tenants[0])
+    pool = synthetic_texts(5000, seed=3)
+    memory.embedder.embed_batch(pool)
+    report = BenchReport(
+        machine=_machine(),
+        backend=memory.backend.name,
+        embedder=memory.embedder.model_id,
+        ingest_messages=ingest_messages,
+        ingest_msgs_per_s=round(e2e, 1),
+        embedder_alone_msgs_per_s=round(alone, 1),
+        ingest_no_embedding_msgs_per_s=round(cached, 1),
+    )
+    for n, tenant in zip(sizes, tenants[1:], strict=True):
+        done = 0
+
+        def tick(k: int, n: int = n) -> None:
+            nonlocal done
+            done += k
+            if progress:
+                progress(f"{memory.backend.name}: building {n:,} messages", done, n)
+
+        report.sizes.append(bench_size(memory, n, profiles, queries, pool, tick, tenant))
     return report
 
 
@@ -361,31 +394,56 @@ def _machine() -> str:
 
 
 def run_bench_cli(
-    console: Console, sizes: Sequence[int], *, profiles: int, queries: int, as_json: bool
+    console: Console,
+    sizes: Sequence[int],
+    *,
+    profiles: int,
+    queries: int,
+    as_json: bool,
+    backend: str | None = None,
 ) -> None:
+    """Print the benchmark; with ``backend``, run it on the embedded store and on
+    ``backend`` in the same process, one after the other, and show both."""
+    targets: list[str | None] = [None]
+    if backend is not None and backend != "sqlite" and not backend.startswith("sqlite:"):
+        targets.append(backend)
+    elif backend is not None:
+        targets = [backend]
+    reports = []
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("benchmark", total=None)
 
         def progress(label: str, done: int, total: int) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
-        report = run_bench(sizes, profiles=profiles, queries=queries, progress=progress)
+        for target in targets:
+            reports.append(
+                run_bench(
+                    sizes, profiles=profiles, queries=queries, progress=progress, backend=target
+                )
+            )
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        data: object = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    console.print(f"[bold]convmem bench[/] — {report.machine}, embedder {report.embedder}")
+    first = reports[0]
+    console.print(f"[bold]convmem bench[/] — {first.machine}, embedder {first.embedder}")
     table = Table(title="Ingest (messages/s)")
-    for col in ("end to end", "embedder alone (baseline)", "embedding cached"):
+    for col in ("backend", "end to end", "embedder alone (baseline)", "embedding cached"):
         table.add_column(col, justify="right")
-    table.add_row(
-        f"{report.ingest_msgs_per_s:.0f}",
-        f"{report.embedder_alone_msgs_per_s:.0f}",
-        f"{report.ingest_no_embedding_msgs_per_s:.0f}",
-    )
+    for report in reports:
+        table.add_row(
+            report.backend,
+            f"{report.ingest_msgs_per_s:.0f}",
+            f"{report.embedder_alone_msgs_per_s:.0f}",
+            f"{report.ingest_no_embedding_msgs_per_s:.0f}",
+        )
     console.print(table)
     lat = Table(title="Recall latency (ms, p50 / p95 / p99)")
     for col in (
+        "backend",
         "messages",
+        "build (s)",
         "recall (embed incl.)",
         "profile search",
         "numpy baseline",
@@ -395,19 +453,22 @@ def run_bench_cli(
         "ratio",
     ):
         lat.add_column(col, justify="right")
-    for s in report.sizes:
-        lat.add_row(
-            f"{s.messages:,}",
-            _fmt(s.recall),
-            _fmt(s.search),
-            _fmt(s.search_numpy_baseline),
-            f"{s.search_ratio:.2f}x",
-            _fmt(s.tenant_vector_search),
-            _fmt(s.tenant_numpy_baseline),
-            f"{s.tenant_ratio:.2f}x",
-        )
+    for report in reports:
+        for s in report.sizes:
+            lat.add_row(
+                report.backend,
+                f"{s.messages:,}",
+                f"{s.build_seconds:.0f}",
+                _fmt(s.recall),
+                _fmt(s.search),
+                _fmt(s.search_numpy_baseline),
+                f"{s.search_ratio:.2f}x",
+                _fmt(s.tenant_vector_search),
+                _fmt(s.tenant_numpy_baseline),
+                f"{s.tenant_ratio:.2f}x",
+            )
     console.print(lat)
-    console.print(f"peak RSS {report.peak_rss_mb:.0f} MB")
+    console.print(f"peak RSS {reports[-1].peak_rss_mb:.0f} MB (the whole process)")
 
 
 def _fmt(lat: Latency) -> str:

@@ -1,0 +1,258 @@
+"""Reading from Weaviate for the Weaviate backend: keyset paging, the search
+queries, and turning objects back into records and vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
+from weaviate.collections import Collection as WeaviateCollection
+from weaviate.collections.classes.filters import _Filters
+from weaviate.collections.classes.internal import Object
+
+from memory_core.backends.base import Hit, Vectors
+from memory_core.backends.weaviate_schema import (
+    BODY,
+    RID_ORD,
+    VECTOR_MODEL,
+    Field,
+    Layout,
+    vector_name,
+)
+from memory_core.errors import ValidationError
+from memory_core.models import Record
+
+__all__ = [
+    "Search",
+    "batched",
+    "query_row",
+    "record",
+    "scan",
+    "unit_rows",
+    "vector_groups",
+]
+
+PAGE = 1000  # objects per read page (well below any QUERY_MAXIMUM_RESULTS)
+EVERYTHING = Filter.by_property(RID_ORD).is_none(False)  # every object has an id
+Obj = Object[Any, Any]
+Floats = npt.NDArray[np.float32]
+
+
+def scan(
+    target: WeaviateCollection[Any, Any],
+    layout: Layout,
+    flt: _Filters | None,
+    field: Field,
+    descending: bool,
+    want: int | None,
+    *,
+    vectors: bool = False,
+) -> Iterator[Obj]:
+    """The matching objects ordered by ``field`` then id, paged with keyset filters.
+
+    As on SQLite, nulls come first in ascending order and last in descending.
+    """
+    keyed = field.name != "id"
+    segments: list[tuple[_Filters | None, bool]]
+    if keyed and field.nullable:
+        nulls = (Filter.by_property(field.key).is_none(True), False)
+        values = (Filter.by_property(field.key).is_none(False), True)
+        segments = [values, nulls] if descending else [nulls, values]
+    else:
+        segments = [(None, keyed)]
+    returned = [BODY, RID_ORD] + ([field.key] if keyed else [])
+    if vectors and layout.spec.searchable:
+        returned.append(VECTOR_MODEL)
+    yielded = 0
+    for segment, by_field in segments:
+        cursor: tuple[Any, str] | None = None
+        while want is None or yielded < want:
+            size = PAGE if want is None else max(1, min(PAGE, want - yielded))
+            sort = (
+                Sort.by_property(field.key, ascending=not descending).by_property(
+                    RID_ORD, ascending=not descending
+                )
+                if by_field
+                else Sort.by_property(RID_ORD, ascending=not descending)
+            )
+            conditions = [c for c in (flt, segment) if c is not None]
+            if cursor is not None:
+                conditions.append(after(field.key if by_field else None, cursor, descending))
+            if len(conditions) == 1:
+                # Weaviate 1.39 cuts the matches of a lone range filter on a text
+                # property to ``limit`` (in value order) *before* sorting them; inside
+                # an AND it does not. So a lone condition is paired with a no-op one.
+                conditions.append(EVERYTHING)
+            result = target.query.fetch_objects(
+                filters=conjunction(conditions),
+                sort=sort,
+                limit=size,
+                return_properties=returned,
+                include_vector=vectors,
+            )
+            yield from result.objects
+            yielded += len(result.objects)
+            if len(result.objects) < size:
+                break
+            last = result.objects[-1].properties
+            cursor = (last.get(field.key) if by_field else None, str(last[RID_ORD]))
+
+
+class Search:
+    """One search's target, filter and limit, and the Weaviate queries that run it."""
+
+    def __init__(
+        self,
+        target: WeaviateCollection[Any, Any],
+        layout: Layout,
+        flt: _Filters | None,
+        limit: int,
+    ) -> None:
+        self.target, self.layout, self.flt, self.limit = target, layout, flt, limit
+        assert layout.terms_prop is not None
+        self.terms_prop = layout.terms_prop
+
+    def _hits(self, objects: Sequence[Obj], score: Any) -> list[Hit[Record]]:
+        hits = [Hit(record=record(self.layout, o), score=float(score(o))) for o in objects]
+        hits.sort(key=lambda hit: (-hit.score, hit.record.id))
+        return hits
+
+    def keyword(self, terms: list[str]) -> list[Hit[Record]]:
+        result = self.target.query.bm25(
+            " ".join(terms),
+            query_properties=[self.terms_prop],
+            filters=self.flt,
+            limit=self.limit,
+            return_metadata=MetadataQuery(score=True),
+            return_properties=[BODY],
+        )
+        return self._hits(result.objects, lambda o: o.metadata.score or 0.0)
+
+    def near_vector(self, query: Floats, name: str) -> list[Hit[Record]]:
+        result = self.target.query.near_vector(
+            query.tolist(),
+            target_vector=name,
+            filters=self.flt,
+            limit=self.limit,
+            return_metadata=MetadataQuery(distance=True),
+            return_properties=[BODY],
+        )
+        return self._hits(result.objects, lambda o: 1.0 - (o.metadata.distance or 0.0))
+
+    def near_text(self, text: str, name: str) -> list[Hit[Record]]:
+        result = self.target.query.near_text(
+            text,
+            target_vector=name,
+            filters=self.flt,
+            limit=self.limit,
+            return_metadata=MetadataQuery(distance=True),
+            return_properties=[BODY],
+        )
+        return self._hits(result.objects, lambda o: 1.0 - (o.metadata.distance or 0.0))
+
+    def hybrid(
+        self, terms: list[str], query: Floats | None, name: str, alpha: float
+    ) -> list[Hit[Record]]:
+        result = self.target.query.hybrid(
+            " ".join(terms),
+            vector=None if query is None else query.tolist(),
+            alpha=alpha,
+            fusion_type=HybridFusion.RELATIVE_SCORE,
+            query_properties=[self.terms_prop],
+            target_vector=name,
+            filters=self.flt,
+            limit=self.limit,
+            return_metadata=MetadataQuery(score=True),
+            return_properties=[BODY],
+        )
+        return self._hits(result.objects, lambda o: o.metadata.score or 0.0)
+
+
+def record(layout: Layout, obj: Obj) -> Record:
+    return layout.spec.model.model_validate_json(obj.properties[BODY])
+
+
+def conjunction(parts: list[_Filters]) -> _Filters | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Filter.all_of(parts)
+
+
+def after(key: str | None, cursor: tuple[Any, str], descending: bool) -> _Filters:
+    """Objects after ``cursor`` (sort value, id key) in ``(key, id)`` order."""
+    value, rid = cursor
+    by_id = Filter.by_property(RID_ORD)
+    next_id = by_id.less_than(rid) if descending else by_id.greater_than(rid)
+    if key is None:
+        return next_id
+    by_key = Filter.by_property(key)
+    beyond = by_key.less_than(value) if descending else by_key.greater_than(value)
+    return Filter.any_of([beyond, Filter.all_of([by_key.equal(value), next_id])])
+
+
+def batched(objects: Iterator[Obj], size: int) -> Iterator[list[Obj]]:
+    while page := list(islice(objects, size)):
+        yield page
+
+
+def vector_groups(layout: Layout, page: list[Obj]) -> Iterator[tuple[list[Record], Vectors | None]]:
+    """``page`` as runs of consecutive records sharing an embedding model."""
+    run: list[Record] = []
+    rows: list[list[float]] = []
+    model: str | None = None
+    for obj in page:
+        this = obj.properties.get(VECTOR_MODEL) if layout.spec.searchable else None
+        vector = obj.vector.get(vector_name(this)) if isinstance(this, str) else None
+        if vector is None:
+            this = None
+        if run and this != model:
+            yield run, vectors_of(model, rows)
+            run, rows = [], []
+        model = this
+        run.append(record(layout, obj))
+        if vector is not None:
+            rows.append(cast(list[float], vector))
+    if run:
+        yield run, vectors_of(model, rows)
+
+
+def vectors_of(model: str | None, rows: list[list[float]]) -> Vectors | None:
+    return None if model is None else Vectors(model, np.asarray(rows, dtype=np.float32))
+
+
+def unit_rows(collection: str, searchable: bool, vectors: Vectors) -> Floats:
+    """``vectors`` checked (as the SQLite backend checks them) and scaled to unit length."""
+    if not searchable:
+        raise ValidationError(f"Collection {collection!r} does not store vectors")
+    if not isinstance(vectors.model_id, str) or not vectors.model_id:
+        raise ValidationError("Vectors need a non-empty model_id")
+    array = vectors.array
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+        raise ValidationError("Vectors must be a float32 numpy array")
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ValidationError(f"Vectors must have shape (n, d), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValidationError("Vectors must be finite (no NaN or infinity)")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return (array / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def query_row(vector: Vectors | None) -> tuple[str, Floats]:
+    """The query's model id and unit vector (the SQLite backend's checks)."""
+    if vector is None:
+        raise ValidationError("Vector and hybrid search need a query vector")
+    array = np.asarray(vector.array)
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind != "f":
+        raise ValidationError(
+            f"The query vector must be one row of floats, got shape {array.shape} of {array.dtype}"
+        )
+    norm = float(np.linalg.norm(array))
+    if not np.isfinite(array).all() or norm == 0.0:
+        raise ValidationError("The query vector must be finite and non-zero")
+    return vector.model_id, (array / norm).astype(np.float32)
