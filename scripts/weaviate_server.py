@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # SIGTERM (kill, a CI runner) ends the run like Ctrl-C: the server is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with server:
         print(f"Weaviate {WEAVIATE_VERSION} ready in {server.started_in:.1f} s")
         print(f"  CONVMEM_BACKEND={server.url}")

@@ -316,11 +316,11 @@ class SupportsExport(Protocol):
     def export(
         self, tenant: str, collection: Collection, batch_size: int = 500
     ) -> Iterator[tuple[list[Record], Vectors | None]]:
-        """Every record of the tenant's collection, ordered by id, in pages of at most
-        ``batch_size``; each item holds consecutive records sharing one model's
-        vectors (``None``: records without a vector). Pages are read one at a time:
-        writes made during an export may or may not be included. Raises
-        ``NotFoundError`` for an unknown tenant."""
+        """Every record of the tenant's collection, once each, in an order the backend
+        chooses (by id on SQLite), in pages of at most ``batch_size``; each item holds
+        consecutive records sharing one model's vectors (``None``: records without a
+        vector). Pages are read one at a time: writes made during an export may or
+        may not be included. Raises ``NotFoundError`` for an unknown tenant."""
 
 
 def iter_chunks(items: Sequence[R], size: int) -> Iterator[Sequence[R]]:

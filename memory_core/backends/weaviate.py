@@ -25,8 +25,9 @@ How the protocol maps onto Weaviate:
   ``StorageError`` naming them. Weaviate has no transactions: ``batch()`` groups
   nothing, and a failure part-way through a large ``upsert`` leaves the earlier
   chunks written (the error says so; repeating the call is safe).
-- **Reads** page with keyset filters on ``(sort key, id)``, so ``find`` and
-  ``export`` are not bound by the server's ``QUERY_MAXIMUM_RESULTS``.
+- **Reads**: ``find`` sorts up to 1,000 matches on the server and reads larger
+  result sets through the cursor API, and ``export`` uses the cursor API, so
+  neither is bound by the server's ``QUERY_MAXIMUM_RESULTS``.
 """
 
 from __future__ import annotations
@@ -62,11 +63,10 @@ from memory_core.backends.weaviate_connect import parse_weaviate_url
 from memory_core.backends.weaviate_query import (
     EVERYTHING,
     Search,
-    batched,
+    export_pages,
     query_row,
     scan,
     unit_rows,
-    vector_groups,
 )
 from memory_core.backends.weaviate_query import record as to_record
 from memory_core.backends.weaviate_schema import (
@@ -493,9 +493,10 @@ class WeaviateBackend:
             self._require_tenant(layout, tenant)
             return []
         want = None if limit is None else offset + limit
+        field = layout.fields[name]
         with self._errors(tenant):
-            objects = scan(target, layout, compiled.filter, layout.fields[name], descending, want)
-            return [to_record(layout, obj) for obj in islice(objects, offset, want)]
+            found = scan(target, layout, compiled.filter, where, field, descending, want)
+            return list(islice(found, offset, want))
 
     def count(self, tenant: str, collection: Collection, where: Where = ALL) -> int:
         layout = self._layout(collection)
@@ -532,19 +533,14 @@ class WeaviateBackend:
     def export(
         self, tenant: str, collection: Collection, batch_size: int = 500
     ) -> Iterator[tuple[list[Record], Vectors | None]]:
-        """Every record of the tenant's collection by id, page by page, with its vector.
-
-        Each item holds consecutive records sharing one embedding model (``None``:
-        no vector). Pages are read one at a time, so writes made during the export
-        may or may not be included.
-        """
+        """Every record of the tenant's collection, page by page, with its vector
+        (see :class:`~memory_core.backends.base.SupportsExport`), in object-id order
+        through Weaviate's cursor API."""
         layout = self._layout(collection)
         target = self._tenant(layout, tenant)
         self._require_tenant(layout, tenant)
         with self._errors(tenant):
-            objects = scan(target, layout, None, layout.fields["id"], False, None, vectors=True)
-            for page in batched(objects, max(1, batch_size)):
-                yield from vector_groups(layout, page)
+            yield from export_pages(layout, target, max(1, batch_size))
 
     # -- search ----------------------------------------------------------------------------
     def search(

@@ -14,7 +14,7 @@ from weaviate.collections import Collection as WeaviateCollection
 from weaviate.collections.classes.filters import _Filters
 from weaviate.collections.classes.internal import Object
 
-from memory_core.backends.base import Hit, Vectors
+from memory_core.backends.base import Hit, Vectors, Where
 from memory_core.backends.weaviate_schema import (
     BODY,
     RID_ORD,
@@ -27,13 +27,14 @@ from memory_core.errors import ValidationError
 from memory_core.models import Record
 
 __all__ = [
+    "EVERYTHING",
     "Search",
-    "batched",
+    "export_pages",
     "query_row",
     "record",
+    "records",
     "scan",
     "unit_rows",
-    "vector_groups",
 ]
 
 PAGE = 1000  # objects per read page (well below any QUERY_MAXIMUM_RESULTS)
@@ -46,60 +47,129 @@ def scan(
     target: WeaviateCollection[Any, Any],
     layout: Layout,
     flt: _Filters | None,
+    where: Where,
     field: Field,
     descending: bool,
     want: int | None,
-    *,
-    vectors: bool = False,
-) -> Iterator[Obj]:
-    """The matching objects ordered by ``field`` then id, paged with keyset filters.
+) -> Iterator[Record]:
+    """The records matching ``flt`` (= ``where``) ordered by ``field`` then id, at
+    least the first ``want`` of them (all when None).
 
-    As on SQLite, nulls come first in ascending order and last in descending.
+    Up to :data:`PAGE` matches come from one sorted query (Weaviate orders nulls
+    first ascending, last descending, as SQLite does). Beyond that, the next pages
+    follow with keyset filters -- but Weaviate sorts text by reading every match,
+    so each page costs all the matches after it: when that adds up to more than
+    the whole collection (``matches**2 / 2 PAGE > total``), the collection is
+    read once through the cursor API instead and filtered and sorted here, with
+    the same semantics (:meth:`Layout.predicate`, :meth:`Layout.sort_key`).
     """
+    size = want if want is not None and want <= PAGE else PAGE + 1
+    if size == 0:
+        return
+    ascending = not descending
+    sort = Sort.by_property(RID_ORD, ascending=ascending)
+    if field.name != "id":
+        sort = Sort.by_property(field.key, ascending=ascending).by_property(
+            RID_ORD, ascending=ascending
+        )
+    # Weaviate 1.39 cuts the matches of a lone range filter on a text property to
+    # ``limit`` (in value order) *before* sorting them; inside an AND it does not.
+    conditions = [flt, EVERYTHING] if flt is not None else []
+    result = target.query.fetch_objects(
+        filters=conjunction(conditions), sort=sort, limit=size, return_properties=[BODY]
+    )
+    if len(result.objects) < size or size == want:
+        yield from (record(layout, obj) for obj in result.objects)
+        return
+    matched, total = count(target, flt), count(target, None)
+    if matched * matched < 2 * PAGE * total:
+        yield from keyset(target, layout, flt, field, descending)
+        return
+    test = layout.predicate(where)
+    found = [r for r in records(layout, target) if test(r)]
+    found.sort(key=layout.sort_key(field), reverse=descending)
+    yield from found
+
+
+def count(target: WeaviateCollection[Any, Any], flt: _Filters | None) -> int:
+    result = target.aggregate.over_all(total_count=True, filters=flt)
+    return int(result.total_count or 0)
+
+
+def keyset(
+    target: WeaviateCollection[Any, Any],
+    layout: Layout,
+    flt: _Filters | None,
+    field: Field,
+    descending: bool,
+) -> Iterator[Record]:
+    """All matches in ``(field, id)`` order, :data:`PAGE` at a time, each page
+    filtered to what follows the last one (nulls paged apart: they have no order)."""
     keyed = field.name != "id"
-    segments: list[tuple[_Filters | None, bool]]
+    segments: list[tuple[_Filters | None, bool]] = [(None, keyed)]
     if keyed and field.nullable:
         nulls = (Filter.by_property(field.key).is_none(True), False)
         values = (Filter.by_property(field.key).is_none(False), True)
         segments = [values, nulls] if descending else [nulls, values]
-    else:
-        segments = [(None, keyed)]
-    returned = [BODY, RID_ORD] + ([field.key] if keyed else [])
-    if vectors and layout.spec.searchable:
-        returned.append(VECTOR_MODEL)
-    yielded = 0
+    ascending = not descending
     for segment, by_field in segments:
-        cursor: tuple[Any, str] | None = None
-        while want is None or yielded < want:
-            size = PAGE if want is None else max(1, min(PAGE, want - yielded))
-            sort = (
-                Sort.by_property(field.key, ascending=not descending).by_property(
-                    RID_ORD, ascending=not descending
-                )
-                if by_field
-                else Sort.by_property(RID_ORD, ascending=not descending)
+        sort = Sort.by_property(RID_ORD, ascending=ascending)
+        if by_field:
+            sort = Sort.by_property(field.key, ascending=ascending).by_property(
+                RID_ORD, ascending=ascending
             )
+        cursor: tuple[Any, str] | None = None
+        while True:
             conditions = [c for c in (flt, segment) if c is not None]
             if cursor is not None:
                 conditions.append(after(field.key if by_field else None, cursor, descending))
-            if len(conditions) == 1:
-                # Weaviate 1.39 cuts the matches of a lone range filter on a text
-                # property to ``limit`` (in value order) *before* sorting them; inside
-                # an AND it does not. So a lone condition is paired with a no-op one.
-                conditions.append(EVERYTHING)
+            conditions.append(EVERYTHING)  # never a lone (range) condition, see scan()
             result = target.query.fetch_objects(
                 filters=conjunction(conditions),
                 sort=sort,
-                limit=size,
-                return_properties=returned,
-                include_vector=vectors,
+                limit=PAGE,
+                return_properties=list(dict.fromkeys([BODY, RID_ORD, field.key])),
             )
-            yield from result.objects
-            yielded += len(result.objects)
-            if len(result.objects) < size:
+            yield from (record(layout, obj) for obj in result.objects)
+            if len(result.objects) < PAGE:
                 break
             last = result.objects[-1].properties
             cursor = (last.get(field.key) if by_field else None, str(last[RID_ORD]))
+
+
+def after(key: str | None, cursor: tuple[Any, str], descending: bool) -> _Filters:
+    """What follows ``cursor`` (sort value, id key) in ``(key, id)`` order."""
+    value, rid = cursor
+    by_id = Filter.by_property(RID_ORD)
+    next_id = by_id.less_than(rid) if descending else by_id.greater_than(rid)
+    if key is None:
+        return next_id
+    by_key = Filter.by_property(key)
+    beyond = by_key.less_than(value) if descending else by_key.greater_than(value)
+    return Filter.any_of([beyond, Filter.all_of([by_key.equal(value), next_id])])
+
+
+def records(layout: Layout, target: WeaviateCollection[Any, Any]) -> Iterator[Record]:
+    """Every record of the tenant's collection, in object-id order (the cursor API)."""
+    for obj in target.iterator(return_properties=[BODY], cache_size=PAGE):
+        yield record(layout, obj)
+
+
+def export_pages(
+    layout: Layout, target: WeaviateCollection[Any, Any], size: int
+) -> Iterator[tuple[list[Record], Vectors | None]]:
+    """Every record with its vector, in object-id order, in runs of at most ``size``
+    records sharing one embedding model."""
+    returned = [BODY, VECTOR_MODEL] if layout.spec.searchable else [BODY]
+    # A generator: iter() of weaviate's iterator object rewinds it, and islice calls iter().
+    objects = (
+        obj
+        for obj in target.iterator(
+            include_vector=layout.spec.searchable, return_properties=returned, cache_size=size
+        )
+    )
+    while page := list(islice(objects, size)):
+        yield from vector_groups(layout, page)
 
 
 class Search:
@@ -180,23 +250,6 @@ def conjunction(parts: list[_Filters]) -> _Filters | None:
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else Filter.all_of(parts)
-
-
-def after(key: str | None, cursor: tuple[Any, str], descending: bool) -> _Filters:
-    """Objects after ``cursor`` (sort value, id key) in ``(key, id)`` order."""
-    value, rid = cursor
-    by_id = Filter.by_property(RID_ORD)
-    next_id = by_id.less_than(rid) if descending else by_id.greater_than(rid)
-    if key is None:
-        return next_id
-    by_key = Filter.by_property(key)
-    beyond = by_key.less_than(value) if descending else by_key.greater_than(value)
-    return Filter.any_of([beyond, Filter.all_of([by_key.equal(value), next_id])])
-
-
-def batched(objects: Iterator[Obj], size: int) -> Iterator[list[Obj]]:
-    while page := list(islice(objects, size)):
-        yield page
 
 
 def vector_groups(layout: Layout, page: list[Obj]) -> Iterator[tuple[list[Record], Vectors | None]]:

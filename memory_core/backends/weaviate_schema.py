@@ -34,6 +34,7 @@ import math
 import re
 import types
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -382,6 +383,69 @@ class Layout:
                 prop = Filter.by_property(field.key)
                 parts.append(prop.greater_or_equal(value) if op == "gte" else prop.less_than(value))
         return Compiled(_all(parts), empty)
+
+    # -- the same semantics, evaluated on records (for results read in bulk) ---------
+    def value(self, field: Field, record: Record) -> Any:
+        """``record``'s value of ``field`` as compared: the ``_ord`` key for text."""
+        value = field.encode(record.id if field.name == "id" else getattr(record, field.name))
+        if value is None or field.kind is not Kind.TEXT:
+            return value
+        return ord_key(str(value))
+
+    def predicate(self, where: Where) -> Callable[[Record], bool]:
+        """``where`` as a test of records, agreeing with :meth:`compile`."""
+        tests: list[tuple[Field, Callable[[Any], bool]]] = []
+        for name, raw in where.eq.items():
+            field = self.fields[name]
+            wanted = field.operand(raw)
+            if wanted is _NOTHING:
+                return _never
+            tests.append((field, _equals(wanted)))
+        for name, raws in where.any_of.items():
+            field = self.fields[name]
+            operands = [field.operand(raw) for raw in raws]
+            allowed = {o for o in operands if o is not None and o is not _NOTHING}
+            tests.append((field, _among(allowed, null=any(o is None for o in operands))))
+        for name, raw in where.gte.items():
+            field = self.fields[name]
+            tests.append((field, _at_least(field.operand(raw, bound="gte"))))
+        for name, raw in where.lt.items():
+            field = self.fields[name]
+            tests.append((field, _below(field.operand(raw, bound="lt"))))
+
+        def matches(record: Record) -> bool:
+            return all(test(self.value(field, record)) for field, test in tests)
+
+        return matches
+
+    def sort_key(self, field: Field) -> Callable[[Record], tuple[Any, ...]]:
+        """Ascending (nulls first) order by ``field`` then id, as SQLite orders."""
+
+        def key(record: Record) -> tuple[Any, ...]:
+            value = self.value(field, record)
+            return (value is not None, value, ord_key(record.id))
+
+        return key
+
+
+def _never(record: Record) -> bool:
+    return False
+
+
+def _equals(wanted: Any) -> Callable[[Any], bool]:
+    return lambda value: bool(value == wanted)  # None == None: an eq-null condition
+
+
+def _among(allowed: set[Any], *, null: bool) -> Callable[[Any], bool]:
+    return lambda value: null if value is None else value in allowed
+
+
+def _at_least(bound: Any) -> Callable[[Any], bool]:
+    return lambda value: value is not None and bool(value >= bound)
+
+
+def _below(bound: Any) -> Callable[[Any], bool]:
+    return lambda value: value is not None and bool(value < bound)
 
 
 def layouts(prefix: str = DEFAULT_PREFIX) -> dict[Collection, Layout]:

@@ -193,7 +193,7 @@ class Indexer:
         """Bring the claimed ``source`` to ``pages``. ``keep``: URIs that failed
         transiently, whose last published chunks stay."""
         report = IndexReport(notes=list(notes))
-        salt = self.config.signature
+        salt = f"{self.config.signature}:{self.embedder.model_id}"  # a new model re-indexes
         fresh: dict[str, tuple[Page, str]] = {}
         for page in pages:
             if not page.blocks:

@@ -12,7 +12,8 @@ Weaviate runs live: one server for the whole session, started from the
 ``$CONVMEM_WEAVIATE_BIN`` or the build cache) by ``scripts/weaviate_server.py``,
 and stopped at the end; or an already running server named by
 ``$CONVMEM_TEST_WEAVIATE_URL`` (e.g. ``weaviate://127.0.0.1:8080?grpc_port=50051``).
-With neither, the Weaviate tests are skipped, saying so. Every test uses fresh
+With neither, the Weaviate tests are skipped, saying so -- or fail, when
+``$CONVMEM_REQUIRE_WEAVIATE`` is set (CI). Every test uses fresh
 tenant names, so tests never see each other's data on the shared server.
 """
 
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -52,6 +53,9 @@ weaviate_server = _load_server_script()
 # Read once at import: the autouse fixture of tests/conftest.py clears CONVMEM_* per test.
 WEAVIATE_URL = os.environ.get("CONVMEM_TEST_WEAVIATE_URL") or None
 WEAVIATE_BIN = weaviate_server.find_binary()
+WEAVIATE_CACHE = weaviate_server.cache_dir()
+#: Set in CI: there, no Weaviate server is a failure, not a skip.
+WEAVIATE_REQUIRED = os.environ.get("CONVMEM_REQUIRE_WEAVIATE", "") not in ("", "0")
 WEAVIATE_PREFIX = "ConvmemContract"  # collections of the contract suite on a shared server
 
 
@@ -65,14 +69,15 @@ class SharedWeaviate:
     def start(self) -> str:
         if self.url is not None:
             return self.url
-        pytest.importorskip("weaviate", reason="weaviate-client is not installed (extra: weaviate)")
+        if importlib.util.find_spec("weaviate") is None:
+            _unavailable("weaviate-client is not installed (extra: weaviate)")
         if WEAVIATE_URL is not None:
             self.url = WEAVIATE_URL
             return self.url
         if WEAVIATE_BIN is None:
-            pytest.skip(
-                "Weaviate: no weaviate-server binary (looked at $CONVMEM_WEAVIATE_BIN and "
-                f"{weaviate_server.cache_dir()}; build it with .ci/weaviate.sh) and "
+            _unavailable(
+                "no weaviate-server binary (looked at $CONVMEM_WEAVIATE_BIN and "
+                f"{WEAVIATE_CACHE}; build it with .ci/weaviate.sh) and "
                 "$CONVMEM_TEST_WEAVIATE_URL is not set"
             )
         # Each tenant is a shard of every collection, a few hundred small files:
@@ -91,6 +96,12 @@ class SharedWeaviate:
 
 
 SHARED_WEAVIATE = SharedWeaviate()
+
+
+def _unavailable(why: str) -> NoReturn:
+    if WEAVIATE_REQUIRED:
+        pytest.fail(f"Weaviate is required ($CONVMEM_REQUIRE_WEAVIATE) but {why}", pytrace=False)
+    pytest.skip(f"Weaviate: {why}")
 
 
 @pytest.fixture(scope="session")

@@ -234,3 +234,17 @@ def test_a_search_racing_a_publish_retries_instead_of_returning_a_gap(tmp_path: 
     assert sorted(h.citation.uri for h in hits) == [f"page-{i}" for i in range(6)]
     assert {h.text.split(": ")[1].split()[0] for h in hits} == {"new", "stable"}
     memory.close()
+
+
+def test_a_new_embedding_model_reindexes_everything_on_refresh(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    with open_memory(db) as memory:
+        memory.create_knowledge_base("kb")
+        source = memory.add_source("kb", documents=_docs("v1", 3), title="P")
+    counting = CountingEmbedder(HashEmbedder(64))  # another model id
+    with open_memory(db, counting) as memory:
+        assert memory.search_knowledge("policy page", mode="vector") == []  # old vectors only
+        counting.texts.clear()
+        refreshed = memory.refresh_source(source.id, documents=_docs("v1", 3))
+        assert refreshed.version == 2 and len(counting.texts) == 3
+        assert len(memory.search_knowledge("policy page", mode="vector")) == 3
