@@ -71,7 +71,9 @@ def test_export_audit_and_gc(tmp_path: Path) -> None:
     lines = run("audit", "--jsonl", "--db", str(db)).splitlines()
     actions = [json.loads(line)["action"] for line in lines]
     assert actions == ["ingest", "export_profile", "export_profile", "set_policy", "gc"]
-    assert "4111" not in "\n".join(lines)
+    audit_text = "\n".join(lines)
+    assert "4111 1111" not in audit_text and "4111111111111111" not in audit_text
+    assert "Please text me" not in audit_text
     assert "delete_tenant" not in run("audit", "--system", "--db", str(db))
     target = tmp_path / "audit.jsonl"
     assert "wrote 5 events" in run("audit", "-o", str(target), "--db", str(db))
