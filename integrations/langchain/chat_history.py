@@ -26,7 +26,7 @@ from langchain_core.messages import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from integrations.langchain._common import ConversationSession, CustomerRef
+from integrations._common import ConversationSession, CustomerRef
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ValidationError

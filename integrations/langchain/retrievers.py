@@ -20,7 +20,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, field_validator
 
-from integrations.langchain._common import CustomerRef, item_metadata, split_memory
+from integrations._common import CustomerRef, item_metadata, split_memory
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.memory import Memory

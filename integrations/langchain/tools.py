@@ -17,7 +17,7 @@ import asyncio
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from integrations.langchain._common import CustomerRef, split_memory
+from integrations._common import CustomerRef, split_memory
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.memory import Memory

@@ -24,7 +24,7 @@ from llama_index.core.memory import BaseMemory, BaseMemoryBlock
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from integrations.llamaindex._common import ConversationSession, CustomerRef, split_memory
+from integrations._common import ConversationSession, CustomerRef, split_memory
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ConflictError, ValidationError

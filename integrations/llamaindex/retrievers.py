@@ -14,7 +14,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from integrations.llamaindex._common import CustomerRef, item_metadata, split_memory
+from integrations._common import CustomerRef, item_metadata, split_memory
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.memory import Memory

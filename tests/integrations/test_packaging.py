@@ -81,13 +81,6 @@ def test_memory_core_never_imports_the_adapters_or_frameworks() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_the_two_copies_of_the_shared_module_are_identical() -> None:
-    # Until integrations/_common.py exists, each adapter carries a copy.
-    langchain_copy = REPO / "integrations" / "langchain" / "_common.py"
-    llamaindex_copy = REPO / "integrations" / "llamaindex" / "_common.py"
-    assert langchain_copy.read_text() == llamaindex_copy.read_text()
-
-
 @pytest.mark.parametrize(
     ("extra", "distribution"),
     [("langchain", "langchain-core"), ("llamaindex", "llama-index-core")],

@@ -1,9 +1,5 @@
-"""Framework-neutral parts of the LangChain and LlamaIndex adapters.
-
-``integrations/langchain/_common.py`` and ``integrations/llamaindex/_common.py``
-are identical copies (a test keeps them so): each adapter package imports its
-framework on import, so neither can host code the other imports. They become
-one ``integrations/_common.py`` when that module is added.
+"""Framework-neutral parts of the LangChain and LlamaIndex adapters (each
+adapter package imports its framework on import, so the shared code lives here).
 
 * :class:`ConversationSession` - one customer's chat as a Conversation Memory
   conversation: created on the first write, resumed by id, ended on request.
