@@ -1,6 +1,6 @@
 """Conversation Memory as an MCP server: customer memory as tools for any LLM agent.
 
-* :mod:`mcp_server.tools` - what each tool does, as typed functions over
+* :mod:`memory_core.tools` - what each tool does, as typed functions over
   :class:`memory_core.Memory` (no MCP import; the LangChain adapter reuses them);
 * :mod:`mcp_server.server` - :func:`create_server`, the MCP layer over them
   (tools, resources, prompts; stdio and streamable HTTP);
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mcp_server.auth import TokenTable
     from mcp_server.server import create_server
-    from mcp_server.tools import TOOLS, ToolSpec
+    from memory_core.tools import TOOLS, ToolSpec
 
 __all__ = ["TOOLS", "TokenTable", "ToolSpec", "create_server"]
 
 _WHERE = {
-    "TOOLS": "mcp_server.tools",
-    "ToolSpec": "mcp_server.tools",
+    "TOOLS": "memory_core.tools",
+    "ToolSpec": "memory_core.tools",
     "TokenTable": "mcp_server.auth",
     "create_server": "mcp_server.server",
 }

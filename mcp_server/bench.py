@@ -3,7 +3,7 @@
 For each tool (recall, remember, get_profile), warm latency p50/p95 of the call
 made through the MCP SDK client to a ``convmem serve`` subprocess over stdio,
 and over streamable HTTP (bearer token, 127.0.0.1), beside the same call made
-directly on the Python API (the :mod:`mcp_server.tools` function the server
+directly on the Python API (the :mod:`memory_core.tools` function the server
 runs, on a :class:`Memory` opened in this process) in the same run, on the same
 store. The ratio MCP / direct is the protocol overhead.
 
@@ -38,7 +38,7 @@ from pydantic import BaseModel, computed_field
 from rich.console import Console
 from rich.table import Table
 
-from mcp_server import tools
+from memory_core import tools
 from mcp_server.auth import TOKENS_ENV, new_token
 from memory_core.bench import synthetic_texts
 from memory_core.config import load_settings

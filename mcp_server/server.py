@@ -1,4 +1,4 @@
-"""The MCP server: the agent tools of :mod:`mcp_server.tools`, resources and
+"""The MCP server: the agent tools of :mod:`memory_core.tools`, resources and
 prompts, on the ``mcp`` SDK's :class:`~mcp.server.MCPServer`.
 
 Build it with :func:`create_server`. The engine (:class:`memory_core.Memory`)
@@ -13,7 +13,7 @@ The tenant of a request:
   (:class:`mcp_server.auth.TokenTable`); requests without a valid token get a
   401 before any handler runs. It is never a tool argument.
 
-Tools are generated from the :data:`mcp_server.tools.TOOLS` specs: each MCP
+Tools are generated from the :data:`memory_core.tools.TOOLS` specs: each MCP
 tool's arguments are exactly the fields of the spec's input model (same types,
 defaults, bounds and descriptions), its output schema is the output model, and
 its annotations come from the spec's flags. Engine errors become tool errors
@@ -47,7 +47,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_server import tools
+from memory_core import tools
 from mcp_server.auth import TokenTable, digest
 from memory_core.config import Settings, load_settings
 from memory_core.errors import ConflictError, MemoryCoreError, NotFoundError, ValidationError

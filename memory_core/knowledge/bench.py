@@ -10,9 +10,11 @@ latency, each beside a baseline measured in the same run.
   filtered to one knowledge base, and vector search -- beside an exact numpy
   top-k over the same chunk vectors held in memory.
 
-Synthetic help-centre articles are built from templates over a pool of
-distinct sections that is embedded once, so 100k chunks do not take 100k
-model calls (as in the message benchmark).
+Documents are sections of real prose (the Python reference manual shipped
+with CPython, so the vocabulary is natural and nothing is downloaded), each
+one chunk, drawn from a pool of distinct sections embedded once, so 100k
+chunks do not take 100k model calls (as in the message benchmark). Queries
+are 4-9 word spans of those sections.
 """
 
 from __future__ import annotations
@@ -28,17 +30,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from memory_core.backends.base import SearchMode, Vectors
-from memory_core.bench import Latency, _machine, _numpy_topk, synthetic_texts
+from memory_core.backends.base import Collection, SearchMode, SupportsExport, Vectors, Where
+from memory_core.bench import Latency, _machine, _numpy_topk
 from memory_core.config import load_settings
+from memory_core.errors import ConfigError
 from memory_core.knowledge.chunking import context_line
 from memory_core.knowledge.search import DEFAULT_ALPHA, KnowledgeFilter
 from memory_core.knowledge.types import DocumentIn
 from memory_core.memory import Memory
+from memory_core.models import Chunk
+from memory_core.recall import count_tokens
 
 __all__ = ["KnowledgeBenchReport", "run_knowledge_bench", "run_knowledge_bench_cli"]
 
@@ -84,15 +90,50 @@ class KnowledgeBenchReport:
         return asdict(self)
 
 
+def _paragraphs() -> list[tuple[str, str]]:
+    """(topic, ~80-word passage) pairs of real English prose with a natural
+    vocabulary: the Python reference manual's topics, shipped with CPython."""
+    from pydoc_data.topics import topics
+
+    out: list[tuple[str, str]] = []
+    for topic, text in sorted(topics.items()):
+        words: list[str] = []
+        for para in text.split("\n\n"):
+            para_words = para.split()
+            if len(para_words) < 8 or para.lstrip().startswith(("*", "=", ">>>")):
+                continue
+            words += para_words
+            if len(words) >= 70:
+                passage = " ".join(words[:90])
+                if count_tokens(passage) <= 180:  # about one chunk each
+                    out.append((topic, passage))
+                words = []
+    return out
+
+
 def _sections(n: int, seed: int) -> list[tuple[str, str, str]]:
-    """``n`` distinct (title, heading, paragraph) sections of about 120 words."""
+    """``n`` distinct (title, heading, passage) sections of about 80 words."""
     rng = random.Random(seed)
-    sentences = synthetic_texts(max(200, n * 2), seed=seed)
+    paragraphs = _paragraphs()
+    rng.shuffle(paragraphs)
     out = []
     for i in range(n):
-        topic = rng.choice(_TOPICS)
-        body = " ".join(rng.sample(sentences, 7))
-        out.append((f"{topic} guide {i % 97}", f"{topic} question {i}", body))
+        topic, body = paragraphs[i % len(paragraphs)]
+        part = i // len(paragraphs)
+        title = f"{rng.choice(_TOPICS)} handbook {seed}-{part}"
+        out.append((title, topic.replace("-", " ").capitalize(), body))
+    return out
+
+
+def _questions(pool: Sequence[tuple[str, str, str]], n: int) -> list[str]:
+    """Queries of 4-9 words picked from the pool's passages (as a user would phrase a lookup)."""
+    rng = random.Random(99)
+    out = []
+    for _ in range(n):
+        words = rng.choice(pool)[2].split()
+        size = rng.randint(4, 9)
+        start = rng.randrange(max(1, len(words) - size))
+        out.append(" ".join(words[start : start + size]))
     return out
 
 
@@ -118,9 +159,8 @@ def bench_fresh(memory: Memory, n: int) -> tuple[float, float]:
     t = time.perf_counter()
     source = memory.add_source("bench-fresh", documents=docs, title="fresh")
     end_to_end = source.chunk_count / (time.perf_counter() - t)
-    texts = [
-        f"{context_line(title, (title, heading))}\n{body}" for title, heading, body in sections
-    ]
+    chunks = memory.backend.find("default", Collection.CHUNKS, Where(eq={"source_id": source.id}))
+    texts = [c.text for c in chunks if isinstance(c, Chunk)]  # exactly what was embedded
     inner = getattr(memory.embedder, "inner", memory.embedder)
     t = time.perf_counter()
     for start in range(0, len(texts), 128):
@@ -144,10 +184,8 @@ def bench_size(
     rng = random.Random(n)
     t0 = time.perf_counter()
     chunks = sources = 0
-    every_pick: list[int] = []
     for start in range(0, n, _DOCS_PER_SOURCE):
         picks = [rng.randrange(len(pool)) for _ in range(min(_DOCS_PER_SOURCE, n - start))]
-        every_pick += picks
         source = memory.add_source(
             kbs[sources % 2],
             documents=_documents(pool, picks, start),
@@ -159,7 +197,7 @@ def bench_size(
         tick(len(picks))
     build = time.perf_counter() - t0
 
-    questions = [f"{q} ({i})" for i, q in enumerate(synthetic_texts(queries, seed=99))]
+    questions = _questions(pool, queries)
     end_to_end = _timed(lambda q: memory.search_knowledge(q, tenant=tenant), questions)
     vectors = memory.embedder.embed_batch(questions)
     searcher = memory._searcher()
@@ -181,9 +219,7 @@ def bench_size(
     hybrid = _timed(lambda q: run(q, SearchMode.HYBRID, everything), ids)
     hybrid_kb = _timed(lambda q: run(q, SearchMode.HYBRID, one_kb), ids)
     vector = _timed(lambda q: run(q, SearchMode.VECTOR, everything), ids)
-    texts = [f"{context_line(t, (t, h))}\n{b}" for t, h, b in pool]
-    pool_vectors = memory.embedder.embed_batch(texts)  # cached: the pool was embedded to build
-    matrix = np.ascontiguousarray(pool_vectors[every_pick])  # one chunk per document
+    matrix = _stored_vectors(memory, tenant, model)
     baseline = _timed(lambda q: _numpy_topk(matrix, vectors[q], 10), ids)
     return KnowledgeSizeReport(
         chunks=chunks,
@@ -197,6 +233,19 @@ def bench_size(
         numpy_baseline=baseline,
         vector_ratio=round(vector.p50_ms / max(baseline.p50_ms, 1e-6), 2),
     )
+
+
+def _stored_vectors(memory: Memory, tenant: str, model: str) -> npt.NDArray[np.float32]:
+    """The tenant's chunk vectors as stored (read back where the backend can export)."""
+    backend = memory.backend
+    if not isinstance(backend, SupportsExport):  # pragma: no cover - every backend here can
+        raise ConfigError(f"the {backend.name} backend cannot export vectors for the baseline")
+    arrays = [
+        vectors.array
+        for _, vectors in backend.export(tenant, Collection.CHUNKS, batch_size=10_000)
+        if vectors is not None and vectors.model_id == model
+    ]
+    return np.ascontiguousarray(np.concatenate(arrays))
 
 
 def _timed(fn: Callable[[Any], object], args: Sequence[Any]) -> Latency:

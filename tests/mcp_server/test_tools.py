@@ -7,7 +7,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.server import MCPServer
 
-from mcp_server import tools
+from memory_core import tools
 from mcp_server.auth import TokenTable
 from mcp_server.server import AppState, create_server
 from memory_core.memory import Memory
