@@ -17,10 +17,8 @@ take 100k model calls.
 
 from __future__ import annotations
 
-import json
 import random
 import resource
-import sys
 import tempfile
 import time
 import uuid
@@ -411,9 +409,10 @@ def run_bench_cli(
     queries: int,
     as_json: bool,
     backend: str | None = None,
-) -> None:
+) -> list[dict[str, Any]] | None:
     """Print the benchmark; with ``backend``, run it on the embedded store and on
-    ``backend`` in the same process, one after the other, and show both."""
+    ``backend`` in the same process, one after the other, and show both. With
+    ``as_json`` print nothing and return the reports (one per backend) instead."""
     targets: list[str | None] = [None]
     if backend is not None and backend != "sqlite" and not backend.startswith("sqlite:"):
         targets.append(backend)
@@ -433,9 +432,7 @@ def run_bench_cli(
                 )
             )
     if as_json:
-        data: object = reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports]
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
+        return [r.to_dict() for r in reports]
     first = reports[0]
     console.print(f"[bold]convmem bench[/] — {first.machine}, embedder {first.embedder}")
     table = Table(title="Ingest (messages/s)")
@@ -479,6 +476,7 @@ def run_bench_cli(
             )
     console.print(lat)
     console.print(f"peak RSS {reports[-1].peak_rss_mb:.0f} MB (the whole process)")
+    return None
 
 
 def _fmt(lat: Latency) -> str:

@@ -211,18 +211,37 @@ def bench(
     then knowledge indexing throughput and search latency (--sizes '' runs only those)."""
     from memory_core.bench import run_bench_cli
 
-    counts = [int(s) for s in sizes.split(",") if s.strip()]
+    counts = _counts("--sizes", sizes)
     if million:
         counts.append(1_000_000)
-    chunk_counts = [int(s) for s in knowledge.split(",") if s.strip()]
+    chunk_counts = _counts("--knowledge", knowledge)
+    data: dict[str, object] = {}
     if counts or not chunk_counts:
-        run_bench_cli(
+        data["messages"] = run_bench_cli(
             console, counts, profiles=profiles, queries=queries, as_json=as_json, backend=backend
         )
     if chunk_counts:
         from memory_core.knowledge.bench import run_knowledge_bench_cli
 
-        run_knowledge_bench_cli(console, chunk_counts, queries=queries, as_json=as_json)
+        data["knowledge"] = run_knowledge_bench_cli(
+            console, chunk_counts, queries=queries, as_json=as_json
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _counts(option: str, text: str) -> list[int]:
+    """``"10000,100000"`` as ``[10000, 100000]``; a clear usage error otherwise."""
+    try:
+        counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated whole numbers such as 5000,100000, got {text!r}",
+            param_hint=option,
+        ) from None
+    if any(n <= 0 for n in counts):
+        raise typer.BadParameter("counts must be positive", param_hint=option)
+    return counts
 
 
 @app.command()

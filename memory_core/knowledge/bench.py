@@ -19,9 +19,7 @@ are 4-9 word spans of those sections.
 
 from __future__ import annotations
 
-import json
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -301,7 +299,8 @@ def run_knowledge_bench(
 
 def run_knowledge_bench_cli(
     console: Console, sizes: Sequence[int], *, queries: int, as_json: bool
-) -> None:
+) -> dict[str, Any] | None:
+    """Print the knowledge benchmark, or with ``as_json`` return the report instead."""
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("knowledge benchmark", total=None)
 
@@ -310,8 +309,7 @@ def run_knowledge_bench_cli(
 
         report = run_knowledge_bench(sizes, queries=queries, progress=progress)
     if as_json:
-        sys.stdout.write(json.dumps({"knowledge": report.to_dict()}, indent=2) + "\n")
-        return
+        return report.to_dict()
     console.print(f"[bold]knowledge bench[/] — {report.machine}, embedder {report.embedder}")
     table = Table(title=f"Knowledge indexing (chunks/s, {report.fresh_chunks} fresh chunks)")
     for column in ("end to end", "embedder alone (baseline)"):
@@ -342,6 +340,7 @@ def run_knowledge_bench_cli(
             f"{s.vector_ratio:.2f}x",
         )
     console.print(lat)
+    return None
 
 
 def _fmt(lat: Latency) -> str:
