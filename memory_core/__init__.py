@@ -36,8 +36,16 @@ from memory_core.extraction import (
 )
 from memory_core.governance.access import AccessDenied
 from memory_core.governance.audit import acting_as
-from memory_core.governance.policy import Policy
+from memory_core.governance.policy import (
+    CustomPattern,
+    Policy,
+    RedactionPolicy,
+    RememberPolicy,
+    RetentionPolicy,
+)
+from memory_core.governance.redaction import Redactor
 from memory_core.governance.retention import RetentionScheduler
+from memory_core.governance.screening import PolicyDenied
 from memory_core.knowledge.types import Citation, KnowledgeHit
 from memory_core.memory import IngestResult, Memory
 from memory_core.models import (
@@ -83,6 +91,7 @@ __all__ = [
     "Conversation",
     "ConversationIn",
     "ConversationStatus",
+    "CustomPattern",
     "Decision",
     "DeletionReceipt",
     "Embedder",
@@ -108,11 +117,16 @@ __all__ = [
     "ObservationStatus",
     "Outcome",
     "Policy",
+    "PolicyDenied",
     "Profile",
     "Provenance",
     "RecallItem",
     "RecallOptions",
     "RecallResult",
+    "RedactionPolicy",
+    "Redactor",
+    "RememberPolicy",
+    "RetentionPolicy",
     "RetentionScheduler",
     "Role",
     "SchemaMismatchError",

@@ -125,6 +125,10 @@ class EngineBase:
             seen.add(current)
             current = record.merged_into
 
+    def _forget_tenant_caches(self, tenant: str) -> None:
+        """Drop in-process caches of the tenant's records after a deletion there
+        (parts of the engine that keep such caches override this)."""
+
     # -- recall hooks: parts of the engine that add item types override these --
     def _recall_observations(self, q: RecallQuery) -> list[RecallItem]:
         """Observations for a recall (the extraction part provides them)."""

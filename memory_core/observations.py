@@ -46,9 +46,10 @@ from memory_core.extraction.writing import (
     summary_id,
     trait_updates,
 )
+from memory_core.governance.audit import concerning
 from memory_core.governance.audit import record as audit_record
 from memory_core.governance.erasure import finish as finish_erasure
-from memory_core.governance.screening import screen_extraction
+from memory_core.governance.screening import screen_extraction, screen_observation
 from memory_core.models import (
     Conversation,
     ConversationStatus,
@@ -72,6 +73,7 @@ log = logging.getLogger("memory_core.extraction")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` by batch extraction."""
+
 
 class ObservationsMixin(TraitsMixin):
     """Extraction, observations, summaries, trait schema and precedence."""
@@ -400,10 +402,14 @@ class ObservationsMixin(TraitsMixin):
     ) -> Observation:
         """Record an observation directly (an agent noting "prefers morning calls").
 
-        It is reconciled like an extracted one: the same statement merges into the
-        known observation, a new value for ``trait_key`` supersedes the old one.
-        ``evidence`` are ids of this customer's messages. Returns the observation
-        now holding the statement.
+        It is screened by the tenant's policy like extraction output: a denied
+        kind, trait key or topic raises :class:`~memory_core.governance.PolicyDenied`
+        (a ValidationError) and nothing is written; text and value are redacted.
+        Text holding a card number, password or SSN is refused (ValidationError).
+        It is then reconciled like an extracted one: the same statement merges into
+        the known observation, a new value for ``trait_key`` supersedes the old one.
+        ``evidence`` are ids of this customer's messages. The write is audited
+        (``remember_observation``). Returns the observation now holding the statement.
         """
         profile = self.get_profile(ref, tenant=tenant)
         try:
@@ -424,6 +430,7 @@ class ObservationsMixin(TraitsMixin):
             raise ValidationError("evidence must be ids of this customer's messages")
         if why := sensitive(proposal.text):
             raise ValidationError(f"not remembered: the text {why}")
+        proposal = screen_observation(self, tenant, proposal)  # tenant policy: deny, redact
         first = min(mine, key=lambda m: m.ts) if mine else None
         with self._resolve_lock, self.backend.batch():
             store = ProfileObservations(self.backend, self.embedder, tenant, profile.id)
@@ -437,7 +444,19 @@ class ObservationsMixin(TraitsMixin):
                 channel=first.channel if first else None,
             )
             decision = writer.apply(proposal, checked=True)
-        assert decision.observation_id is not None
+            assert decision.observation_id is not None
+            audit_record(  # ids and labels only, never the text
+                self,
+                tenant,
+                "remember_observation",
+                f"observation:{decision.observation_id}",
+                details={
+                    "profile": profile.id,
+                    "kind": proposal.kind.value,
+                    "decision": decision.decision.value,
+                    "source": source[:64],
+                },
+            )
         return self.get_observation(decision.observation_id, tenant=tenant)
 
     def history(self, observation_id: str, *, tenant: str = DEFAULT_TENANT) -> list[Observation]:
@@ -448,7 +467,8 @@ class ObservationsMixin(TraitsMixin):
 
     def explain(self, observation_id: str, *, tenant: str = DEFAULT_TENANT) -> Explanation:
         """The chain behind an observation: evidence messages, their conversations
-        (channel, time), the extractor or model, the reconcile decisions, its versions."""
+        (channel, time), the extractor or model, the reconcile decisions, its versions,
+        and the audit events about those versions and conversations."""
         observation = self.get_observation(observation_id, tenant=tenant)
         found = self.backend.get(tenant, Collection.MESSAGES, list(observation.evidence))
         messages = sorted((m for m in found if isinstance(m, Message)), key=lambda m: m.ts)
@@ -459,12 +479,18 @@ class ObservationsMixin(TraitsMixin):
             if isinstance(c, Conversation)
         ]
         present = {m.id for m in messages}
+        history = self.history(observation_id, tenant=tenant)
+        about = [f"observation:{o.id}" for o in history]
+        about += [f"conversation:{c}" for c in conv_ids]
+        if observation.conversation_id is not None:
+            about.append(f"conversation:{observation.conversation_id}")
         return Explanation(
             observation=observation,
             messages=tuple(messages),
             conversations=tuple(conversations),
             missing_evidence=tuple(e for e in observation.evidence if e not in present),
-            history=tuple(self.history(observation_id, tenant=tenant)),
+            history=tuple(history),
+            audit=tuple(concerning(self, tenant, about)),
         )
 
     def retract_observation(
@@ -493,7 +519,9 @@ class ObservationsMixin(TraitsMixin):
             }
         )
         store = ProfileObservations(self.backend, self.embedder, tenant, observation.profile_id)
-        store._write([retracted])
+        with self.backend.batch():
+            store._write([retracted])
+            audit_record(self, tenant, "retract_observation", f"observation:{observation.id}")
         return retracted
 
     def delete_observation(

@@ -23,6 +23,36 @@ def test_exported_members_are_pinned() -> None:
     )
 
 
+def test_the_governance_names_users_need_are_exported() -> None:
+    """Policies are built, redaction tried and actors named from the top package."""
+    import memory_core.governance as governance
+
+    names = {
+        "AccessDenied",
+        "CustomPattern",
+        "Policy",
+        "PolicyDenied",
+        "RedactionPolicy",
+        "Redactor",
+        "RememberPolicy",
+        "RetentionPolicy",
+        "RetentionScheduler",
+        "acting_as",
+    }
+    assert names <= set(memory_core.__all__)
+    for name in names:
+        assert getattr(memory_core, name) is getattr(governance, name), name
+    policy = memory_core.Policy(
+        redaction=memory_core.RedactionPolicy(
+            custom=[memory_core.CustomPattern(name="ticket", pattern=r"T-\d{4}")]
+        ),
+        remember=memory_core.RememberPolicy(deny_trait_keys=["dob"]),
+        retention=memory_core.RetentionPolicy(messages="30d"),  # type: ignore[arg-type]
+    )
+    assert memory_core.Redactor(policy.redaction).redact("see T-1234") == "see [REDACTED:ticket]"
+    assert issubclass(memory_core.PolicyDenied, memory_core.ValidationError)
+
+
 def test_async_facade_has_every_public_method_with_the_same_signature() -> None:
     public = {
         name

@@ -20,6 +20,7 @@ from memory_core.extraction.traits import (
     coerce_trait_value,
     effective_traits,
 )
+from memory_core.governance.audit import record as audit_record
 from memory_core.models import Trait, TraitDefinition, TraitType
 from memory_core.profiles import ProfilesMixin
 
@@ -42,7 +43,9 @@ class TraitsMixin(ProfilesMixin):
         values: Sequence[str] = (),
     ) -> TraitDefinition:
         """Declare a custom trait key with a type (``str``, ``int``, ``float``,
-        ``bool``, ``enum`` with ``values``); values set later are checked against it."""
+        ``bool``, ``enum`` with ``values``); values set later are checked against it
+        (and screened by the tenant's policy, see ``set_trait``). Audited
+        (``declare_trait``)."""
         self._tenant(tenant)
         if not _KEY.fullmatch(key):
             raise ValidationError(f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'")
@@ -56,7 +59,11 @@ class TraitsMixin(ProfilesMixin):
         definition = TraitDefinition(
             id=key, tenant=tenant, type=kind, description=description, values=tuple(values)
         )
-        self.backend.upsert(tenant, Collection.TRAIT_SCHEMA, [definition])
+        with self.backend.batch():
+            self.backend.upsert(tenant, Collection.TRAIT_SCHEMA, [definition])
+            audit_record(
+                self, tenant, "declare_trait", f"trait_schema:{key}", details={"type": kind.value}
+            )
         return definition
 
     def trait_schema(self, *, tenant: str = DEFAULT_TENANT) -> list[TraitDefinition]:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from memory_core.models import (
+    AuditEvent,
     Conversation,
     Decision,
     Message,
@@ -100,7 +101,8 @@ class BatchReport(BaseModel):
 
 class Explanation(BaseModel):
     """Where an observation came from: its evidence messages and their conversations,
-    the extractor or agent that proposed it, the reconcile decision, and its versions."""
+    the extractor or agent that proposed it, the reconcile decision, its versions,
+    and the audit events that concern them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -111,6 +113,9 @@ class Explanation(BaseModel):
     missing_evidence: tuple[str, ...] = ()
     #: Every version of this fact, oldest first (this one included).
     history: tuple[Observation, ...] = ()
+    #: Audit events about its versions (recorded, retracted ...) and about the
+    #: conversations of its evidence (ingested, extracted ...), oldest first.
+    audit: tuple[AuditEvent, ...] = ()
 
     @property
     def extractor(self) -> str:

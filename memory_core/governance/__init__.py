@@ -35,9 +35,12 @@ from memory_core.governance.policy import (
 from memory_core.governance.redaction import NATIONAL_IDS, Finding, Redaction, Redactor
 from memory_core.governance.retention import RetentionScheduler
 from memory_core.governance.screening import (
+    PolicyDenied,
+    redact_pages,
     redact_texts,
     screen_conversation,
     screen_extraction,
+    screen_observation,
     screen_trait,
 )
 from memory_core.governance.topics import SPECIAL_CATEGORIES, TOPIC_LEXICONS, TopicMatcher
@@ -58,6 +61,7 @@ __all__ = [
     "Finding",
     "IssuedKey",
     "Policy",
+    "PolicyDenied",
     "Principal",
     "ProfileExport",
     "Redaction",
@@ -70,10 +74,12 @@ __all__ = [
     "acting_as",
     "authorize",
     "current_actor",
+    "redact_pages",
     "redact_texts",
     "required_role",
     "role_allows",
     "screen_conversation",
     "screen_extraction",
+    "screen_observation",
     "screen_trait",
 ]

@@ -153,6 +153,7 @@ class GovernanceMixin(ProfilesMixin):
         messages (``following``), clear caches, purge the backend's files."""
         if action == "delete_tenant":
             screening.invalidate(self, receipt.tenant)
+            self._forget_tenant_caches(receipt.tenant)
         return erasure.finish(self, receipt, action, following=following)
 
     # -- retention ----------------------------------------------------------------

@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_ACTOR",
     "SYSTEM_TENANT",
     "acting_as",
+    "concerning",
     "current_actor",
     "current_reason",
     "query",
@@ -151,6 +152,16 @@ def query(
         return []
     found = engine.backend.find(tenant, Collection.AUDIT, where, order_by="ts", limit=limit)
     return [e for e in found if isinstance(e, AuditEvent)]
+
+
+def concerning(engine: EngineBase, tenant: str, targets: Sequence[str]) -> list[AuditEvent]:
+    """Events of ``tenant`` about any of ``targets`` (``observation:obs_...``,
+    ``conversation:conv_...``), oldest first."""
+    wanted = list(dict.fromkeys(targets))
+    if not wanted:
+        return []
+    found = engine.backend.find(tenant, Collection.AUDIT, Where(any_of={"target": wanted}))
+    return sorted((e for e in found if isinstance(e, AuditEvent)), key=lambda e: (e.ts, e.id))
 
 
 def write_jsonl(events: list[AuditEvent], path: str | Path) -> int:

@@ -13,6 +13,10 @@ Every deletion of the engine ends with :func:`finish`, which
   <memory_core.backends.sqlite.SQLiteBackend.purge_deleted>`: FTS5 segment
   merge and WAL truncation; ``secure_delete`` zeroes rows as they go).
 
+Knowledge deletions (a source, a knowledge base) end with :func:`finish` too; a
+knowledge refresh that drops or replaces pages calls :func:`forget_cached` with
+the removed chunks' texts and :func:`purge` (its audit event is the refresh's own).
+
 What a deleted message alone supported (observations, extracted traits, its
 conversation's summary and extraction record) is removed by
 :func:`memory_core.extraction.writing.forget_messages` (the engine's

@@ -8,7 +8,10 @@ call them at the point where text enters the store:
   messages of excluded channels and roles, redacts text, subject and metadata;
 - :func:`screen_extraction` on an extractor's output before reconciliation:
   drops denied observation kinds, trait keys and denied topics, redacts the rest;
-- :func:`redact_texts` on knowledge chunk text (and any other text);
+- :func:`screen_observation` on an observation recorded through the API (the same
+  rules; a denied one raises :class:`PolicyDenied`);
+- :func:`redact_pages` on knowledge pages before they are chunked and embedded,
+  :func:`redact_texts` on any other text;
 - :func:`screen_trait` on a trait set through the API.
 
 Policies are read from the store (``memory.set_policy``), else the settings,
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory_core.backends.base import Collection
 from memory_core.errors import ConfigError, ValidationError
-from memory_core.extraction.base import ExtractionOutput, ProposedSummary
+from memory_core.extraction.base import ExtractionOutput, ProposedObservation, ProposedSummary
 from memory_core.governance.policy import DEFAULT_POLICY_KEY, Policy
 from memory_core.governance.redaction import Redactor
 from memory_core.governance.topics import TopicMatcher
@@ -43,6 +46,7 @@ __all__ = [
     "POLICY_ID",
     "POLICY_TTL",
     "IngestScreen",
+    "PolicyDenied",
     "TenantPolicy",
     "invalidate",
     "load_policy",
@@ -50,6 +54,7 @@ __all__ = [
     "redact_texts",
     "screen_conversation",
     "screen_extraction",
+    "screen_observation",
     "screen_trait",
     "tenant_policy",
 ]
@@ -57,6 +62,11 @@ __all__ = [
 POLICY_ID = "policy"
 POLICY_TTL = 2.0
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+class PolicyDenied(ValidationError):
+    """The tenant's policy does not let this be remembered (a denied observation
+    kind, trait key or topic); nothing was written. A :class:`ValidationError`."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,43 @@ def _mentions(tp: TenantPolicy, *texts: object) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _observation_denied(tp: TenantPolicy, obs: ProposedObservation) -> str | None:
+    """Why the policy does not remember ``obs`` (kind, trait key, topic), or None."""
+    remember = tp.policy.remember
+    if not remember.kind_allowed(obs.kind):
+        return f"{obs.kind.value} observations are not remembered"
+    if obs.trait_key is not None and not remember.trait_allowed(obs.trait_key):
+        return f"trait key {obs.trait_key!r} is not remembered"
+    topics = _mentions(tp, obs.text, obs.value, obs.trait_key)
+    if topics:
+        return f"{obs.kind.value} observation on a denied topic ({', '.join(topics)}) dropped"
+    return None
+
+
+def _redacted(tp: TenantPolicy, obs: ProposedObservation) -> ProposedObservation:
+    redactor = tp.redactor
+    value = None if obs.value is None else redactor.redact(obs.value)
+    return obs.model_copy(update={"text": redactor.redact(obs.text), "value": value})
+
+
+def screen_observation(
+    engine: EngineBase, tenant: str, observation: ProposedObservation
+) -> ProposedObservation:
+    """An observation recorded through the API, as the policy lets it be remembered:
+    redacted, or refused with :class:`PolicyDenied` (same rules as
+    :func:`screen_extraction`)."""
+    tp = tenant_policy(engine, tenant)
+    why = _observation_denied(tp, observation)
+    if why:
+        raise PolicyDenied(
+            f"not remembered under the policy of tenant {tenant!r}: "
+            f"{why.removesuffix(' dropped')}. "
+            "Nothing was written; memory.get_policy() shows the remember rules "
+            "(observation kinds, trait keys, deny_topics)"
+        )
+    return _redacted(tp, observation)
+
+
 def screen_extraction(
     engine: EngineBase, tenant: str, output: ExtractionOutput
 ) -> ExtractionOutput:
@@ -192,18 +239,11 @@ def screen_extraction(
     rejected = list(output.rejected)
     observations = []
     for obs in output.observations:
-        topics = _mentions(tp, obs.text, obs.value, obs.trait_key)
-        if not remember.kind_allowed(obs.kind):
-            rejected.append(f"policy: {obs.kind.value} observations are not remembered")
-        elif obs.trait_key is not None and not remember.trait_allowed(obs.trait_key):
-            rejected.append(f"policy: trait key {obs.trait_key!r} is not remembered")
-        elif topics:
-            rejected.append(f"policy: {obs.kind.value} observation on {', '.join(topics)} dropped")
+        why = _observation_denied(tp, obs)
+        if why:
+            rejected.append(f"policy: {why}")
         else:
-            value = None if obs.value is None else redactor.redact(obs.value)
-            observations.append(
-                obs.model_copy(update={"text": redactor.redact(obs.text), "value": value})
-            )
+            observations.append(_redacted(tp, obs))
     traits = []
     for trait in output.traits:
         topics = _mentions(tp, trait.value, trait.key)
@@ -268,10 +308,11 @@ def redact_pages(engine: EngineBase, tenant: str, pages: Sequence[Page]) -> list
 
 def screen_trait(engine: EngineBase, tenant: str, key: str, value: Any) -> Any:
     """A trait value as it may be stored: a denied key is refused
-    (:class:`ValidationError`), strings are redacted."""
+    (:class:`PolicyDenied`), strings are redacted."""
     tp = tenant_policy(engine, tenant)
     if not tp.policy.remember.trait_allowed(key):
-        raise ValidationError(
-            f"trait key {key!r} is not remembered under tenant {tenant!r}'s policy"
+        raise PolicyDenied(
+            f"trait key {key!r} is not remembered under the policy of tenant {tenant!r} "
+            "(remember.allow_trait_keys / deny_trait_keys; memory.get_policy() shows them)"
         )
     return tp.redactor.redact_value(value)

@@ -7,6 +7,15 @@ URI, a site's start URL, ``inline:<hash>`` for content given directly, or the
 refreshes it -- only what changed is re-indexed -- so re-running an import is
 cheap and never duplicates anything. See :mod:`memory_core.knowledge.indexer`
 for how updates stay atomic for searches.
+
+Governance applies as everywhere in the engine: page text (titles, headings,
+blocks) is redacted by the tenant's policy before it is chunked, hashed and
+embedded; every write is audited (``create_knowledge_base``, ``add_source``,
+``refresh_source``, ``remove_source``, ``delete_knowledge_base``: ids and
+counts, never text); and deleted chunks leave nothing behind -- removing a
+source or a knowledge base, or a refresh that drops or replaces pages, forgets
+their cached embeddings and purges their text from the backend's files
+(:mod:`memory_core.governance.erasure`).
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ from memory_core._engine import EngineBase
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ConflictError, NotFoundError, ValidationError
-from memory_core.governance.screening import redact_pages
+from memory_core.governance import audit, erasure
+from memory_core.governance.screening import redact_pages, redact_texts
 from memory_core.knowledge.chunking import ChunkingConfig
 from memory_core.knowledge.crawl import CrawlError, CrawlResult, crawl, normalize_url
-from memory_core.knowledge.indexer import Indexer, NothingToIndex
+from memory_core.knowledge.indexer import Indexer, IndexReport, NothingToIndex
 from memory_core.knowledge.parse import (
     MAX_SOURCE_BYTES,
     decode_text,
@@ -147,6 +157,7 @@ class KnowledgeMixin(EngineBase):
                 raise ConflictError(f"knowledge base {name!r} already exists in tenant {tenant!r}")
             kb = KnowledgeBase(id=new_id("kb"), tenant=tenant, name=name, description=description)
             self.backend.upsert(tenant, Collection.KNOWLEDGE_BASES, [kb])
+            audit.record(self, tenant, "create_knowledge_base", f"knowledge_base:{kb.id}")
         return kb
 
     def list_knowledge_bases(self, *, tenant: str = DEFAULT_TENANT) -> list[KnowledgeBase]:
@@ -167,7 +178,8 @@ class KnowledgeMixin(EngineBase):
         return found[0]
 
     def delete_knowledge_base(self, kb: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
-        """Delete a knowledge base with all its sources and chunks, from every index."""
+        """Delete a knowledge base with all its sources and chunks, from every index;
+        their text is purged from the store's files and the deletion audited."""
         with self.backend.batch():
             record = self.get_knowledge_base(kb, tenant=tenant)
             where = Where(eq={"kb_id": record.id})
@@ -178,7 +190,19 @@ class KnowledgeMixin(EngineBase):
                     tenant, Collection.KNOWLEDGE_BASES, Where(eq={"id": record.id})
                 ),
             }
-        return DeletionReceipt(tenant=tenant, target=f"knowledge_base:{record.id}", deleted=counts)
+        receipt = DeletionReceipt(
+            tenant=tenant, target=f"knowledge_base:{record.id}", deleted=counts
+        )
+        return self._knowledge_erased(receipt, "delete_knowledge_base")
+
+    def _knowledge_erased(self, receipt: DeletionReceipt, action: str) -> DeletionReceipt:
+        """Complete a committed knowledge deletion: audit, caches, purge."""
+        self._forget_tenant_caches(receipt.tenant)
+        return erasure.finish(self, receipt, action)
+
+    def _forget_tenant_caches(self, tenant: str) -> None:
+        self._searcher().forget(tenant)
+        super()._forget_tenant_caches(tenant)
 
     # -- sources --------------------------------------------------------------------
     def add_source(
@@ -214,6 +238,8 @@ class KnowledgeMixin(EngineBase):
         self._tenant(tenant)
         base = self.get_knowledge_base(kb, tenant=tenant)
         tags = _check_tags(tags)
+        if title:  # the caller's title is stored and indexed like page titles
+            title = redact_texts(self, tenant, [title])[0]
         if sum(x is not None for x in (location, content, documents)) != 1:
             raise ValidationError(
                 "give exactly one of: a location (path or URL), content, documents"
@@ -249,8 +275,9 @@ class KnowledgeMixin(EngineBase):
         if kind is SourceType.WEB and pages is not None:
             raise ValidationError("a web source is given by its URL as the location")
         assert uri is not None
-        source = self._register(tenant, base, kind, uri, title, tags, crawl)
-        return self._index(tenant, source, pages, progress)
+        source, created = self._register(tenant, base, kind, uri, title, tags, crawl)
+        action = "add_source" if created else "refresh_source"
+        return self._index(tenant, source, pages, progress, action)
 
     def _document_pages(self, documents: Sequence[DocumentIn], max_bytes: int) -> list[Page]:
         pages: list[Page] = []
@@ -276,8 +303,8 @@ class KnowledgeMixin(EngineBase):
         title: str | None,
         tags: tuple[str, ...] | None,
         crawl_options: CrawlOptions | None,
-    ) -> Source:
-        """The existing source for (kb, uri), updated, or a new queued one."""
+    ) -> tuple[Source, bool]:
+        """The existing source for (kb, uri), updated, or a new queued one (True)."""
         indexer = self._indexer(tenant)
         with self.backend.batch():
             found = self.backend.find(
@@ -298,8 +325,8 @@ class KnowledgeMixin(EngineBase):
                 if crawl_options is not None:
                     changes["crawl"] = crawl_options
                 if not changes:
-                    return existing
-                return indexer.save(existing.model_copy(update=changes))
+                    return existing, False
+                return indexer.save(existing.model_copy(update=changes)), False
             source = Source(
                 id=new_id("src"),
                 tenant=tenant,
@@ -310,12 +337,46 @@ class KnowledgeMixin(EngineBase):
                 tags=tags or (),
                 crawl=(crawl_options or CrawlOptions()) if kind is SourceType.WEB else None,
             )
-            return indexer.save(source)
+            return indexer.save(source), True
+
+    def _audit_indexed(
+        self, tenant: str, action: str, source: Source, report: IndexReport | None = None
+    ) -> None:
+        """The audit event of one indexing run: ids, status and counts, no text."""
+        details: dict[str, int | str] = {
+            "kb": source.kb_id,
+            "type": source.type.value,
+            "status": source.status.value,
+            "version": source.version,
+            "chunks": source.chunk_count,
+        }
+        if report is not None:
+            details |= {
+                "pages": report.pages,
+                "added": report.chunks_added,
+                "removed": report.chunks_removed,
+            }
+        audit.record(self, tenant, action, f"source:{source.id}", details=details)
+
+    def _failed(self, indexer: Indexer, action: str, source_id: str, reason: str) -> Source | None:
+        """Mark the source failed (staged chunks dropped) and audit the run; None
+        if the source is gone."""
+        with self.backend.batch():
+            failed = indexer.fail(source_id, reason)
+            if failed is not None:
+                self._audit_indexed(indexer.tenant, action, failed)
+        return failed
 
     def _index(
-        self, tenant: str, source: Source, pages: list[Page] | None, progress: ProgressFn | None
+        self,
+        tenant: str,
+        source: Source,
+        pages: list[Page] | None,
+        progress: ProgressFn | None,
+        action: str,
     ) -> Source:
-        """Claim, fetch (web), index and publish; failures are recorded on the source."""
+        """Claim, fetch (web), index and publish; failures are recorded on the source.
+        The run is audited as ``action``; chunks it removed are purged."""
         indexer = self._indexer(tenant, progress)
         claimed = indexer.claim(source.id)
         try:
@@ -328,20 +389,31 @@ class KnowledgeMixin(EngineBase):
                 pages, notes, keep = _web_pages(result)
             pages = redact_pages(self, tenant, pages)  # tenant policy: before chunking
             title = claimed.title or (pages[0].title if pages else "") or claimed.uri
-            published, _ = indexer.index(claimed, pages, keep=keep, notes=notes, title=title)
-            return published
+            published, report = indexer.index(
+                claimed,
+                pages,
+                keep=keep,
+                notes=notes,
+                title=title,
+                on_publish=lambda done, rep: self._audit_indexed(tenant, action, done, rep),
+            )
         except (CrawlError, NothingToIndex, ValidationError) as exc:
-            failed = indexer.fail(claimed.id, str(exc))
+            failed = self._failed(indexer, action, claimed.id, str(exc))
             if failed is None:
                 raise NotFoundError(f"source {claimed.id!r} was removed while indexing") from None
             return failed
         except ConflictError:
             raise
         except BaseException as exc:
-            failed = indexer.fail(claimed.id, f"{type(exc).__name__}: {exc}")
+            failed = self._failed(indexer, action, claimed.id, f"{type(exc).__name__}: {exc}")
             if failed is None:  # removed meanwhile: leave nothing behind
                 self.backend.delete(tenant, Collection.CHUNKS, Where(eq={"source_id": claimed.id}))
+                erasure.purge(self)
             raise
+        if report.chunks_removed:  # replaced or vanished pages: their text goes for real
+            erasure.forget_cached(self, report.removed_texts)
+            erasure.purge(self)
+        return published
 
     def list_sources(
         self,
@@ -399,13 +471,15 @@ class KnowledgeMixin(EngineBase):
             except ValidationError as exc:
                 indexer = self._indexer(tenant)
                 indexer.claim(source.id)
-                failed = indexer.fail(source.id, str(exc))
-                assert failed is not None
+                failed = self._failed(indexer, "refresh_source", source.id, str(exc))
+                if failed is None:
+                    raise NotFoundError(f"source {source.id!r} was removed meanwhile") from None
                 return failed
-        return self._index(tenant, source, pages, progress)
+        return self._index(tenant, source, pages, progress, "refresh_source")
 
     def remove_source(self, source_id: str, *, tenant: str = DEFAULT_TENANT) -> DeletionReceipt:
-        """Remove a source and every chunk of it, from every index."""
+        """Remove a source and every chunk of it, from every index; their text is
+        purged from the store's files and the removal audited."""
         self._tenant(tenant)
         indexer = self._indexer(tenant)
         with self.backend.batch():
@@ -415,11 +489,12 @@ class KnowledgeMixin(EngineBase):
             )
             sources = self.backend.delete(tenant, Collection.SOURCES, Where(eq={"id": source.id}))
             indexer.touch_kb(source.kb_id)
-        return DeletionReceipt(
+        receipt = DeletionReceipt(
             tenant=tenant,
             target=f"source:{source.id}",
             deleted={Collection.CHUNKS.value: chunks, Collection.SOURCES.value: sources},
         )
+        return self._knowledge_erased(receipt, "remove_source")
 
     # -- search ---------------------------------------------------------------------
     def search_knowledge(

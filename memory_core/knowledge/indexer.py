@@ -18,12 +18,17 @@ version that wrote it) is one of its source's ``generations``. An update:
 
 A failure removes the staged chunks and marks the source ``failed`` with the
 reason; the last published version stays searchable.
+
+The indexer only writes; the engine (:mod:`memory_core.knowledge.api`) audits
+each run (``on_publish`` is called inside the publishing transaction) and,
+when a run removed chunks, forgets their cached embeddings
+(:attr:`IndexReport.removed_texts`) and purges their text from the backend's files.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,7 +39,7 @@ from memory_core.knowledge.chunking import ChunkingConfig, Piece, chunk_page, co
 from memory_core.knowledge.types import Page, ProgressFn
 from memory_core.models import Chunk, KnowledgeBase, Source, SourceStatus, new_id, utcnow
 
-__all__ = ["LEASE", "IndexReport", "Indexer", "NothingToIndex", "live_where"]
+__all__ = ["LEASE", "IndexReport", "Indexer", "NothingToIndex", "OnPublish", "live_where"]
 
 LEASE = timedelta(minutes=10)
 """A ``processing`` source whose heartbeat is older than this is taken over."""
@@ -55,6 +60,12 @@ class IndexReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     notes: list[str] = field(default_factory=list)
+    #: The (embedded) texts of the chunks this run removed, to forget cached vectors.
+    removed_texts: list[str] = field(default_factory=list, repr=False)
+
+
+OnPublish = Callable[[Source, IndexReport], None]
+"""Called with the published source inside the publishing transaction (to audit it)."""
 
 
 class NothingToIndex(Exception):
@@ -189,9 +200,11 @@ class Indexer:
         keep: Sequence[str] = (),
         notes: Sequence[str] = (),
         title: str | None = None,
+        on_publish: OnPublish | None = None,
     ) -> tuple[Source, IndexReport]:
         """Bring the claimed ``source`` to ``pages``. ``keep``: URIs that failed
-        transiently, whose last published chunks stay."""
+        transiently, whose last published chunks stay. ``on_publish`` is called
+        with the result inside the transaction that publishes it."""
         report = IndexReport(notes=list(notes))
         salt = f"{self.config.signature}:{self.embedder.model_id}"  # a new model re-indexes
         fresh: dict[str, tuple[Page, str]] = {}
@@ -239,6 +252,8 @@ class Indexer:
             with self.backend.batch():
                 current = self._owned(source.id, None)
                 done = self.save(current.model_copy(update=updates))
+                if on_publish is not None:
+                    on_publish(done, report)
             return done, report
 
         version = source.version + 1
@@ -270,6 +285,10 @@ class Indexer:
             current = self._owned(source.id, version)
             gone = [*changed, *removed]
             if gone:
+                went = set(gone)
+                report.removed_texts = [
+                    c.text for c in existing if isinstance(c, Chunk) and c.page_uri in went
+                ]
                 report.chunks_removed = self.backend.delete(
                     self.tenant,
                     Collection.CHUNKS,
@@ -288,6 +307,8 @@ class Indexer:
                 "chunk_count": kept_chunks + len(staged),
             }
             published = self.save(current.model_copy(update=updates))
+            if on_publish is not None:
+                on_publish(published, report)
         return published, report
 
     def _prepare(

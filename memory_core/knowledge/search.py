@@ -83,6 +83,12 @@ class KnowledgeSearcher:
         self._cache: OrderedDict[tuple[object, ...], tuple[Source, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def forget(self, tenant: str) -> None:
+        """Drop the cached source lists of ``tenant`` (after a deletion there)."""
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == tenant]:
+                del self._cache[key]
+
     def knowledge_bases(self, tenant: str) -> dict[str, KnowledgeBase]:
         found = self.backend.find(tenant, Collection.KNOWLEDGE_BASES)
         return {kb.id: kb for kb in found if isinstance(kb, KnowledgeBase)}
