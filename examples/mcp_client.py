@@ -3,7 +3,8 @@
 Starts `convmem serve` over stdio on a throwaway store (with the deterministic
 `hash` embedder, so nothing is downloaded), stores an SMS exchange with the
 `remember` tool, then asks `recall` what matters for a follow-up on another
-channel, as an agent would before answering.
+channel, as an agent would before answering, and `search_knowledge` what the
+returns policy (added to the store beforehand) says, with its citation.
 
     pip install 'conversation-memory[mcp]'
     python examples/mcp_client.py
@@ -19,6 +20,16 @@ from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
+from memory_core import Memory
+
+RETURNS_POLICY = """\
+# Returns
+
+## Damaged items
+
+A product that arrives damaged can be returned within 60 days for a full refund.
+"""
+
 
 def convmem() -> str:
     """The `convmem` command installed next to this Python, else the one on PATH."""
@@ -31,6 +42,19 @@ def convmem() -> str:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        # An administrator's step, not the agent's: a knowledge base with one policy.
+        with Memory.open(f"{tmp}/memory.db", embedder="hash") as memory:
+            memory.create_tenant("demo")
+            memory.create_knowledge_base("help", tenant="demo")
+            memory.add_source(
+                "help",
+                tenant="demo",
+                content=RETURNS_POLICY,
+                source_type="markdown",
+                uri="https://help.example.com/returns",
+                title="Returns policy",
+            )
+
         server = StdioServerParameters(
             command=convmem(),
             args=["serve", "--db", f"{tmp}/memory.db", "--embedder", "hash", "--tenant", "demo"],
@@ -68,6 +92,14 @@ async def main() -> None:
                 print(f"  {item['score']:.2f}  [{where}] {item['text']}")
             print()
             print(result["context"])
+
+            found = await client.call_tool(
+                "search_knowledge", {"query": "can I return a damaged product?", "top_k": 1}
+            )
+            answer = found.structured_content
+            assert not found.is_error and answer is not None, found.content
+            for passage in answer["passages"]:
+                print(f"\nknowledge: {passage['text']}\n  source: {passage['cite_as']}")
 
 
 if __name__ == "__main__":

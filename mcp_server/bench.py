@@ -38,8 +38,8 @@ from pydantic import BaseModel, computed_field
 from rich.console import Console
 from rich.table import Table
 
-from memory_core import tools
 from mcp_server.auth import TOKENS_ENV, new_token
+from memory_core import tools
 from memory_core.bench import synthetic_texts
 from memory_core.config import load_settings
 from memory_core.memory import Memory

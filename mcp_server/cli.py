@@ -77,8 +77,9 @@ def serve(
     """Serve memory to LLM agents over MCP (stdio, or streamable HTTP with --http).
 
     Over stdio the server acts for one tenant (--tenant). Over HTTP every request
-    needs a bearer token, and the token decides the tenant; without any token
-    configured the server refuses to start.
+    needs a bearer token, and the token decides the tenant: an API key of the
+    store (`convmem keys create ROLE NAME --tenant T`) or a token of
+    --tokens-file / $CONVMEM_MCP_TOKENS. With neither, the server refuses to start.
     """
     _require_mcp()
     from mcp_server.auth import TokenTable
@@ -94,20 +95,44 @@ def serve(
             "--tenant applies to stdio only: over HTTP each bearer token names its tenant"
         )
     tokens = TokenTable.load(tokens_file)
-    if not len(tokens):
+    settings = _settings(db, None, embedder)
+    keys = _api_keys(settings)
+    if not len(tokens) and not keys:
         raise ConfigError(
-            "refusing to serve HTTP without authentication: configure bearer tokens with "
+            "refusing to serve HTTP without authentication: no API key is stored and no "
+            "bearer token is configured. Create an API key (`convmem keys create write <name> "
+            "--tenant <tenant>`, or Memory.create_api_key) or configure tokens with "
             '$CONVMEM_MCP_TOKENS=\'{"<token>": "<tenant>"}\' or --tokens-file tokens.json '
             "(`convmem mcp-token <tenant>` makes a token)"
         )
-    server = create_server(_settings(db, None, embedder), tokens=tokens)
-    tenants = ", ".join(tokens.tenants)
+    server = create_server(settings, tokens=tokens)
+    sources: list[str] = []
+    if len(tokens):
+        sources.append(f"tokens for {', '.join(tokens.tenants)}")
+    if keys:
+        counted = ", ".join(f"{tenant} ({n})" for tenant, n in sorted(keys.items()))
+        sources.append(f"API keys for {counted}")
+    accepted = "; ".join(sources)
     run_http(
         server,
         host=host,
         port=port,
-        on_ready=lambda url: _say(f"convmem MCP server listening on {url} (tenants: {tenants})"),
+        on_ready=lambda url: _say(f"convmem MCP server listening on {url} (accepts {accepted})"),
     )
+
+
+def _api_keys(settings: Settings) -> dict[str, int]:
+    """How many unrevoked API keys each tenant of the store has (tenants with none are
+    left out). A SQLite store that does not exist yet is not created."""
+    from memory_core.memory import Memory
+
+    sqlite = settings.backend == "sqlite" or settings.backend.startswith("sqlite:///")
+    if sqlite and not settings.sqlite_path().is_file():
+        return {}
+    # The embedder is never used here: "hash" avoids loading a model just to count keys.
+    with Memory.open(settings=settings, embedder="hash") as memory:
+        counts = {t: len(memory.list_api_keys(tenant=t)) for t in memory.list_tenants()}
+    return {tenant: n for tenant, n in counts.items() if n}
 
 
 def mcp_token(

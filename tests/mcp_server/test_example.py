@@ -1,4 +1,5 @@
-"""examples/mcp_client.py runs as documented and shows the round trip."""
+"""examples/mcp_client.py runs as documented and shows the round trip and a cited
+knowledge search."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ def test_mcp_client_example_remembers_then_recalls(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "tools: recall, remember, get_profile, update_profile, forget" in out
+    assert "tools: recall, search_knowledge, remember, get_profile, update_profile, forget" in out
     assert "remembered 3 messages in cnv_" in out
     assert "[sms] I was charged twice for Premium in May." in out
     assert '<customer_memory profile="prf_' in out
+    assert "knowledge: A product that arrives damaged can be returned within 60 days" in out
+    assert (
+        "source: Returns policy › Returns › Damaged items (https://help.example.com/returns" in out
+    )
     assert not (tmp_path / "data").exists()  # the example wrote only to its temp dir

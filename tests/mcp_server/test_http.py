@@ -14,6 +14,7 @@ import pytest
 from mcp import MCPError
 
 from mcp_server.bench import HttpServerProcess, convmem_command, http_client
+from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, child_env, error_text, first_exchange, ok
 
 TOKEN_A = "tenant-a-token-0123456789abcdef"
@@ -197,18 +198,73 @@ async def test_a_burst_of_concurrent_clients_is_answered_correctly(
 # -- start-up -------------------------------------------------------------------------
 
 
-def test_http_without_tokens_refuses_to_start(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*convmem_command(), "serve", "--http", "--port", "0", "--db", str(tmp_path / "x.db")],
+def _serve_http(db: Path) -> subprocess.CompletedProcess[str]:
+    """``convmem serve --http`` on ``db`` with no token configured, expected to exit."""
+    return subprocess.run(
+        [*convmem_command(), "serve", "--http", "--port", "0", "--db", str(db)],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=tmp_path,
-        env=child_env(XDG_DATA_HOME=str(tmp_path)),
+        cwd=db.parent,
+        env=child_env(XDG_DATA_HOME=str(db.parent)),
     )
+
+
+def test_http_without_tokens_refuses_to_start(tmp_path: Path) -> None:
+    done = _serve_http(tmp_path / "x.db")
     assert done.returncode == 2
-    assert "refusing to serve HTTP without authentication" in " ".join(done.stderr.split())
+    said = " ".join(done.stderr.split())
+    assert "refusing to serve HTTP without authentication" in said
+    assert "convmem keys create" in said and "convmem mcp-token" in said
     assert not (tmp_path / "x.db").exists()
+
+
+def test_http_with_only_revoked_api_keys_refuses_to_start(tmp_path: Path) -> None:
+    db = tmp_path / "revoked.db"
+    with Memory.open(db, embedder="hash") as memory:
+        memory.create_tenant("acme")
+        old = memory.create_api_key("admin", "old", tenant="acme")
+        memory.revoke_api_key(old.key_id, tenant="acme")
+    done = _serve_http(db)
+    assert done.returncode == 2
+    assert "no API key is stored and no bearer token" in " ".join(done.stderr.split())
+
+
+async def test_http_starts_with_api_keys_alone(tmp_path: Path) -> None:
+    db = tmp_path / "keys.db"
+    with Memory.open(db, embedder="hash") as memory:
+        for tenant in ("acme", "globex"):
+            memory.create_tenant(tenant)
+        writer = memory.create_api_key("write", "agent", tenant="acme").secret
+        memory.create_api_key("read", "dashboard", tenant="acme")
+        other = memory.create_api_key("admin", "ops", tenant="globex").secret
+    environ = child_env(XDG_DATA_HOME=str(tmp_path / "data"))
+    with HttpServerProcess(db, {}, environ=environ) as server:  # no token table at all
+        assert any(
+            "accepts API keys for acme (2), globex (1)" in line for line in server.stderr_lines
+        )
+        unauthenticated = httpx2.post(server.url, json=_initialize(), headers=JSONRPC_HEADERS)
+        assert unauthenticated.status_code == 401
+        with anyio.fail_after(60):
+            async with http_client(server.url, writer) as acme:
+                saved = ok(await acme.call_tool("remember", first_exchange()))
+                got = ok(await acme.call_tool("recall", {"profile": PHONE, "query": "charged"}))
+                assert got["profile_id"] == saved["profile_id"]
+                denied = error_text(
+                    await acme.call_tool("forget", {"target": "profile", "id": PHONE})
+                )
+                assert "role 'write'; this needs 'admin'" in denied
+            async with http_client(server.url, other) as globex:
+                assert "no profile" in error_text(
+                    await globex.call_tool("recall", {"profile": PHONE})
+                )
+        # Keys are looked up per request: revoked while the server runs, refused at once.
+        with Memory.open(db, embedder="hash") as memory:
+            [key] = [k for k in memory.list_api_keys(tenant="acme") if k.name == "agent"]
+            memory.revoke_api_key(key.id, tenant="acme")
+        headers = {**JSONRPC_HEADERS, "Authorization": f"Bearer {writer}"}
+        revoked = httpx2.post(server.url, json=_initialize(), headers=headers, timeout=10)
+        assert revoked.status_code == 401
 
 
 def test_http_refuses_a_tenant_flag(tmp_path: Path) -> None:

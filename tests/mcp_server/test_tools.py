@@ -7,13 +7,20 @@ import pytest
 from mcp import Client, MCPError
 from mcp.server import MCPServer
 
-from memory_core import tools
 from mcp_server.auth import TokenTable
 from mcp_server.server import AppState, create_server
+from memory_core import tools
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, error_text, first_exchange, ok
 
-EXPECTED_TOOLS = {"recall", "remember", "get_profile", "update_profile", "forget"}
+EXPECTED_TOOLS = {
+    "recall",
+    "search_knowledge",
+    "remember",
+    "get_profile",
+    "update_profile",
+    "forget",
+}
 
 
 # -- listing ----------------------------------------------------------------------
@@ -47,6 +54,11 @@ async def test_annotations_mark_read_only_and_destructive_tools(
     async with Client(server, raise_exceptions=True) as client:
         ann = {t.name: t.annotations for t in (await client.list_tools()).tools}
         assert ann["recall"] is not None and ann["recall"].read_only_hint is True
+        search = ann["search_knowledge"]
+        assert search is not None and (search.read_only_hint, search.idempotent_hint) == (
+            True,
+            True,
+        )
         assert ann["get_profile"] is not None and ann["get_profile"].read_only_hint is True
         assert ann["forget"] is not None and ann["forget"].destructive_hint is True
         assert ann["update_profile"] is not None and ann["update_profile"].destructive_hint is True
@@ -61,8 +73,14 @@ async def test_schema_bounds_are_enforced_before_the_tool_runs(server: MCPServer
             await client.call_tool("recall", {"profile": PHONE, "max_messages": 500})
         )
         assert "max_messages" in message
-        message = error_text(await client.call_tool("remember", {"channel": "sms", "messages": []}))
-        assert "messages" in message
+        message = error_text(
+            await client.call_tool(
+                "remember", {"customer": [PHONE], "observations": [{"text": ""}]}
+            )
+        )
+        assert "observations" in message
+        message = error_text(await client.call_tool("search_knowledge", {"query": "x", "top_k": 0}))
+        assert "top_k" in message
 
 
 # -- remember -----------------------------------------------------------------------
@@ -132,6 +150,44 @@ async def test_remember_links_new_identifiers_and_reports_merges(
         )
         assert both["profile_id"] == a["profile_id"]  # the older profile survives
         assert both["merged_profile_ids"] == [b["profile_id"]]
+
+
+@pytest.mark.parametrize("who", ["customer", "profile_id"])
+async def test_remember_refuses_another_customers_conversation_without_merging(
+    server: MCPServer[AppState], memory: Memory, who: str
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ann = ok(await client.call_tool("remember", first_exchange()))
+        bob_args = {
+            "channel": "email",
+            "customer": ["email:bob@example.com"],
+            "messages": [{"role": "customer", "text": "Bob here, my parcel is late."}],
+        }
+        bob = ok(await client.call_tool("remember", bob_args))
+        intruder = (
+            {"customer": ["email:bob@example.com"]}
+            if who == "customer"
+            else {"profile_id": bob["profile_id"]}
+        )
+        message = error_text(
+            await client.call_tool(
+                "remember",
+                {
+                    **intruder,
+                    "conversation_id": ann["conversation_id"],
+                    "messages": [{"role": "customer", "text": "Bob again, in Ann's thread."}],
+                    "observations": [{"text": "Prefers email.", "kind": "preference"}],
+                },
+            )
+        )
+        assert "belongs to another customer" in message
+        # Nothing merged, nothing written to either customer.
+        assert memory.get_profile("email:bob@example.com").id == bob["profile_id"]
+        assert memory.get_profile(PHONE).id == ann["profile_id"] != bob["profile_id"]
+        texts = [m.text for m in memory.list_messages(ann["conversation_id"])]
+        assert "Bob again, in Ann's thread." not in texts
+        assert memory.observations(ann["profile_id"]) == []
+        assert memory.observations(bob["profile_id"]) == []
 
 
 @pytest.mark.parametrize(
@@ -465,6 +521,8 @@ async def test_resources_show_profile_context_and_transcript(server: MCPServer[A
             "profile": "convmem://profiles/{profile}",
             "profile_context": "convmem://profiles/{profile}/context{?query}",
             "conversation": "convmem://conversations/{conversation_id}",
+            "knowledge_bases": "convmem://knowledge{?status}",
+            "knowledge_base": "convmem://knowledge/{kb}{?status}",
         }
         profile = (await client.read_resource(f"convmem://profiles/{PHONE}")).contents[0]
         assert profile.mime_type == "application/json"
@@ -524,4 +582,4 @@ def test_invalid_tool_input_is_a_validation_error_naming_the_field(memory: Memor
     with pytest.raises(ValidationError, match=r"invalid arguments: max_messages: "):
         tools.validate_input(tools.RecallInput, {"profile": PHONE, "max_messages": -1})
     with pytest.raises(KeyError):
-        tools.tool_spec("search_knowledge")  # not until the knowledge engine exists
+        tools.tool_spec("search")

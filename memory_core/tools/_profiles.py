@@ -1,0 +1,253 @@
+"""The profile tools: ``get_profile`` (with conversation summaries),
+``update_profile`` and ``forget``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from memory_core.backends.base import Collection, Where
+from memory_core.errors import ValidationError
+from memory_core.identity import parse_identifier
+from memory_core.memory import Memory
+from memory_core.models import (
+    Channel,
+    ConversationStatus,
+    DeletionReceipt,
+    Outcome,
+    Summary,
+)
+from memory_core.tools._base import (
+    PROFILE_HELP,
+    TRAIT_SOURCE,
+    Model,
+    TraitKey,
+    TraitValue,
+)
+
+__all__ = [
+    "ConversationOut",
+    "ForgetInput",
+    "GetProfileInput",
+    "ProfileCounts",
+    "ProfileOutput",
+    "TraitOut",
+    "UpdateProfileInput",
+    "UpdateProfileOutput",
+    "forget",
+    "get_profile",
+    "update_profile",
+]
+
+
+class GetProfileInput(Model):
+    profile: str = Field(description=PROFILE_HELP)
+    recent_conversations: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="How many of the latest conversations to list, each with its summary.",
+    )
+
+
+class TraitOut(Model):
+    key: str
+    value: Any
+    source: str = Field(description="Who set it: agent, api, crm, ...")
+    confidence: float
+    updated_at: datetime
+
+
+class ConversationOut(Model):
+    id: str
+    channel: Channel
+    status: ConversationStatus
+    started_at: datetime
+    ended_at: datetime | None
+    subject: str | None
+    summary: str | None = Field(
+        description="What happened in it, written when it ended (None while it is open or "
+        "before it was summarised)."
+    )
+    outcome: Outcome | None = Field(
+        description="How it ended, from its summary: resolved, unresolved, escalated, unknown."
+    )
+
+
+class ProfileCounts(Model):
+    identifiers: int
+    traits: int
+    conversations: int
+    messages: int
+
+
+class ProfileOutput(Model):
+    profile_id: str
+    display_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    identifiers: list[str] = Field(description="Normalised identifiers, as kind:value.")
+    traits: list[TraitOut]
+    recent_conversations: list[ConversationOut] = Field(
+        description="Newest first, with their summaries."
+    )
+    counts: ProfileCounts
+
+
+def get_profile(memory: Memory, tenant: str, request: GetProfileInput) -> ProfileOutput:
+    """Who the customer is: identifiers, traits, latest conversations with their
+    summaries, and counts."""
+    return _profile_view(memory, tenant, request.profile, request.recent_conversations)
+
+
+def _profile_view(memory: Memory, tenant: str, ref: str, recent: int) -> ProfileOutput:
+    profile = memory.get_profile(ref, tenant=tenant)
+    identifiers = memory.identifiers(profile.id, tenant=tenant)
+    traits = memory.traits(profile.id, tenant=tenant)
+    conversations = (
+        memory.list_conversations(profile.id, tenant=tenant, limit=recent) if recent else []
+    )
+    # Both newest first by the conversation's start: the summaries of the `recent` latest
+    # conversations are among the `recent` latest summaries.
+    summaries: dict[str, Summary] = (
+        {s.conversation_id: s for s in memory.summaries(profile.id, tenant=tenant, limit=recent)}
+        if conversations
+        else {}
+    )
+    mine = Where(eq={"profile_id": profile.id})
+    # Memory has no per-profile count yet; the backend's count is tenant-scoped too.
+    counts = ProfileCounts(
+        identifiers=len(identifiers),
+        traits=len(traits),
+        conversations=memory.backend.count(tenant, Collection.CONVERSATIONS, mine),
+        messages=memory.backend.count(tenant, Collection.MESSAGES, mine),
+    )
+    return ProfileOutput(
+        profile_id=profile.id,
+        display_name=profile.display_name,
+        created_at=profile.created_at,
+        updated_at=profile.updated_at,
+        identifiers=[str(i) for i in identifiers],
+        traits=[
+            TraitOut(
+                key=t.key,
+                value=t.value,
+                source=t.source,
+                confidence=t.confidence,
+                updated_at=t.updated_at,
+            )
+            for t in traits
+        ],
+        recent_conversations=[
+            ConversationOut(
+                id=c.id,
+                channel=c.channel,
+                status=c.status,
+                started_at=c.started_at,
+                ended_at=c.ended_at,
+                subject=c.subject,
+                summary=summaries[c.id].text if c.id in summaries else None,
+                outcome=summaries[c.id].outcome if c.id in summaries else None,
+            )
+            for c in conversations
+        ],
+        counts=counts,
+    )
+
+
+# -- update_profile -------------------------------------------------------------
+
+
+class UpdateProfileInput(Model):
+    profile: str = Field(description=PROFILE_HELP)
+    set_traits: dict[TraitKey, TraitValue] = Field(
+        default_factory=dict,
+        description="Traits to set, key -> value, keys in snake_case "
+        "(e.g. {'preferred_channel': 'sms', 'language': 'es'}). Replaces the value this tool "
+        "set before for the same key.",
+    )
+    clear_traits: list[TraitKey] = Field(
+        default_factory=list,
+        description="Trait keys to remove entirely (every source), e.g. when the customer "
+        "says it no longer holds.",
+    )
+    link_identifiers: list[str] = Field(
+        default_factory=list,
+        description="Identifiers to add to this customer, as kind:value. If one already "
+        "belongs to another profile, the two profiles are merged.",
+    )
+
+
+class UpdateProfileOutput(Model):
+    profile: ProfileOutput = Field(description="The profile after the update.")
+    set_traits: list[str] = Field(description="Keys set.")
+    cleared_traits: list[str] = Field(description="Keys removed (those that existed).")
+    linked_identifiers: list[str] = Field(description="Identifiers linked, normalised.")
+    merged_profile_ids: list[str] = Field(
+        description="Profile ids merged away by the linking (they still resolve)."
+    )
+
+
+def update_profile(memory: Memory, tenant: str, request: UpdateProfileInput) -> UpdateProfileOutput:
+    """Set or clear traits and link identifiers. All input is checked before any write."""
+    if not (request.set_traits or request.clear_traits or request.link_identifiers):
+        raise ValidationError(
+            "nothing to update: give set_traits, clear_traits or link_identifiers"
+        )
+    both = sorted(set(request.set_traits) & set(request.clear_traits))
+    if both:
+        raise ValidationError(f"traits both set and cleared: {', '.join(both)}; choose one")
+    region = memory.settings.default_region
+    idents = [parse_identifier(i, default_region=region) for i in request.link_identifiers]
+    profile = memory.get_profile(request.profile, tenant=tenant)
+    merged: list[str] = []
+    for ident in idents:
+        before = {profile.id}
+        owner = memory.find_profile(ident, tenant=tenant)
+        if owner is not None:
+            before.add(owner.id)
+        profile = memory.link_identifier(profile.id, ident, tenant=tenant)
+        merged += sorted(before - {profile.id})
+    for key, value in request.set_traits.items():
+        memory.set_trait(profile.id, key, value, tenant=tenant, source=TRAIT_SOURCE)
+    cleared = [
+        key
+        for key in request.clear_traits
+        if memory.delete_trait(profile.id, key, tenant=tenant).total
+    ]
+    return UpdateProfileOutput(
+        profile=_profile_view(memory, tenant, profile.id, 5),
+        set_traits=list(request.set_traits),
+        cleared_traits=cleared,
+        linked_identifiers=[str(i) for i in idents],
+        merged_profile_ids=merged,
+    )
+
+
+# -- forget ---------------------------------------------------------------------
+
+
+class ForgetInput(Model):
+    target: Literal["conversation", "message", "observation", "profile"] = Field(
+        description="What to delete: one message, a conversation with all its messages (and "
+        "what was learned only from them), one observation (obs_..., e.g. one that no longer "
+        "holds, with every earlier version of it), or a whole customer profile with "
+        "everything known about them."
+    )
+    id: str = Field(
+        description="The message, conversation or observation id; for a profile, its id or "
+        "any of its identifiers (kind:value)."
+    )
+
+
+def forget(memory: Memory, tenant: str, request: ForgetInput) -> DeletionReceipt:
+    """Delete permanently, from every index, and return the deletion receipt."""
+    if request.target == "message":
+        return memory.delete_message(request.id, tenant=tenant)
+    if request.target == "conversation":
+        return memory.delete_conversation(request.id, tenant=tenant)
+    if request.target == "observation":
+        return memory.delete_observation(request.id, tenant=tenant)
+    return memory.delete_profile(request.id, tenant=tenant)
