@@ -14,10 +14,14 @@ name a LiteLLM model the way the rest of Conversation Memory is configured::
 
 What it shows:
 
-1. past conversations on SMS and voice, and a profile trait, in memory;
+1. past conversations on SMS and voice, and a profile trait, in memory; a
+   billing FAQ indexed as a knowledge base;
 2. a ``RetrieverQueryEngine`` over ``ConversationMemoryRetriever``, answering
    a question about the customer with the recalled items as its sources;
-3. a chat engine whose memory is ``ConversationChatMemory``: each turn is
+3. a ``RetrieverQueryEngine`` over a ``QueryFusionRetriever`` of the
+   customer's memory and ``KnowledgeRetriever``: the answer's sources are the
+   customer's own history and cited FAQ passages;
+4. a chat engine whose memory is ``ConversationChatMemory``: each turn is
    captured into the customer's conversation, and the model is given the
    recalled context beside the chat.
 """
@@ -33,8 +37,14 @@ from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.llms import LLM, ChatMessage, MockLLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.retrievers import QueryFusionRetriever
+from llama_index.core.schema import NodeWithScore
 
-from integrations.llamaindex import ConversationChatMemory, ConversationMemoryRetriever
+from integrations.llamaindex import (
+    ConversationChatMemory,
+    ConversationMemoryRetriever,
+    KnowledgeRetriever,
+)
 from memory_core import Memory, load_settings
 
 CUSTOMER = "email:dana.reyes@example.com"
@@ -70,7 +80,22 @@ PAST = [
     },
 ]
 
+BILLING_FAQ = """\
+# Billing FAQ
+
+## Duplicate charges
+
+A duplicate charge is refunded to the original card; the refund takes up to
+five business days to appear on the statement.
+
+## Invoices
+
+Invoices are emailed on the first of each month and can be downloaded from the
+account page.
+"""
+
 QUESTION = "How does this customer want to be contacted?"
+REFUND_QUESTION = "When will the refund of my duplicate March charge show up?"
 CHAT = ["Hi, did my refund go through?", "Great. Text me when it lands."]
 OFFLINE_REPLIES = [
     "Yes: the duplicate March charge was refunded on May 20; allow five days.",
@@ -108,24 +133,52 @@ def first_lines(text: str, n: int = 4) -> str:
     return "\n".join("    " + line for line in lines[:n]) + more
 
 
+def print_sources(nodes: Sequence[NodeWithScore]) -> None:
+    print("sources:")
+    for hit in nodes:
+        meta = hit.node.metadata
+        if meta["kind"] == "knowledge":
+            where = f"[{meta['citation']}]"
+        else:
+            where = " ".join(str(meta[k]) for k in ("channel", "role") if k in meta)
+        print(f"  {hit.score or 0:.2f} {meta['kind']:9} {hit.node.get_content()} {where}")
+
+
 def run(memory: Memory, model: str | None) -> None:
     for conversation in PAST:
         memory.ingest(conversation)
     memory.set_trait(CUSTOMER, "tier", "gold", source="crm")
     print(f"ingested an SMS and a call, and a CRM trait, for {CUSTOMER}")
+    memory.create_knowledge_base("billing")
+    memory.add_source(
+        "billing", content=BILLING_FAQ, source_type="markdown", uri="https://acme.example/faq"
+    )
+    print("indexed the billing FAQ as knowledge base 'billing'")
 
     # 1. A query engine over what memory recalls about this customer.
     retriever = ConversationMemoryRetriever(memory, CUSTOMER)
     engine = RetrieverQueryEngine.from_args(retriever, llm=language_model(model, MockLLM()))
     response = engine.query(QUESTION)
     print(f"\nquery: {QUESTION}\nanswer:\n{first_lines(str(response))}")
-    print("sources:")
-    for hit in response.source_nodes:
-        meta = hit.node.metadata
-        where = " ".join(str(meta[k]) for k in ("channel", "role") if k in meta)
-        print(f"  {hit.score or 0:.2f} {meta['kind']:7} {where:22} {hit.node.get_content()}")
+    print_sources(response.source_nodes)
 
-    # 2. A chat whose memory is the customer's conversation.
+    # 2. One query engine over the customer's memory and the knowledge base.
+    both = QueryFusionRetriever(
+        [
+            ConversationMemoryRetriever(memory, CUSTOMER),
+            KnowledgeRetriever(memory, kb="billing", limit=2),
+        ],
+        llm=MockLLM(),  # unused: num_queries=1 asks no rewritten queries
+        num_queries=1,
+        similarity_top_k=5,
+        use_async=False,
+    )
+    engine = RetrieverQueryEngine.from_args(both, llm=language_model(model, MockLLM()))
+    response = engine.query(REFUND_QUESTION)
+    print(f"\nquery: {REFUND_QUESTION}\nanswer:\n{first_lines(str(response))}")
+    print_sources(response.source_nodes)
+
+    # 3. A chat whose memory is the customer's conversation.
     print()
     chat_memory = ConversationChatMemory(memory, CUSTOMER, channel="chat")
     chat = SimpleChatEngine.from_defaults(

@@ -4,6 +4,9 @@ adapter package imports its framework on import, so the shared code lives here).
 * :class:`ConversationSession` - one customer's chat as a Conversation Memory
   conversation: created on the first write, resumed by id, ended on request.
 * :func:`item_metadata` - the flat metadata of a recalled item.
+* :class:`KnowledgeSearch` - what a knowledge retriever searches (knowledge bases,
+  sources, tags, how many chunks, how good), :func:`search_knowledge` to run it,
+  and :func:`knowledge_metadata`, the flat metadata of a cited chunk.
 * :func:`split_memory` - a sync :class:`Memory` and its :class:`AsyncMemory`.
 """
 
@@ -12,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from memory_core.aio import AsyncMemory
+from memory_core.backends.base import SearchMode
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import NotFoundError, ValidationError
+from memory_core.knowledge import DEFAULT_ALPHA, KnowledgeHit
 from memory_core.memory import Memory
 from memory_core.models import (
     Channel,
@@ -32,7 +39,12 @@ from memory_core.recall import RecallItem, RecallOptions, RecallResult
 __all__ = [
     "ConversationSession",
     "CustomerRef",
+    "KnowledgeSearch",
+    "asearch_knowledge",
+    "is_profile_id",
     "item_metadata",
+    "knowledge_metadata",
+    "search_knowledge",
     "split_memory",
 ]
 
@@ -69,7 +81,84 @@ def item_metadata(item: RecallItem, result: RecallResult) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _is_profile_id(ref: CustomerRef) -> bool:
+class KnowledgeSearch(BaseModel):
+    """What a knowledge retriever searches and how much it returns: the keyword
+    arguments of ``Memory.search_knowledge`` besides the query and the tenant.
+
+    ``kb`` is one knowledge base or several (ids or names; None = every one of
+    the tenant), ``sources`` source ids, ``source_tags`` source tags (sources
+    with any of them; ``tags`` of the engine, renamed because a LangChain
+    runnable's ``tags`` are its tracing tags); ``limit`` is the top-k,
+    ``min_score`` the threshold (scores are in [0, 1]).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kb: str | Sequence[str] | None = None
+    sources: Sequence[str] | None = None
+    source_tags: Sequence[str] | None = None
+    limit: int = Field(default=4, ge=1, le=1000)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    mode: SearchMode = SearchMode.HYBRID
+    alpha: float = Field(default=DEFAULT_ALPHA, ge=0.0, le=1.0)
+
+    def search_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``Memory.search_knowledge`` these settings give."""
+        return {
+            "kb": self.kb,
+            "sources": self.sources,
+            "tags": self.source_tags,
+            "limit": self.limit,
+            "min_score": self.min_score,
+            "mode": self.mode,
+            "alpha": self.alpha,
+        }
+
+
+def search_knowledge(
+    memory: Memory, query: str, tenant: str, search: KnowledgeSearch
+) -> list[KnowledgeHit]:
+    """The best chunks for ``query``, each with its citation ([] for a blank query)."""
+    if not query.strip():
+        return []
+    return memory.search_knowledge(query, tenant=tenant, **search.search_arguments())
+
+
+async def asearch_knowledge(
+    memory: AsyncMemory, query: str, tenant: str, search: KnowledgeSearch
+) -> list[KnowledgeHit]:
+    if not query.strip():
+        return []
+    return await memory.search_knowledge(query, tenant=tenant, **search.search_arguments())
+
+
+def knowledge_metadata(hit: KnowledgeHit, tenant: str) -> dict[str, Any]:
+    """Flat, JSON-ready metadata of a knowledge chunk: its score and citation.
+
+    ``citation`` is the citation as one line (source › page › headings (uri,
+    chunk n)), ready to show; the other keys are its parts. ``position`` is the
+    chunk's 0-based order within its page. Empty fields are left out."""
+    c = hit.citation
+    meta: dict[str, Any] = {
+        "id": hit.id,
+        "kind": "knowledge",
+        "score": hit.score,
+        "tenant": tenant,
+        "citation": str(c),
+        "source_title": c.source_title,
+        "uri": c.uri,
+        "page_title": c.page_title,
+        "heading_path": list(c.heading_path),
+        "position": c.position,
+        "page": c.page,
+        "source_id": c.source_id,
+        "kb_id": c.kb_id,
+    }
+    return {k: v for k, v in meta.items() if v is not None and v != "" and v != []}
+
+
+def is_profile_id(ref: CustomerRef) -> bool:
+    """Whether ``ref`` is a profile id rather than an identifier."""
     return isinstance(ref, str) and ref.startswith("prf_")
 
 
@@ -146,7 +235,7 @@ class ConversationSession:
             )
         if ref is None:
             profile_id, customer = self._profile_id, []
-        elif _is_profile_id(ref):
+        elif is_profile_id(ref):
             profile_id, customer = str(ref), []
         else:
             profile_id, customer = None, [str(ref)]

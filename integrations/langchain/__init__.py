@@ -1,12 +1,13 @@
 """LangChain adapters for Conversation Memory (the ``langchain`` extra).
 
 * :class:`ConversationMemoryRetriever` - a customer's recall as ``Document`` objects.
+* :class:`KnowledgeRetriever` - knowledge-base search as ``Document`` objects,
+  each with its citation.
 * :class:`ConversationMemoryChatMessageHistory` and :func:`session_history_factory` -
   chat history kept as a conversation, for ``RunnableWithMessageHistory``.
-* :func:`memory_tools` - the ``recall`` and ``remember`` tools for agents.
-
-Knowledge search (a ``KnowledgeRetriever`` and a ``search_knowledge`` tool)
-joins these when the engine's knowledge base lands.
+* :func:`memory_tools` - the agent tools of :mod:`memory_core.tools` (``recall``,
+  ``search_knowledge``, ``remember``) bound to the customer being served;
+  :func:`spec_tool` translates any one spec.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from integrations.langchain.chat_history import (
     ConversationMemoryChatMessageHistory,
     session_history_factory,
 )
-from integrations.langchain.retrievers import ConversationMemoryRetriever
-from integrations.langchain.tools import RecallArgs, RememberArgs, memory_tools
+from integrations.langchain.retrievers import ConversationMemoryRetriever, KnowledgeRetriever
+from integrations.langchain.tools import memory_tools, spec_tool
 
 __all__ = [
     "ConversationMemoryChatMessageHistory",
     "ConversationMemoryRetriever",
-    "RecallArgs",
-    "RememberArgs",
+    "KnowledgeRetriever",
     "memory_tools",
     "session_history_factory",
+    "spec_tool",
 ]

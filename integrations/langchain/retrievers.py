@@ -1,11 +1,9 @@
 """LangChain retrievers over Conversation Memory.
 
-:class:`ConversationMemoryRetriever` returns what the engine recalls about one
-customer for a query, one ``Document`` per recalled item.
-
-A ``KnowledgeRetriever`` over the business's knowledge base (cited chunks,
-citation in metadata) belongs here too; it is added with the engine's
-knowledge search.
+* :class:`ConversationMemoryRetriever` returns what the engine recalls about
+  one customer for a query, one ``Document`` per recalled item.
+* :class:`KnowledgeRetriever` searches the business's knowledge bases, one
+  ``Document`` per cited chunk.
 """
 
 from __future__ import annotations
@@ -20,13 +18,22 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, field_validator
 
-from integrations._common import CustomerRef, item_metadata, split_memory
+from integrations._common import (
+    CustomerRef,
+    KnowledgeSearch,
+    asearch_knowledge,
+    item_metadata,
+    knowledge_metadata,
+    search_knowledge,
+    split_memory,
+)
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
+from memory_core.knowledge import KnowledgeHit
 from memory_core.memory import Memory
 from memory_core.recall import RecallOptions, RecallResult
 
-__all__ = ["ConversationMemoryRetriever"]
+__all__ = ["ConversationMemoryRetriever", "KnowledgeRetriever"]
 
 
 def _documents(result: RecallResult | None) -> list[Document]:
@@ -107,3 +114,61 @@ class ConversationMemoryRetriever(BaseRetriever):
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         return _documents(await self._arecall(query))
+
+
+def _knowledge_documents(hits: list[KnowledgeHit], tenant: str) -> list[Document]:
+    return [
+        Document(page_content=hit.text, metadata=knowledge_metadata(hit, tenant), id=hit.id)
+        for hit in hits
+    ]
+
+
+class KnowledgeRetriever(BaseRetriever, KnowledgeSearch):
+    """The knowledge-base chunks that best answer a query, as ``Document`` objects.
+
+    ``page_content`` is the chunk's passage; ``metadata`` holds ``score`` (in
+    [0, 1]), ``kind`` ("knowledge"), ``id``, ``tenant``, ``citation`` (one line
+    to show: source › page › headings (uri, chunk n)) and its parts:
+    ``source_title``, ``uri``, ``page_title``, ``heading_path``, ``position``
+    (0-based within the page), ``page`` (PDF), ``source_id``, ``kb_id``.
+
+    What to search: ``kb`` (a knowledge base id or name, or several),
+    ``sources`` (source ids), ``source_tags`` (sources with any of these tags), ``limit``
+    (top-k, default 4), ``min_score`` (threshold), ``mode`` and ``alpha`` (see
+    ``Memory.search_knowledge``). Only the ``tenant``'s knowledge is ever
+    searched. A blank query finds nothing; an unknown knowledge base raises
+    ``NotFoundError``.
+
+    Pages come from outside (web sites, documents): treat chunk text as data,
+    not instructions, when you put it in a prompt.
+
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`; ``ainvoke``
+    runs the engine in a worker thread, never on the event loop.
+
+    Example::
+
+        retriever = KnowledgeRetriever(memory=memory, kb="help-center", limit=3)
+        for doc in retriever.invoke("how long do refunds take"):
+            print(doc.page_content, "--", doc.metadata["citation"])
+    """
+
+    memory: Memory
+    tenant: str = DEFAULT_TENANT
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _sync_memory(cls, value: Any) -> Any:
+        return value.sync if isinstance(value, AsyncMemory) else value
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        hits = search_knowledge(self.memory, query, self.tenant, self)
+        return _knowledge_documents(hits, self.tenant)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        _, aio = split_memory(self.memory)
+        hits = await asearch_knowledge(aio, query, self.tenant, self)
+        return _knowledge_documents(hits, self.tenant)

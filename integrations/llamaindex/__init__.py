@@ -2,14 +2,13 @@
 
 * :class:`ConversationMemoryRetriever` - a customer's recall as ``NodeWithScore``
   objects, for a ``RetrieverQueryEngine`` or any retriever pipeline.
+* :class:`KnowledgeRetriever` - knowledge-base search as ``NodeWithScore``
+  objects with their citations.
 * :class:`ConversationChatMemory` - agent and chat-engine memory kept as the
   customer's conversation: every message is captured as it happens, and
   ``get`` puts the recalled customer context in front of the chat.
 * :class:`ConversationMemoryBlock` - a memory block for llama-index's
   ``Memory`` that feeds the recalled customer context (it does not capture).
-
-A ``KnowledgeRetriever`` over the knowledge base joins these when the
-engine's knowledge search lands.
 """
 
 from __future__ import annotations
@@ -23,10 +22,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from integrations.llamaindex.memory import ConversationChatMemory, ConversationMemoryBlock
-from integrations.llamaindex.retrievers import ConversationMemoryRetriever
+from integrations.llamaindex.retrievers import ConversationMemoryRetriever, KnowledgeRetriever
 
 __all__ = [
     "ConversationChatMemory",
     "ConversationMemoryBlock",
     "ConversationMemoryRetriever",
+    "KnowledgeRetriever",
 ]

@@ -1,47 +1,77 @@
 """LlamaIndex retrievers over Conversation Memory.
 
-:class:`ConversationMemoryRetriever` returns what the engine recalls about one
-customer, one ``NodeWithScore`` per recalled item, so it plugs into a
-``RetrieverQueryEngine``, a ``QueryFusionRetriever`` or a router.
+* :class:`ConversationMemoryRetriever` returns what the engine recalls about
+  one customer, one ``NodeWithScore`` per recalled item.
+* :class:`KnowledgeRetriever` searches the business's knowledge bases, one
+  ``NodeWithScore`` per cited chunk.
 
-A ``KnowledgeRetriever`` over the business's knowledge base (cited chunks)
-belongs here too; it is added with the engine's knowledge search.
+Both plug into a ``RetrieverQueryEngine``, a ``QueryFusionRetriever`` (which
+answers from the customer's memory and the knowledge base together) or a router.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from integrations._common import CustomerRef, item_metadata, split_memory
+from integrations._common import (
+    CustomerRef,
+    KnowledgeSearch,
+    asearch_knowledge,
+    item_metadata,
+    knowledge_metadata,
+    search_knowledge,
+    split_memory,
+)
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
+from memory_core.knowledge import KnowledgeHit
 from memory_core.memory import Memory
 from memory_core.recall import RecallOptions, RecallResult
 
-__all__ = ["ConversationMemoryRetriever"]
+__all__ = ["ConversationMemoryRetriever", "KnowledgeRetriever"]
 
 #: Metadata the LLM sees beside each node's text; the rest is bookkeeping.
 LLM_METADATA = frozenset({"kind", "channel", "role", "ts", "source"})
+#: Of a knowledge chunk, the LLM sees its one-line citation.
+KNOWLEDGE_LLM_METADATA = frozenset({"citation"})
+
+
+def _node(node_id: str, text: str, meta: dict[str, Any], shown: frozenset[str]) -> TextNode:
+    return TextNode(
+        id_=node_id,
+        text=text,
+        metadata=meta,
+        excluded_llm_metadata_keys=sorted(set(meta) - shown),
+        excluded_embed_metadata_keys=sorted(meta),
+    )
 
 
 def to_nodes(result: RecallResult | None) -> list[NodeWithScore]:
     """Recalled items as scored text nodes (node id = item id)."""
     if result is None:
         return []
-    nodes = []
-    for item in result.items:
-        meta = item_metadata(item, result)
-        node = TextNode(
-            id_=item.id,
-            text=item.text,
-            metadata=meta,
-            excluded_llm_metadata_keys=sorted(set(meta) - LLM_METADATA),
-            excluded_embed_metadata_keys=sorted(meta),
+    return [
+        NodeWithScore(
+            node=_node(item.id, item.text, item_metadata(item, result), LLM_METADATA),
+            score=item.score,
         )
-        nodes.append(NodeWithScore(node=node, score=item.score))
-    return nodes
+        for item in result.items
+    ]
+
+
+def knowledge_nodes(hits: list[KnowledgeHit], tenant: str) -> list[NodeWithScore]:
+    """Knowledge hits as scored text nodes (node id = chunk id)."""
+    return [
+        NodeWithScore(
+            node=_node(hit.id, hit.text, knowledge_metadata(hit, tenant), KNOWLEDGE_LLM_METADATA),
+            score=hit.score,
+        )
+        for hit in hits
+    ]
 
 
 class ConversationMemoryRetriever(BaseRetriever):
@@ -107,3 +137,55 @@ class ConversationMemoryRetriever(BaseRetriever):
             options=self.options,
         )
         return to_nodes(result)
+
+
+class KnowledgeRetriever(BaseRetriever):
+    """The knowledge-base chunks that best answer a query, as scored nodes.
+
+    Node text is the chunk's passage (node id = chunk id, score in [0, 1]);
+    node metadata holds ``kind`` ("knowledge"), ``score``, ``id``, ``tenant``,
+    ``citation`` (one line: source › page › headings (uri, chunk n)) and its
+    parts: ``source_title``, ``uri``, ``page_title``, ``heading_path``,
+    ``position`` (0-based within the page), ``page`` (PDF), ``source_id``,
+    ``kb_id``. The LLM is shown the ``citation``, so answers can cite it.
+
+    What to search is given by keyword: ``kb`` (a knowledge base id or name, or
+    several), ``sources`` (source ids), ``source_tags`` (sources with any of these tags),
+    ``limit`` (top-k, default 4), ``min_score`` (threshold), ``mode`` and
+    ``alpha`` (see ``Memory.search_knowledge``; kept in ``search``). Only the ``tenant``'s
+    knowledge is ever searched. A blank query finds nothing; an unknown
+    knowledge base raises ``NotFoundError``. Chunk text comes from outside
+    (web sites, documents): data, not instructions.
+
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`;
+    ``aretrieve`` runs the engine in a worker thread, never on the event loop.
+
+    Example::
+
+        retriever = KnowledgeRetriever(memory, kb="help-center", limit=3)
+        engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+    """
+
+    def __init__(
+        self,
+        memory: Memory | AsyncMemory,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+        **search: Any,
+    ) -> None:
+        self.memory, self.amemory = split_memory(memory)
+        self.tenant = tenant
+        self.search = KnowledgeSearch(**search)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = search_knowledge(self.memory, query_bundle.query_str, self.tenant, self.search)
+        return knowledge_nodes(hits, self.tenant)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = await asearch_knowledge(
+            self.amemory, query_bundle.query_str, self.tenant, self.search
+        )
+        return knowledge_nodes(hits, self.tenant)

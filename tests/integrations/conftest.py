@@ -1,6 +1,6 @@
 """Fixtures for the framework adapters: a customer with history, another customer
-beside them (nothing of theirs may ever show up), and an embedder that records
-which thread the engine ran on."""
+beside them (nothing of theirs may ever show up), knowledge bases in two
+tenants, and an embedder that records which thread the engine ran on."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from memory_core.backends.sqlite import SQLiteBackend
 from memory_core.config import load_settings
 from memory_core.embedding import HashEmbedder
+from memory_core.knowledge import DocumentIn
 from memory_core.memory import Memory
 
 CUSTOMER = "phone:+16175550142"
@@ -55,6 +56,55 @@ OTHER_CHAT = {
 }
 
 
+HELP_CENTER = [
+    DocumentIn(
+        uri="help/returns",
+        title="Returns and refunds",
+        format="markdown",
+        text=(
+            "# Returns and refunds\n\n## Damaged items\n\nA damaged item is replaced free of "
+            "charge; keep the packaging for the courier.\n\n## Refunds\n\nRefunds reach your "
+            "card within 5 business days of the return scan."
+        ),
+    ),
+    DocumentIn(
+        uri="help/delivery",
+        title="Delivery",
+        format="markdown",
+        text=(
+            "# Delivery\n\n## Delivery address\n\nYou can change the delivery address until "
+            "the parcel ships, in your account or by text message.\n\n## Tracking\n\nTracking "
+            "links are sent by SMS and email on the day a parcel ships."
+        ),
+    ),
+]
+STAFF_NOTE = "Escalate warranty claims on cracked screens to the tier 2 team."
+#: Another tenant's knowledge: it must never show up in the default tenant.
+BRAND_B = "brand-b"
+BRAND_B_POLICY = "Brand B refunds take 30 days and are paid as store credit only."
+
+
+def add_knowledge(memory: Memory) -> Memory:
+    """A help center (tag "policy") and staff notes in the default tenant, and
+    brand B's own help center in its tenant."""
+    memory.create_knowledge_base("help")
+    memory.add_source("help", documents=HELP_CENTER, title="Help center", tags=["policy"])
+    memory.create_knowledge_base("staff")
+    memory.add_source("staff", content=STAFF_NOTE, title="Escalations", tags=["internal"])
+    memory.create_tenant(BRAND_B)
+    memory.create_knowledge_base("help", tenant=BRAND_B)
+    memory.add_source(
+        "help", content=BRAND_B_POLICY, title="Brand B refunds", tenant=BRAND_B, tags=["policy"]
+    )
+    return memory
+
+
+@pytest.fixture
+def knowledge(seeded: Memory) -> Memory:
+    """``seeded``, plus the knowledge of :func:`add_knowledge`."""
+    return add_knowledge(seeded)
+
+
 @pytest.fixture
 def seeded(memory: Memory) -> Memory:
     """The customer's past SMS conversation, and another customer's chat."""
@@ -87,6 +137,7 @@ def recording(tmp_path: Path) -> Iterator[tuple[Memory, ThreadRecordingEmbedder]
         settings=load_settings(data_dir=tmp_path),
     )
     mem.ingest(PAST_SMS)
+    add_knowledge(mem)
     embedder.threads.clear()
     yield mem, embedder
     mem.close()

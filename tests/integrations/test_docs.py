@@ -17,7 +17,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 @pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecationWarning:inspect")
 def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    assert len(blocks) >= 6
+    assert len(blocks) >= 8
     namespace: dict[str, object] = {"__name__": "docs_integrations"}
     try:
         for block in blocks:
@@ -30,3 +30,14 @@ def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> No
     assert "Please text me, I can't take calls at work. sms" in out
     assert "Where is my replacement?" in out
     assert "recalled DATA about the customer" in out
+    assert (
+        "Refunds reach your card within 5 business days. -- "
+        "Acme Help Center › Returns › Refunds (https://help.acme.example/returns, chunk 1)"
+    ) in out
+    assert "success\n" in out
+    assert 'source=agent">Prefers deliveries to the office at 200 Clarendon St</item>' in out
+    # The fused query engine's sources: the customer's memory and the knowledge base.
+    assert any(
+        line.startswith("[") and "'knowledge'" in line and "'message'" in line
+        for line in out.splitlines()
+    )

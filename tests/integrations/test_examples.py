@@ -31,11 +31,23 @@ def test_langchain_support_agent_example() -> None:
     pytest.importorskip("langchain_core", reason="needs the langchain extra")
     out = _run_example("langchain_support_agent.py")
 
-    memory_first_turn = out.split("memory for the first turn:")[1].split("customer:")[0]
+    memory_first_turn = out.split("memory for the first turn:")[1].split("help center")[0]
     assert "Please text me updates, I can't take calls at work." in memory_first_turn
+    help_first_turn = out.split("help center for the first turn:")[1].split("customer:")[0]
+    assert (
+        "- Replacements for damaged items ship within one business day, free of charge. "
+        "[Acme Help Center › Shipping › Replacements (https://help.acme.example/shipping, "
+        "chunk 1)]"
+    ) in help_first_turn
     assert "agent:    It shipped this morning" in out
-    assert "tool remember(" in out and "-> Saved." in out
-    assert '<item type="message' in out.split("tool recall('delivery address') ->")[1]
+    assert "agent tools: recall, search_knowledge, remember" in out
+    searched = out.split("tool search_knowledge(")[1].split("tool remember(")[0]
+    assert "-> success" in searched
+    assert "[Acme Help Center › Shipping › Changing the delivery address" in searched
+    assert "add: Wants deliveries sent to the office at 200 Clarendon St" in out
+    recalled = out.split("tool recall('delivery address') ->")[1].split("stored:")[0]
+    assert "recalled DATA about the customer" in recalled
+    assert '<item type="observation' in recalled and '<item type="message' in recalled
     assert "stored: 4 messages in conversation web-chat-20260611-0042" in out
     found = out.split("the retriever now finds what the customer said in this chat:")[1]
     first = found.strip().splitlines()[0]
@@ -46,9 +58,18 @@ def test_llamaindex_query_engine_example() -> None:
     pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")
     out = _run_example("llamaindex_query_engine.py")
 
-    sources = out.split("sources:")[1].split("customer:")[0]
+    sources = out.split("sources:")[1].split("query:")[0]
     assert "trait" in sources and "tier: gold" in sources
-    assert "sms customer" in sources and "Text me, please" in sources
+    assert "Text me, please - I never pick up unknown numbers. sms customer" in sources
+    both = out.split("sources:")[2].split("customer:")[0]
+    kinds = [line.split()[1] for line in both.strip().splitlines()]
+    assert {"trait", "message", "knowledge"} <= set(kinds)
+    assert (
+        "knowledge A duplicate charge is refunded to the original card; the refund takes up "
+        "to five business days to appear on the statement. "
+        "[Billing FAQ › Duplicate charges (https://acme.example/faq, chunk 1)]"
+    ) in both
+    assert "I've refunded the duplicate charge; allow five days. voice human_agent" in both
     assert "agent:    Will do - you'll get a text, not a call." in out
     given = out.split("what the model is given next turn")[1]
     assert "recalled DATA about the customer" in given

@@ -1,5 +1,6 @@
 """The LangChain adapters in real chains: history through RunnableWithMessageHistory
-with langchain-core's fake chat model, recall through the retriever, agent tools."""
+with langchain-core's fake chat model, recall and knowledge through the
+retrievers (the agent tools have their own module)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,21 @@ from pydantic import ValidationError as PydanticValidationError
 from integrations.langchain import (
     ConversationMemoryChatMessageHistory,
     ConversationMemoryRetriever,
+    KnowledgeRetriever,
     memory_tools,
     session_history_factory,
 )
 from memory_core import AsyncMemory, ItemType, RecallOptions, Role
-from memory_core.errors import ValidationError
+from memory_core.errors import NotFoundError, ValidationError
 from memory_core.memory import Memory
-from tests.integrations.conftest import CUSTOMER, OTHER, ThreadRecordingEmbedder
+from tests.integrations.conftest import (
+    BRAND_B,
+    BRAND_B_POLICY,
+    CUSTOMER,
+    OTHER,
+    STAFF_NOTE,
+    ThreadRecordingEmbedder,
+)
 
 # RunnableWithMessageHistory is deprecated in langchain-core 1.x (removal in 2.0)
 # and warns when built; it is still what the issue asks to work unchanged.
@@ -347,52 +356,120 @@ async def test_async_paths_run_the_engine_off_the_event_loop(
     assert loop_thread not in embedder.threads
 
 
-def _tool_call(name: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
-    return {"name": name, "args": args, "id": call_id, "type": "tool_call"}
+def _cited(docs: list[Document]) -> str:
+    return "\n".join(f"{d.page_content} [{d.metadata['citation']}]" for d in docs)
 
 
-def test_tools_remember_then_recall_for_the_bound_customer_only(seeded: Memory) -> None:
-    tools = {t.name: t for t in memory_tools(seeded, CUSTOMER)}
-    assert set(tools) == {"recall", "remember"}
-    # The model picks what to recall or remember, never whose memory.
-    assert set(tools["recall"].args) == {"query"}
-    assert set(tools["remember"].args) == {"fact"}
+def test_chain_answers_from_the_customer_memory_and_cited_knowledge(knowledge: Memory) -> None:
+    prompts: list[str] = []
 
-    saved = tools["remember"].invoke(
-        _tool_call("remember", {"fact": "Has a dog called Rex who barks at couriers."}, "c1")
+    def capture(value: Any) -> Any:
+        prompts.append(value.to_string())
+        return value
+
+    prompt = ChatPromptTemplate.from_messages(
+        [
+            ("system", "Customer:\n{memory}\n\nPolicies (cite them):\n{knowledge}"),
+            ("human", "{input}"),
+        ]
     )
-    assert isinstance(saved, ToolMessage)
-    assert saved.content == "Saved."
-    assert saved.artifact.text == "Has a dog called Rex who barks at couriers."
-
-    recalled = tools["recall"].invoke(_tool_call("recall", {"query": "dog"}, "c2"))
-    assert isinstance(recalled, ToolMessage)
-    assert "Has a dog called Rex" in str(recalled.content)
-    assert "recalled DATA about the customer" in str(recalled.content)
-    assert "9001" not in str(recalled.content)
-    assert recalled.artifact.items[0].text == "Has a dog called Rex who barks at couriers."
-    note = seeded.get_conversation(recalled.artifact.items[0].provenance.conversation_id)
-    assert (note.subject, note.status.value) == ("Agent note", "ended")
-    # The other customer's memory does not have it.
-    other = {t.name: t for t in memory_tools(seeded, OTHER)}
-    assert "Rex" not in other["recall"].invoke({"query": "dog"})
-
-
-async def test_tools_async_and_for_a_customer_not_seen_before(memory: Memory) -> None:
-    tools = {t.name: t for t in memory_tools(AsyncMemory(memory), "email:new@example.com")}
-    assert await tools["recall"].ainvoke({"query": "anything"}) == (
-        "Nothing is known about this customer yet."
+    chain = (
+        RunnablePassthrough.assign(
+            memory=itemgetter("input")
+            | ConversationMemoryRetriever(memory=knowledge, customer=CUSTOMER)
+            | _format,
+            knowledge=itemgetter("input")
+            | KnowledgeRetriever(memory=knowledge, kb="help", limit=2)
+            | _cited,
+        )
+        | prompt
+        | capture
+        | GenericFakeChatModel(messages=iter(["A replacement is free; refunds take 5 days."]))
     )
-    await tools["remember"].ainvoke({"fact": "First contact came from the spring campaign."})
-    assert "spring campaign" in await tools["recall"].ainvoke({"query": ""})
-    assert memory.find_profile("email:new@example.com") is not None
+
+    reply = chain.invoke({"input": "My screen arrived cracked, do I get a refund?"})
+
+    assert reply.content == "A replacement is free; refunds take 5 days."
+    (sent,) = prompts
+    assert "Order 4471 arrived with a cracked screen." in sent
+    assert (
+        "A damaged item is replaced free of charge; keep the packaging for the courier. "
+        "[Help center › Returns and refunds › Damaged items (help/returns, chunk 1)]"
+    ) in sent
+    assert "9001" not in sent and BRAND_B_POLICY not in sent and STAFF_NOTE not in sent
 
 
-def test_tool_arguments_are_validated(memory: Memory) -> None:
-    remember = memory_tools(memory, CUSTOMER)[1]
-    with pytest.raises(PydanticValidationError, match="fact"):
-        remember.invoke({"fact": ""})
-    assert memory.find_profile(CUSTOMER) is None
+def test_knowledge_documents_carry_score_and_citation(knowledge: Memory) -> None:
+    docs = KnowledgeRetriever(memory=knowledge, source_tags=["policy"]).invoke(
+        "change delivery address"
+    )
+
+    top = docs[0]
+    assert top.page_content.startswith("You can change the delivery address until")
+    source = knowledge.list_sources("help")[0]
+    assert top.metadata == {
+        "id": top.id,
+        "kind": "knowledge",
+        "score": top.metadata["score"],
+        "tenant": "default",
+        "citation": "Help center › Delivery › Delivery address (help/delivery, chunk 1)",
+        "source_title": "Help center",
+        "uri": "help/delivery",
+        "page_title": "Delivery",
+        "heading_path": ["Delivery", "Delivery address"],
+        "position": 0,
+        "source_id": source.id,
+        "kb_id": source.kb_id,
+    }
+    assert 0.0 < top.metadata["score"] <= 1.0
+    assert [d.metadata["score"] for d in docs] == sorted(
+        (d.metadata["score"] for d in docs), reverse=True
+    )
+    assert len(docs) == 4  # the default top-k
+    assert all(d.metadata["source_id"] == source.id for d in docs)
+
+
+def test_knowledge_retriever_filters_and_stays_in_its_tenant(knowledge: Memory) -> None:
+    question = "refunds for cracked screens"
+    source = knowledge.list_sources("help")[0]
+
+    def texts(**kw: Any) -> list[str]:
+        return [d.page_content for d in KnowledgeRetriever(memory=knowledge, **kw).invoke(question)]
+
+    assert texts(kb="staff") == [STAFF_NOTE]
+    assert texts(kb=("staff", "help"), limit=10) == texts(limit=10)
+    assert STAFF_NOTE not in texts(sources=[source.id], limit=10)
+    assert texts(source_tags=["internal"]) == [STAFF_NOTE]
+    # LangChain's own tags (tracing) stay what they are.
+    assert KnowledgeRetriever(memory=knowledge, tags=["kb-trace"]).tags == ["kb-trace"]
+    assert len(texts(limit=1)) == 1
+    assert all(
+        d.metadata["score"] >= 0.4
+        for d in KnowledgeRetriever(memory=knowledge, min_score=0.4).invoke(question)
+    )
+    assert KnowledgeRetriever(memory=knowledge).invoke("") == []
+    # Another tenant's knowledge never shows up, and that tenant sees only its own.
+    assert BRAND_B_POLICY not in texts(limit=50)
+    assert BRAND_B_POLICY not in texts(kb="help", limit=50)
+    assert texts(tenant=BRAND_B, limit=50) == [BRAND_B_POLICY]
+    with pytest.raises(NotFoundError, match="knowledge base 'staff'"):
+        texts(tenant=BRAND_B, kb="staff")
+    with pytest.raises(PydanticValidationError):
+        KnowledgeRetriever(memory=knowledge, min_score=2.0)
+
+
+async def test_knowledge_retriever_async_runs_the_engine_off_the_event_loop(
+    recording: tuple[Memory, ThreadRecordingEmbedder],
+) -> None:
+    memory, embedder = recording
+    retriever = KnowledgeRetriever(memory=AsyncMemory(memory), kb="help", limit=1)
+
+    docs = await retriever.ainvoke("how long do refunds take")
+
+    assert [d.metadata["citation"] for d in docs] == [
+        "Help center › Returns and refunds › Refunds (help/returns, chunk 2)"
+    ]
+    assert len(embedder.threads) == 1 and threading.get_ident() not in embedder.threads
 
 
 def test_history_messages_are_langchain_messages(memory: Memory) -> None:

@@ -1,6 +1,7 @@
-"""The LlamaIndex adapters in real pipelines: RetrieverQueryEngine with MockLLM,
-QueryFusionRetriever, a chat engine and a FunctionAgent over ConversationChatMemory,
-and the memory block inside llama-index's Memory."""
+"""The LlamaIndex adapters in real pipelines: RetrieverQueryEngine with MockLLM over
+the recall and knowledge retrievers, QueryFusionRetriever over both, a chat engine
+and a FunctionAgent over ConversationChatMemory, and the memory block inside
+llama-index's Memory."""
 
 from __future__ import annotations
 
@@ -20,17 +21,26 @@ from llama_index.core.memory import Memory as LlamaMemory
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.schema import MetadataMode
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from integrations.llamaindex import (
     ConversationChatMemory,
     ConversationMemoryBlock,
     ConversationMemoryRetriever,
+    KnowledgeRetriever,
 )
 from memory_core import AsyncMemory, ItemType, RecallOptions, Role
-from memory_core.errors import ConflictError, ValidationError
+from memory_core.errors import ConflictError, NotFoundError, ValidationError
 from memory_core.memory import Memory
-from tests.integrations.conftest import CUSTOMER, OTHER, ThreadRecordingEmbedder
+from tests.integrations.conftest import (
+    BRAND_B,
+    BRAND_B_POLICY,
+    CUSTOMER,
+    OTHER,
+    STAFF_NOTE,
+    ThreadRecordingEmbedder,
+)
 
 TRAITS = RecallOptions(types=frozenset({ItemType.TRAIT}))
 MESSAGES = RecallOptions(types=frozenset({ItemType.MESSAGE}))
@@ -100,6 +110,104 @@ async def test_query_engine_async_runs_the_engine_off_the_event_loop(
 
     assert response.source_nodes[0].node.get_content() == (
         "Order 4471 arrived with a cracked screen."
+    )
+    assert embedder.threads and threading.get_ident() not in embedder.threads
+
+
+def test_knowledge_query_engine_answers_from_cited_chunks(knowledge: Memory) -> None:
+    retriever = KnowledgeRetriever(knowledge, kb="help", limit=2)
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+
+    response = engine.query("How long does a refund take?")
+
+    top = response.source_nodes[0]
+    assert top.node.get_content().startswith("Refunds reach your card within 5 business days")
+    meta = top.node.metadata
+    assert meta["citation"] == "Help center › Returns and refunds › Refunds (help/returns, chunk 2)"
+    assert (meta["source_title"], meta["uri"], meta["page_title"]) == (
+        "Help center",
+        "help/returns",
+        "Returns and refunds",
+    )
+    assert meta["heading_path"] == ["Returns and refunds", "Refunds"]
+    assert (meta["kind"], meta["position"], meta["tenant"]) == ("knowledge", 1, "default")
+    assert meta["kb_id"] == knowledge.get_knowledge_base("help").id
+    assert top.node.node_id == meta["id"] and top.score == meta["score"]
+    assert len(response.source_nodes) == 2
+    assert all(h.node.metadata["kb_id"] == meta["kb_id"] for h in response.source_nodes)
+    # The model is shown the passage with its citation, not the bookkeeping ids.
+    shown = top.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert "citation: Help center › Returns and refunds › Refunds" in shown
+    assert "kb_id" not in shown and "source_id" not in shown
+    assert "citation: Help center" in str(response)  # MockLLM echoes its prompt
+
+
+def test_query_engine_returns_nodes_from_both_recall_and_knowledge(knowledge: Memory) -> None:
+    both = QueryFusionRetriever(
+        [ConversationMemoryRetriever(knowledge, CUSTOMER), KnowledgeRetriever(knowledge)],
+        llm=MockLLM(),
+        num_queries=1,  # no query rewriting: the retrievers get the question as asked
+        similarity_top_k=20,
+        use_async=False,
+    )
+    engine = RetrieverQueryEngine.from_args(both, llm=MockLLM())
+
+    response = engine.query("Where is the replacement for my cracked screen, and the refund?")
+
+    by_kind: dict[str, list[str]] = {}
+    for hit in response.source_nodes:
+        by_kind.setdefault(hit.node.metadata["kind"], []).append(hit.node.get_content())
+    assert set(by_kind) == {"message", "knowledge"}
+    assert "Order 4471 arrived with a cracked screen." in by_kind["message"]
+    assert STAFF_NOTE in by_kind["knowledge"]
+    assert any(t.startswith("Refunds reach your card") for t in by_kind["knowledge"])
+    answer = str(response)
+    assert "Order 4471 arrived with a cracked screen." in answer
+    assert "citation: Escalations" in answer
+    # Never another customer's memory, never another tenant's knowledge.
+    assert "9001" not in answer and BRAND_B_POLICY not in answer
+
+
+def test_knowledge_retriever_filters_and_tenants(knowledge: Memory) -> None:
+    def texts(retriever: KnowledgeRetriever, query: str) -> list[str]:
+        return [hit.node.get_content() for hit in retriever.retrieve(query)]
+
+    question = "refunds warranty cracked screens"
+    assert texts(KnowledgeRetriever(knowledge, kb="staff"), question) == [STAFF_NOTE]
+    assert texts(KnowledgeRetriever(knowledge, source_tags=["internal"]), question) == [STAFF_NOTE]
+    policy = texts(KnowledgeRetriever(knowledge, source_tags=["policy"], limit=10), question)
+    assert policy and STAFF_NOTE not in policy
+    assert len(texts(KnowledgeRetriever(knowledge, limit=1), question)) == 1
+    strict = KnowledgeRetriever(knowledge, min_score=0.5, limit=10).retrieve(question)
+    assert all((hit.score or 0) >= 0.5 for hit in strict)
+    assert texts(KnowledgeRetriever(knowledge), "   ") == []
+    # Each tenant searches its own knowledge only, whatever the query.
+    everything = texts(KnowledgeRetriever(knowledge, limit=50), "Brand B refunds store credit")
+    assert BRAND_B_POLICY not in everything and len(everything) == 5
+    assert texts(KnowledgeRetriever(knowledge, tenant=BRAND_B, limit=50), question) == [
+        BRAND_B_POLICY
+    ]
+    with pytest.raises(NotFoundError, match="knowledge base 'nope'"):
+        KnowledgeRetriever(knowledge, kb="nope").retrieve(question)
+    with pytest.raises(PydanticValidationError, match="limit"):
+        KnowledgeRetriever(knowledge, limit=0)
+    with pytest.raises(PydanticValidationError, match="top_k"):
+        KnowledgeRetriever(knowledge, top_k=3)
+
+
+async def test_knowledge_query_engine_async_runs_off_the_event_loop(
+    recording: tuple[Memory, ThreadRecordingEmbedder],
+) -> None:
+    memory, embedder = recording
+    retriever = KnowledgeRetriever(AsyncMemory(memory), kb="help")
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
+
+    response = await engine.aquery("change my delivery address")
+
+    assert (
+        response.source_nodes[0]
+        .node.metadata["citation"]
+        .startswith("Help center › Delivery › Delivery address")
     )
     assert embedder.threads and threading.get_ident() not in embedder.threads
 

@@ -34,15 +34,20 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
             {
                 "ConversationMemoryChatMessageHistory",
                 "ConversationMemoryRetriever",
-                "RecallArgs",
-                "RememberArgs",
+                "KnowledgeRetriever",
                 "memory_tools",
                 "session_history_factory",
+                "spec_tool",
             },
         ),
         (
             integrations.llamaindex,
-            {"ConversationChatMemory", "ConversationMemoryBlock", "ConversationMemoryRetriever"},
+            {
+                "ConversationChatMemory",
+                "ConversationMemoryBlock",
+                "ConversationMemoryRetriever",
+                "KnowledgeRetriever",
+            },
         ),
     ],
 )
