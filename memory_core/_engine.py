@@ -97,7 +97,8 @@ class EngineBase:
             self.backend.ensure_tenant(tenant)
         elif tenant not in self.backend.list_tenants():
             raise NotFoundError(
-                f"tenant {tenant!r} does not exist; create it with create_tenant({tenant!r})"
+                f"tenant {tenant!r} does not exist; create it with create_tenant({tenant!r}) "
+                f"or `convmem tenants create {tenant}`"
             )
         self._known_tenants.add(tenant)
         return tenant

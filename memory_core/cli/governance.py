@@ -33,6 +33,9 @@ _JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 console = Console()
 keys_app = typer.Typer(help="API keys for the network servers.", no_args_is_help=True)
 policy_app = typer.Typer(help="A tenant's governance policy.", no_args_is_help=True)
+tenants_app = typer.Typer(
+    help="Tenants: hard partitions of everything stored.", no_args_is_help=True
+)
 
 
 def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
@@ -209,6 +212,52 @@ def keys_revoke(
     console.print(f"revoked {key.id} ({key.name})")
 
 
+@tenants_app.command("list")
+def tenants_list(db: _DbOpt = None, as_json: _JsonOpt = False) -> None:
+    """The tenants in the store."""
+    with _open(_settings(db, None, "hash")) as memory:
+        tenants = memory.list_tenants()
+    if as_json:
+        _dump(tenants)
+        return
+    for name in tenants:
+        console.print(name, highlight=False)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits, - and _.")],
+    db: _DbOpt = None,
+) -> None:
+    """Create a tenant (creating one that exists changes nothing)."""
+    with _open(_settings(db, None, "hash")) as memory:
+        created = memory.create_tenant(name)
+    console.print(f"tenant {created!r} ready", highlight=False)
+
+
+@tenants_app.command("delete")
+def tenants_delete(
+    name: Annotated[str, typer.Argument(help="The tenant to delete, with everything in it.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: this deletes every record of the tenant.")
+    ] = False,
+    db: _DbOpt = None,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Delete a tenant and everything in it, from every index; prints the receipt."""
+    if not yes:
+        raise ValidationError(
+            f"deleting tenant {name!r} erases everything in it; add --yes to confirm"
+        )
+    with _open(_settings(db, None, "hash")) as memory:
+        receipt = memory.delete_tenant(name)
+    if as_json:
+        _dump(receipt.model_dump(mode="json"))
+        return
+    counts = ", ".join(f"{n} {what}" for what, n in receipt.deleted.items() if n)
+    console.print(f"deleted tenant {name!r}: {counts or 'it was empty'}", highlight=False)
+
+
 @policy_app.command("show")
 def policy_show(db: _DbOpt = None, tenant: _TenantOpt = None) -> None:
     """The tenant's effective policy, as JSON."""
@@ -279,4 +328,5 @@ def register_governance(app: typer.Typer) -> None:
     app.command("audit")(audit)
     app.add_typer(keys_app, name="keys")
     app.add_typer(policy_app, name="policy")
+    app.add_typer(tenants_app, name="tenants")
     app.command("bench-governance")(bench_governance)

@@ -91,3 +91,21 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         assert memory.authorize(token).role.value == "read"
     run("keys", "revoke", key_id, "--db", str(db))
     assert json.loads(run("keys", "list", "--json", "--db", str(db))) == []
+
+
+def test_tenants_create_then_keys_list_and_delete(tmp_path: Path) -> None:
+    db = str(seeded(tmp_path))
+    refused = runner.invoke(app, ["keys", "create", "read", "bot", "--db", db, "--tenant", "acme"])
+    assert "convmem tenants create acme" in str(refused.exception)  # main() prints it
+
+    assert "tenant 'acme' ready" in run("tenants", "create", "acme", "--db", db)
+    run("keys", "create", "read", "bot", "--db", db, "--tenant", "acme")
+    assert json.loads(run("tenants", "list", "--db", db, "--json")) == ["acme", "default"]
+
+    unconfirmed = runner.invoke(app, ["tenants", "delete", "default", "--db", db])
+    assert "--yes" in str(unconfirmed.exception)
+    receipt = json.loads(run("tenants", "delete", "default", "--yes", "--db", db, "--json"))
+    assert receipt["target"] == "tenant:default" and receipt["deleted"]["messages"] == 1
+    with Memory.open(db, embedder="hash") as memory:
+        assert memory.list_tenants() == ["acme"]  # acme and its key untouched
+        assert [k.name for k in memory.list_api_keys(tenant="acme")] == ["bot"]
