@@ -700,17 +700,29 @@ class SQLiteBackend:
         if not terms:
             return []
         sql = STATEMENTS[s.spec.name]
+        match = fts_match(s.tenant, s.flt.profiles, terms, s.flt.scopes)
+        outer = f"WHERE m.tenant = ?{s.flt.sql} ORDER BY rank, m.id LIMIT ?"
+        params = (s.tenant, *s.flt.params, limit)
+        # Rank inside the full-text index first and read only the best rows:
+        # joining every match to its row costs more than ranking them (common
+        # words match most of a large tenant). The scope in the MATCH already
+        # narrows to the tenant (or profiles, knowledge bases); conditions
+        # outside the index may drop some of the best, hence the overfetch and,
+        # should too few survive, the exact query over every match.
+        best = limit * 4 if s.flt.sql else limit
         rows = s.conn.execute(
-            f"SELECT m.body, bm25({sql.fts}, 0.0, 1.0) AS rank "
-            f"FROM {sql.fts} CROSS JOIN {sql.table} AS m ON m.rid = {sql.fts}.rowid "
-            f"WHERE {sql.fts} MATCH ? AND m.tenant = ?{s.flt.sql} ORDER BY rank, m.id LIMIT ?",
-            (
-                fts_match(s.tenant, s.flt.profiles, terms, s.flt.scopes),
-                s.tenant,
-                *s.flt.params,
-                limit,
-            ),
+            f"SELECT m.body, r.rank AS rank FROM (SELECT rowid AS rid, "
+            f"bm25({sql.fts}, 0.0, 1.0) AS rank FROM {sql.fts} WHERE {sql.fts} MATCH ? "
+            f"ORDER BY rank LIMIT ?) AS r CROSS JOIN {sql.table} AS m ON m.rid = r.rid {outer}",
+            (match, best, *params),
         ).fetchall()
+        if len(rows) < limit:
+            rows = s.conn.execute(
+                f"SELECT m.body, bm25({sql.fts}, 0.0, 1.0) AS rank "
+                f"FROM {sql.fts} CROSS JOIN {sql.table} AS m ON m.rid = {sql.fts}.rowid "
+                f"WHERE {sql.fts} MATCH ? AND {outer.removeprefix('WHERE ')}",
+                (match, *params),
+            ).fetchall()
         return [Hit(record=s.spec.model.model_validate_json(b), score=-r) for b, r in rows]
 
     def _vector(self, s: _Scope, query: _Query, limit: int) -> list[Hit[Record]]:
