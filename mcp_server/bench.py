@@ -42,6 +42,7 @@ from mcp_server.auth import TOKENS_ENV, new_token
 from memory_core import tools
 from memory_core.bench import synthetic_texts
 from memory_core.config import load_settings
+from memory_core.knowledge.types import DocumentIn
 from memory_core.memory import Memory
 
 __all__ = [
@@ -296,6 +297,10 @@ def _calls(transport: str) -> dict[str, Callable[[int], Call]]:
         "recall": lambda i: ("recall", {"profile": _CUSTOMER, "query": "refund double charge"}),
         "remember": remember,
         "get_profile": lambda i: ("get_profile", {"profile": _CUSTOMER}),
+        "search_knowledge": lambda i: (
+            "search_knowledge",
+            {"query": "how long does a refund take", "top_k": 5},
+        ),
     }
 
 
@@ -316,6 +321,18 @@ def _seed(memory: Memory, messages: int) -> None:
             },
             tenant=_TENANT,
         )
+    # A small help centre for search_knowledge: one short article per document.
+    articles = synthetic_texts(200, seed=5)
+    memory.create_knowledge_base("help", tenant=_TENANT)
+    memory.add_source(
+        "help",
+        documents=[
+            DocumentIn(title=f"Article {n}", text=" ".join(articles[n : n + 4]))
+            for n in range(0, len(articles), 4)
+        ],
+        title="Help centre",
+        tenant=_TENANT,
+    )
 
 
 def _time_direct(memory: Memory, tool: str, warmup: int, calls: int) -> list[float]:
@@ -364,7 +381,7 @@ def run_mcp_bench(
     warmup: int = 20,
     messages: int = 500,
     embedder: str = "hash",
-    tool_names: Sequence[str] = ("recall", "remember", "get_profile"),
+    tool_names: Sequence[str] = ("recall", "search_knowledge", "remember", "get_profile"),
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> McpBenchResult:
