@@ -32,6 +32,7 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from memory_core.errors import ValidationError
 from memory_core.models import (
     ApiKey,
     AuditEvent,
@@ -64,7 +65,11 @@ __all__ = [
     "SupportsExport",
     "Vectors",
     "Where",
+    "check_records",
+    "check_search",
     "iter_chunks",
+    "query_vector",
+    "unit_vectors",
 ]
 
 R = TypeVar("R", bound=Record)
@@ -327,3 +332,78 @@ def iter_chunks(items: Sequence[R], size: int) -> Iterator[Sequence[R]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# -- argument checks every backend makes the same way -------------------------------
+
+
+def check_records(spec: CollectionSpec, tenant: str, records: Sequence[Record]) -> None:
+    """Every record is of the collection's type and belongs to ``tenant``."""
+    for record in records:
+        if not isinstance(record, spec.model):
+            raise ValidationError(
+                f"Collection {spec.name.value!r} holds {spec.model.__name__} records, "
+                f"got {type(record).__name__}"
+            )
+        if record.tenant != tenant:
+            raise ValidationError(
+                f"Record {record.id!r} belongs to tenant {record.tenant!r}, not {tenant!r}"
+            )
+
+
+def unit_vectors(spec: CollectionSpec, vectors: Vectors, count: int) -> npt.NDArray[np.float32]:
+    """``vectors`` for ``count`` records of ``spec``, checked and scaled to unit length."""
+    if not spec.searchable:
+        raise ValidationError(f"Collection {spec.name.value!r} does not store vectors")
+    if not isinstance(vectors.model_id, str) or not vectors.model_id:
+        raise ValidationError("Vectors need a non-empty model_id")
+    array = vectors.array
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+        raise ValidationError("Vectors must be a float32 numpy array")
+    if array.ndim != 2 or array.shape[0] != count or array.shape[1] == 0:
+        raise ValidationError(
+            f"Vectors must have shape ({count}, d) for {count} records, got {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValidationError("Vectors must be finite (no NaN or infinity)")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.ascontiguousarray(array / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def query_vector(vector: Vectors | None) -> tuple[str, npt.NDArray[np.float32]]:
+    """The query's model id and unit vector (one row of floats, finite, non-zero)."""
+    if vector is None:
+        raise ValidationError("Vector and hybrid search need a query vector")
+    array = np.asarray(vector.array)
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind != "f":
+        raise ValidationError(
+            f"The query vector must be one row of floats, got shape {array.shape} of {array.dtype}"
+        )
+    norm = float(np.linalg.norm(array))
+    if not np.isfinite(array).all() or norm == 0.0:
+        raise ValidationError("The query vector must be finite and non-zero")
+    return vector.model_id, (array / norm).astype(np.float32)
+
+
+def check_search(
+    spec: CollectionSpec, mode: SearchMode | str, text: str | None, limit: int, alpha: float
+) -> SearchMode:
+    """The arguments of :meth:`Backend.search` checked; returns the mode."""
+    if not spec.searchable:
+        searchable = ", ".join(c.value for c, s in COLLECTIONS.items() if s.searchable)
+        raise ValidationError(
+            f"Collection {spec.name.value!r} is not searchable; searchable: {searchable}"
+        )
+    try:
+        mode = SearchMode(mode)
+    except ValueError:
+        raise ValidationError(f"Unknown search mode {mode!r}") from None
+    if isinstance(limit, bool) or limit < 0:
+        raise ValidationError(f"limit must be >= 0, got {limit!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValidationError(f"alpha must be within [0, 1], got {alpha}")
+    if mode is not SearchMode.VECTOR and not isinstance(text, str):
+        raise ValidationError(f"{mode.value} search needs text")
+    return mode

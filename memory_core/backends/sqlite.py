@@ -51,6 +51,10 @@ from memory_core.backends.base import (
     SearchMode,
     Vectors,
     Where,
+    check_records,
+    check_search,
+    query_vector,
+    unit_vectors,
 )
 from memory_core.backends.fusion import relative_score_fusion
 from memory_core.backends.sqlite_migrations import (
@@ -145,22 +149,6 @@ def _matrix(rows: list[Any]) -> tuple[_Ids, _Floats]:
         blob = b"".join(row[1] for row in rows)
     rids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     return rids, np.frombuffer(blob, dtype=_F32).reshape(len(rows), width // 4)
-
-
-def _query_vector(vector: Vectors | None) -> _Query:
-    if vector is None:
-        raise ValidationError("Vector and hybrid search need a query vector")
-    array = np.asarray(vector.array)
-    if array.ndim == 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 1 or array.size == 0 or array.dtype.kind != "f":
-        raise ValidationError(
-            f"The query vector must be one row of floats, got shape {array.shape} of {array.dtype}"
-        )
-    norm = float(np.linalg.norm(array))
-    if not np.isfinite(array).all() or norm == 0.0:
-        raise ValidationError("The query vector must be finite and non-zero")
-    return vector.model_id, (array / norm).astype(np.float32)
 
 
 def _scores(matrix: _Floats, query: _Query) -> _Floats:
@@ -442,25 +430,6 @@ class SQLiteBackend:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    @staticmethod
-    def _vector_blobs(spec: CollectionSpec, vectors: Vectors, count: int) -> list[bytes]:
-        if not spec.searchable:
-            raise ValidationError(f"Collection {spec.name.value!r} does not store vectors")
-        if not isinstance(vectors.model_id, str) or not vectors.model_id:
-            raise ValidationError("Vectors need a non-empty model_id")
-        array = vectors.array
-        if not isinstance(array, np.ndarray) or array.dtype != np.float32:
-            raise ValidationError("Vectors must be a float32 numpy array")
-        if array.ndim != 2 or array.shape[0] != count or array.shape[1] == 0:
-            raise ValidationError(
-                f"Vectors must have shape ({count}, d) for {count} records, got {array.shape}"
-            )
-        if not np.isfinite(array).all():
-            raise ValidationError("Vectors must be finite (no NaN or infinity)")
-        norms = np.linalg.norm(array, axis=1, keepdims=True)
-        unit = np.ascontiguousarray(array / np.where(norms > 0, norms, 1.0), dtype=_F32)
-        return [row.tobytes() for row in unit]
-
     def upsert(
         self,
         tenant: str,
@@ -471,17 +440,12 @@ class SQLiteBackend:
         spec = _spec(collection)
         sql = STATEMENTS[spec.name]
         records = list(records)
-        for record in records:
-            if not isinstance(record, spec.model):
-                raise ValidationError(
-                    f"Collection {spec.name.value!r} holds {spec.model.__name__} records, "
-                    f"got {type(record).__name__}"
-                )
-            if record.tenant != tenant:
-                raise ValidationError(
-                    f"Record {record.id!r} belongs to tenant {record.tenant!r}, not {tenant!r}"
-                )
-        blobs = None if vectors is None else self._vector_blobs(spec, vectors, len(records))
+        check_records(spec, tenant, records)
+        blobs = (
+            None
+            if vectors is None
+            else [row.tobytes() for row in unit_vectors(spec, vectors, len(records))]
+        )
         model_id = None if vectors is None else vectors.model_id
         keep = sorted({record.id: i for i, record in enumerate(records)}.values())  # last wins
         rows = [sql.row(tenant, records[i]) for i in keep]
@@ -662,23 +626,9 @@ class SQLiteBackend:
         alpha: float = 0.5,
     ) -> list[Hit[Record]]:
         spec = _spec(collection)
-        if not spec.searchable:
-            searchable = ", ".join(c.value for c, s in COLLECTIONS.items() if s.searchable)
-            raise ValidationError(
-                f"Collection {spec.name.value!r} is not searchable; searchable: {searchable}"
-            )
-        try:
-            mode = SearchMode(mode)
-        except ValueError:
-            raise ValidationError(f"Unknown search mode {mode!r}") from None
+        mode = check_search(spec, mode, text, limit, alpha)
         flt = compile_where(spec, where, prefix="m.")
-        if isinstance(limit, bool) or limit < 0:
-            raise ValidationError(f"limit must be >= 0, got {limit!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValidationError(f"alpha must be within [0, 1], got {alpha}")
-        if mode is not SearchMode.VECTOR and not isinstance(text, str):
-            raise ValidationError(f"{mode.value} search needs text")
-        query = None if mode is SearchMode.KEYWORD else _query_vector(vector)
+        query = None if mode is SearchMode.KEYWORD else query_vector(vector)
         with self._read() as conn:
             self._require_tenant(conn, tenant)
             if flt.empty or limit == 0:

@@ -57,6 +57,10 @@ from memory_core.backends.base import (
     SearchMode,
     Vectors,
     Where,
+    check_records,
+    check_search,
+    query_vector,
+    unit_vectors,
 )
 from memory_core.backends.fusion import relative_score_fusion
 from memory_core.backends.weaviate_connect import parse_weaviate_url
@@ -64,9 +68,7 @@ from memory_core.backends.weaviate_query import (
     EVERYTHING,
     Search,
     export_pages,
-    query_row,
     scan,
-    unit_rows,
 )
 from memory_core.backends.weaviate_query import record as to_record
 from memory_core.backends.weaviate_schema import (
@@ -383,22 +385,8 @@ class WeaviateBackend:
         layout = self._layout(collection)
         spec = layout.spec
         records = list(records)
-        for record in records:
-            if not isinstance(record, spec.model):
-                raise ValidationError(
-                    f"Collection {spec.name.value!r} holds {spec.model.__name__} records, "
-                    f"got {type(record).__name__}"
-                )
-            if record.tenant != tenant:
-                raise ValidationError(
-                    f"Record {record.id!r} belongs to tenant {record.tenant!r}, not {tenant!r}"
-                )
-        unit = None if vectors is None else unit_rows(spec.name.value, spec.searchable, vectors)
-        if unit is not None and len(unit) != len(records):
-            raise ValidationError(
-                f"Vectors must have shape ({len(records)}, d) for {len(records)} records, "
-                f"got {unit.shape}"
-            )
+        check_records(spec, tenant, records)
+        unit = None if vectors is None else unit_vectors(spec, vectors, len(records))
         keep = sorted({record.id: i for i, record in enumerate(records)}.values())  # last wins
         target = self._tenant(layout, tenant)
         if not keep:
@@ -556,25 +544,11 @@ class WeaviateBackend:
         alpha: float = 0.5,
     ) -> list[Hit[Record]]:
         layout = self._layout(collection)
-        if not layout.spec.searchable:
-            searchable = ", ".join(c.value for c, s in COLLECTIONS.items() if s.searchable)
-            raise ValidationError(
-                f"Collection {layout.spec.name.value!r} is not searchable; searchable: {searchable}"
-            )
-        try:
-            mode = SearchMode(mode)
-        except ValueError:
-            raise ValidationError(f"Unknown search mode {mode!r}") from None
+        mode = check_search(layout.spec, mode, text, limit, alpha)
         compiled = layout.compile(where)
-        if isinstance(limit, bool) or limit < 0:
-            raise ValidationError(f"limit must be >= 0, got {limit!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValidationError(f"alpha must be within [0, 1], got {alpha}")
-        if mode is not SearchMode.VECTOR and not isinstance(text, str):
-            raise ValidationError(f"{mode.value} search needs text")
         query = None
         if mode is not SearchMode.KEYWORD and (vector is not None or self._vectorizer is None):
-            query = query_row(vector)
+            query = query_vector(vector)
         elif mode is SearchMode.VECTOR and not isinstance(text, str):
             raise ValidationError("vector search needs a query vector (or text, with a vectorizer)")
         target = self._tenant(layout, tenant)

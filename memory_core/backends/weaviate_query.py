@@ -23,18 +23,15 @@ from memory_core.backends.weaviate_schema import (
     Layout,
     vector_name,
 )
-from memory_core.errors import ValidationError
 from memory_core.models import Record
 
 __all__ = [
     "EVERYTHING",
     "Search",
     "export_pages",
-    "query_row",
     "record",
     "records",
     "scan",
-    "unit_rows",
 ]
 
 PAGE = 1000  # objects per read page (well below any QUERY_MAXIMUM_RESULTS)
@@ -275,37 +272,3 @@ def vector_groups(layout: Layout, page: list[Obj]) -> Iterator[tuple[list[Record
 
 def vectors_of(model: str | None, rows: list[list[float]]) -> Vectors | None:
     return None if model is None else Vectors(model, np.asarray(rows, dtype=np.float32))
-
-
-def unit_rows(collection: str, searchable: bool, vectors: Vectors) -> Floats:
-    """``vectors`` checked (as the SQLite backend checks them) and scaled to unit length."""
-    if not searchable:
-        raise ValidationError(f"Collection {collection!r} does not store vectors")
-    if not isinstance(vectors.model_id, str) or not vectors.model_id:
-        raise ValidationError("Vectors need a non-empty model_id")
-    array = vectors.array
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
-        raise ValidationError("Vectors must be a float32 numpy array")
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise ValidationError(f"Vectors must have shape (n, d), got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValidationError("Vectors must be finite (no NaN or infinity)")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return (array / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-def query_row(vector: Vectors | None) -> tuple[str, Floats]:
-    """The query's model id and unit vector (the SQLite backend's checks)."""
-    if vector is None:
-        raise ValidationError("Vector and hybrid search need a query vector")
-    array = np.asarray(vector.array)
-    if array.ndim == 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 1 or array.size == 0 or array.dtype.kind != "f":
-        raise ValidationError(
-            f"The query vector must be one row of floats, got shape {array.shape} of {array.dtype}"
-        )
-    norm = float(np.linalg.norm(array))
-    if not np.isfinite(array).all() or norm == 0.0:
-        raise ValidationError("The query vector must be finite and non-zero")
-    return vector.model_id, (array / norm).astype(np.float32)
