@@ -1,78 +1,25 @@
 """Hosted embedding models through LiteLLM (OpenAI, Azure, Cohere, Voyage, Ollama...).
 
-LiteLLM is the optional extra ``llm`` and is imported on first use only.
-Two process-wide LiteLLM settings are adjusted then, because their defaults
-misbehave in a library:
-
-* ``LITELLM_LOCAL_MODEL_COST_MAP`` defaults to ``True`` (``os.environ.setdefault``:
-  an explicit setting wins). Otherwise importing LiteLLM downloads its model
-  price list from GitHub, and on failure keeps retrying in a background thread.
-* ``litellm.suppress_debug_info = True``. Otherwise LiteLLM prints a "Give
-  Feedback / Get Help" banner to stdout on every failed call, which would
-  corrupt a stdio protocol such as MCP's.
-
-And each call runs in a short-lived worker thread: a blocking
-``litellm.embedding`` call made on the main thread creates an event loop for its
-timing hooks (``asyncio.get_event_loop()``), installs it as the thread's current
-loop and never closes it. In a worker thread the hooks run in ``asyncio.run``,
-which closes its loop.
+LiteLLM is the optional extra ``llm``, imported on first use and called off the
+main thread, as :mod:`memory_core._litellm` explains.
 """
 
 from __future__ import annotations
 
 import base64
-import contextvars
-import os
 import threading
-from collections.abc import Callable, Sequence
-from types import ModuleType
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from memory_core._litellm import import_litellm, off_thread
 from memory_core.errors import ConfigError, ModelError, ValidationError
 
 __all__ = ["LiteLLMEmbedder"]
 
 _PROBE_TEXT = "dimension probe"
-_import_lock = threading.Lock()
-
-_T = TypeVar("_T")
-
-
-def _in_worker_thread(call: Callable[[], _T]) -> _T:
-    """Run ``call`` in a fresh thread (same context variables) and return or raise its outcome."""
-    context = contextvars.copy_context()
-    outcome: list[_T] = []
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            outcome.append(context.run(call))
-        except BaseException as exc:  # handed over to the calling thread, re-raised there
-            failure.append(exc)
-
-    worker = threading.Thread(target=target, name="convmem-litellm-embedding", daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
-def _import_litellm() -> ModuleType:
-    """Import LiteLLM without its import-time network fetch and stdout banners."""
-    with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        try:
-            import litellm
-        except ImportError as exc:
-            raise ConfigError(
-                "hosted embedding models need LiteLLM: pip install 'conversation-memory[llm]'"
-            ) from exc
-        litellm.suppress_debug_info = True
-        return litellm
 
 
 class LiteLLMEmbedder:
@@ -172,7 +119,7 @@ class LiteLLMEmbedder:
 
     def _request(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """One ``litellm.embedding`` call: unit rows, in the order of ``texts``."""
-        litellm = _import_litellm()
+        litellm = import_litellm("the LiteLLM embedder (hosted embedding models)")
         import openai  # a dependency of LiteLLM; the root of every error it raises
 
         kwargs: dict[str, Any] = {
@@ -187,7 +134,7 @@ class LiteLLMEmbedder:
             kwargs["dimensions"] = self._requested_dimension
             kwargs["drop_params"] = True  # providers without the parameter ignore it
         try:
-            response = _in_worker_thread(lambda: litellm.embedding(**kwargs))
+            response = off_thread(lambda: litellm.embedding(**kwargs))
         except openai.OpenAIError as exc:
             raise ModelError(f"embedding model {self.model!r} failed: {exc}") from exc
         return self._parse(response, len(texts))

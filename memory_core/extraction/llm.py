@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
-import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from memory_core._litellm import import_litellm, off_thread
 from memory_core.errors import ConfigError, ModelError
 from memory_core.extraction.base import (
     ExtractionInput,
@@ -50,47 +48,10 @@ from memory_core.extraction.prompts import (
 from memory_core.models import Usage
 from memory_core.recall import count_tokens
 
-__all__ = ["LLMClient", "LLMExtractor", "LLMReplyError", "import_litellm"]
+__all__ = ["LLMClient", "LLMExtractor", "LLMReplyError"]
 
 log = logging.getLogger("memory_core.extraction")
 T = TypeVar("T", bound=BaseModel)
-_import_lock = threading.Lock()
-_primed = False
-
-
-def import_litellm() -> ModuleType:
-    """Import LiteLLM with its price list read locally and its stdout banners off."""
-    with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        try:
-            import litellm
-        except ImportError as exc:
-            raise ConfigError(
-                "extraction with an LLM needs LiteLLM: pip install 'conversation-memory[llm]'"
-            ) from exc
-        litellm.suppress_debug_info = True
-        global _primed
-        if not _primed:
-            # Build LiteLLM's response models once, here: pydantic warns while building
-            # them (about a TypedDict of LiteLLM's), which a caller can do nothing about.
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore",
-                    message=r"Item .* is using the `ReadOnly` qualifier",
-                    category=UserWarning,
-                )
-                litellm.ModelResponse()
-            _primed = True
-        return litellm
-
-
-def _off_thread(call: Callable[..., Any], **kwargs: Any) -> Any:
-    """``call(**kwargs)`` on a short-lived worker thread. LiteLLM's success logging
-    calls ``asyncio.get_event_loop()``, which on the main thread creates an event
-    loop that nobody closes; on another thread it runs its hook with ``asyncio.run``
-    instead, which cleans up after itself."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convmem-llm") as pool:
-        return pool.submit(call, **kwargs).result()
 
 
 class LLMReplyError(ModelError):
@@ -184,7 +145,7 @@ class LLMClient:
 
     def complete_json(self, prompt: Prompt, reply_model: type[T]) -> tuple[T, Usage]:
         """Ask for a JSON object that validates as ``reply_model``; returns it and the usage."""
-        litellm = import_litellm()
+        litellm = import_litellm("the LLM extractor")
         import openai  # a dependency of LiteLLM; every provider error derives from its errors
 
         retryable = (
@@ -199,17 +160,19 @@ class LLMClient:
         problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = _off_thread(
-                    litellm.completion,
-                    model=self.model,
-                    messages=messages,
-                    response_format={"type": "json_object"},
-                    temperature=self.temperature,
-                    max_tokens=budget,
-                    timeout=self.timeout,
-                    max_retries=0,  # retries are ours, so every call is counted
-                    api_key=self._api_key,
-                    api_base=self._api_base,
+                response = off_thread(
+                    partial(
+                        litellm.completion,
+                        model=self.model,
+                        messages=messages,
+                        response_format={"type": "json_object"},
+                        temperature=self.temperature,
+                        max_tokens=budget,
+                        timeout=self.timeout,
+                        max_retries=0,  # retries are ours, so every call is counted
+                        api_key=self._api_key,
+                        api_base=self._api_base,
+                    )
                 )
             except retryable as exc:
                 usage += Usage(calls=1)

@@ -267,8 +267,8 @@ def test_importing_litellm_through_the_embedder_does_not_fetch_the_cost_map(
     code = textwrap.dedent(
         """
         import os
-        from memory_core.embedding.litellm import _import_litellm
-        litellm = _import_litellm()
+        from memory_core._litellm import import_litellm
+        litellm = import_litellm("tests")
         from litellm.litellm_core_utils.get_model_cost_map import (
             get_model_cost_map_source_info,
         )
