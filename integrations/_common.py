@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.aio import AsyncMemory
 from memory_core.backends.base import SearchMode
@@ -32,6 +33,7 @@ from memory_core.models import (
     Message,
     MessageIn,
     Profile,
+    Role,
     new_id,
 )
 from memory_core.recall import RecallItem, RecallOptions, RecallResult
@@ -44,6 +46,7 @@ __all__ = [
     "is_profile_id",
     "item_metadata",
     "knowledge_metadata",
+    "message_in",
     "search_knowledge",
     "split_memory",
 ]
@@ -59,6 +62,16 @@ def split_memory(memory: Memory | AsyncMemory) -> tuple[Memory, AsyncMemory]:
     if isinstance(memory, Memory):
         return memory, AsyncMemory(memory)
     raise TypeError(f"expected a memory_core.Memory or AsyncMemory, got {type(memory).__name__}")
+
+
+def message_in(role: Role, text: str) -> MessageIn | None:
+    """A chat message to store in a conversation; None when its text is blank."""
+    if not text.strip():
+        return None
+    try:
+        return MessageIn(role=role, text=text)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"invalid message: {exc}") from exc
 
 
 def item_metadata(item: RecallItem, result: RecallResult) -> dict[str, Any]:

@@ -24,9 +24,8 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from pydantic import ValidationError as PydanticValidationError
 
-from integrations._common import ConversationSession, CustomerRef
+from integrations._common import ConversationSession, CustomerRef, message_in
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ValidationError
@@ -68,13 +67,7 @@ def to_message_in(message: BaseMessage) -> MessageIn | None:
             f"cannot store a {type(message).__name__} ({message.type!r}) in a conversation; "
             "use human, ai or system messages"
         )
-    text = str(message.text)
-    if not text.strip():
-        return None
-    try:
-        return MessageIn(role=role, text=text)
-    except PydanticValidationError as exc:
-        raise ValidationError(f"invalid message: {exc}") from exc
+    return message_in(role, str(message.text))
 
 
 def to_langchain(message: Message) -> BaseMessage:

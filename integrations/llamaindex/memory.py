@@ -22,9 +22,8 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory import BaseMemory, BaseMemoryBlock
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from integrations._common import ConversationSession, CustomerRef, split_memory
+from integrations._common import ConversationSession, CustomerRef, message_in, split_memory
 from memory_core.aio import AsyncMemory
 from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ConflictError, ValidationError
@@ -58,13 +57,7 @@ def to_message_in(message: ChatMessage) -> MessageIn | None:
     role = _ROLES.get(message.role)
     if role is None:  # pragma: no cover - every MessageRole is mapped above
         raise ValidationError(f"cannot store a {message.role.value!r} message")
-    text = message.content or ""
-    if not text.strip():
-        return None
-    try:
-        return MessageIn(role=role, text=text)
-    except PydanticValidationError as exc:
-        raise ValidationError(f"invalid message: {exc}") from exc
+    return message_in(role, message.content or "")
 
 
 def to_chat_message(message: Message) -> ChatMessage:
