@@ -12,8 +12,9 @@ latency, each beside a baseline measured in the same run.
 
 Documents are sections of real prose (the Python reference manual shipped
 with CPython, so the vocabulary is natural and nothing is downloaded), each
-one chunk, drawn from a pool of distinct sections embedded once, so 100k
-chunks do not take 100k model calls (as in the message benchmark). Queries
+one chunk (a few make two), drawn from a pool of distinct sections embedded
+once, so 100k chunks do not take 100k model calls (as in the message
+benchmark). Queries
 are 4-9 word spans of those sections.
 """
 
