@@ -10,6 +10,7 @@ from memory_core.backends.base import (
     SearchMode,
     Vectors,
     Where,
+    require,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "SearchMode",
     "Vectors",
     "Where",
+    "require",
 ]

@@ -9,7 +9,11 @@ against every implementation.
 Records are the pydantic models of :mod:`memory_core.models`, grouped into
 :class:`Collection`\\ s. Each collection declares which fields can be filtered
 on (:attr:`CollectionSpec.filter_fields`) and, for searchable collections,
-which field holds the text that is indexed for BM25 and embedded.
+which field holds the text that is indexed for BM25 and embedded. A collection
+is a typed key (``Collection.PROFILES: Collection[Profile]``), so every read is
+typed by its collection: ``backend.get(tenant, Collection.PROFILES, ids)`` is a
+``list[Profile]``, and :func:`require` fetches one record or raises
+``NotFoundError``.
 
 Guarantees every backend gives:
 
@@ -27,12 +31,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import (
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+    runtime_checkable,
+)
 
 import numpy as np
 import numpy.typing as npt
+import typing_extensions
 
-from memory_core.errors import ValidationError
+from memory_core.errors import NotFoundError, ValidationError
 from memory_core.models import (
     ApiKey,
     AuditEvent,
@@ -69,6 +83,7 @@ __all__ = [
     "check_search",
     "iter_chunks",
     "query_vector",
+    "require",
     "unit_vectors",
 ]
 
@@ -77,34 +92,162 @@ R = TypeVar("R", bound=Record)
 FilterValue = str | int | float | bool | datetime | None
 
 
-class Collection(StrEnum):
-    PROFILES = "profiles"
-    IDENTIFIERS = "identifiers"
-    TRAITS = "traits"
-    CONVERSATIONS = "conversations"
-    MESSAGES = "messages"
-    MERGES = "merges"
-    OBSERVATIONS = "observations"
-    SUMMARIES = "summaries"
-    EXTRACTIONS = "extractions"
-    TRAIT_SCHEMA = "trait_schema"
-    KNOWLEDGE_BASES = "knowledge_bases"
-    SOURCES = "sources"
-    CHUNKS = "chunks"
-    POLICIES = "policies"
-    AUDIT = "audit"
-    API_KEYS = "api_keys"
+#: The record model of a :class:`Collection` (a bare ``Collection`` means ``Collection[Record]``).
+M = typing_extensions.TypeVar("M", bound=Record, covariant=True, default=Record)
+
+_MEMBERS: dict[str, Collection] = {}  # value -> the one Collection of that name, in order
+
+
+class _CollectionMeta(type):
+    """Lets the :class:`Collection` class be iterated like an Enum: ``list(Collection)``."""
+
+    def __iter__(cls) -> Iterator[Collection]:
+        return iter(list(_MEMBERS.values()))
+
+    def __len__(cls) -> int:
+        return len(_MEMBERS)
+
+    def __contains__(cls, item: object) -> bool:
+        return isinstance(item, Collection) and _MEMBERS.get(item.value) is item
+
+
+class Collection(Generic[M], metaclass=_CollectionMeta):
+    """A collection of records: a typed key, ``Collection.PROFILES: Collection[Profile]``.
+
+    Backend calls are typed by the key they are given: ``backend.get(tenant,
+    Collection.PROFILES, ids)`` is a ``list[Profile]``. There is exactly one
+    instance per collection (the class attributes below), so keys compare with
+    ``is`` and ``==`` and serve as dict keys; ``.value`` (also ``str()`` and
+    f-strings) is the name, ``.model`` the record class, ``.spec`` the
+    :class:`CollectionSpec`. Enum-like: ``list(Collection)`` (also
+    :meth:`all`) lists them in declaration order and ``Collection("profiles")``
+    looks one up by name (``ValueError`` for an unknown name). Unlike the
+    ``StrEnum`` it replaces, a key is not a ``str``: write ``.value`` where a
+    string is wanted.
+    """
+
+    __slots__ = ("_model", "_value")
+    _value: str
+    _model: type[M]
+
+    PROFILES: ClassVar[Collection[Profile]]
+    IDENTIFIERS: ClassVar[Collection[IdentifierLink]]
+    TRAITS: ClassVar[Collection[Trait]]
+    CONVERSATIONS: ClassVar[Collection[Conversation]]
+    MESSAGES: ClassVar[Collection[Message]]
+    MERGES: ClassVar[Collection[MergeRecord]]
+    OBSERVATIONS: ClassVar[Collection[Observation]]
+    SUMMARIES: ClassVar[Collection[Summary]]
+    EXTRACTIONS: ClassVar[Collection[ExtractionRecord]]
+    TRAIT_SCHEMA: ClassVar[Collection[TraitDefinition]]
+    KNOWLEDGE_BASES: ClassVar[Collection[KnowledgeBase]]
+    SOURCES: ClassVar[Collection[Source]]
+    CHUNKS: ClassVar[Collection[Chunk]]
+    POLICIES: ClassVar[Collection[PolicyRecord]]
+    AUDIT: ClassVar[Collection[AuditEvent]]
+    API_KEYS: ClassVar[Collection[ApiKey]]
+
+    @overload
+    def __new__(cls, value: Collection[R]) -> Collection[R]: ...
+    @overload
+    def __new__(cls, value: str) -> Collection: ...
+    def __new__(cls, value: str | Collection) -> Collection:
+        """The collection named ``value`` (or ``value`` itself, if it is one)."""
+        if isinstance(value, Collection) and _MEMBERS.get(value.value) is value:
+            return value
+        found = _MEMBERS.get(value) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(f"{value!r} is not a valid Collection")
+        return found
+
+    @classmethod
+    def _define(cls, value: str, model: type[R]) -> Collection[R]:
+        if value in _MEMBERS:
+            raise ValueError(f"Collection {value!r} is already defined")
+        key = cast("Collection[R]", object.__new__(cls))
+        object.__setattr__(key, "_value", value)
+        object.__setattr__(key, "_model", model)
+        _MEMBERS[value] = key
+        return key
+
+    @classmethod
+    def all(cls) -> list[Collection]:
+        """Every collection, in declaration order (the same as ``list(Collection)``)."""
+        return list(_MEMBERS.values())
+
+    @property
+    def value(self) -> str:
+        """The collection's name, e.g. ``"profiles"``."""
+        return self._value
+
+    @property
+    def model(self) -> type[M]:
+        """The class of the collection's records."""
+        return self._model
+
+    @property
+    def spec(self) -> CollectionSpec[M]:
+        """How the collection is stored and filtered (``COLLECTIONS[self]``)."""
+        return cast("CollectionSpec[M]", COLLECTIONS[self])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Collection {self._value!r} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Collection {self._value!r} is immutable")
+
+    def __reduce__(self) -> tuple[type[Collection], tuple[str]]:
+        return Collection, (self._value,)  # unpickles (and copies) to the same instance
+
+    def __copy__(self) -> Collection[M]:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Collection[M]:
+        return self
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self._value, format_spec)
+
+    def __repr__(self) -> str:
+        return f"Collection({self._value!r})"
+
+
+Collection.PROFILES = Collection._define("profiles", Profile)
+Collection.IDENTIFIERS = Collection._define("identifiers", IdentifierLink)
+Collection.TRAITS = Collection._define("traits", Trait)
+Collection.CONVERSATIONS = Collection._define("conversations", Conversation)
+Collection.MESSAGES = Collection._define("messages", Message)
+Collection.MERGES = Collection._define("merges", MergeRecord)
+Collection.OBSERVATIONS = Collection._define("observations", Observation)
+Collection.SUMMARIES = Collection._define("summaries", Summary)
+Collection.EXTRACTIONS = Collection._define("extractions", ExtractionRecord)
+Collection.TRAIT_SCHEMA = Collection._define("trait_schema", TraitDefinition)
+Collection.KNOWLEDGE_BASES = Collection._define("knowledge_bases", KnowledgeBase)
+Collection.SOURCES = Collection._define("sources", Source)
+Collection.CHUNKS = Collection._define("chunks", Chunk)
+Collection.POLICIES = Collection._define("policies", PolicyRecord)
+Collection.AUDIT = Collection._define("audit", AuditEvent)
+Collection.API_KEYS = Collection._define("api_keys", ApiKey)
 
 
 @dataclass(frozen=True)
-class CollectionSpec:
+class CollectionSpec(Generic[M]):
     """How a collection's records are stored and filtered."""
 
-    name: Collection
-    model: type[Record]
+    name: Collection[M]
+    model: type[M]
     filter_fields: tuple[str, ...]
     text_field: str | None = None  # set for searchable collections
     time_fields: tuple[str, ...] = ()  # filter fields holding datetimes
+    kind: str = ""  # what one record is, as NotFoundError.kind: "profile", "api_key"
+    noun: str = ""  # what messages call one record: "profile", "API key"
+
+    def __post_init__(self) -> None:
+        if self.model is not self.name.model:
+            raise TypeError(f"{self.name} holds {self.name.model.__name__}, not {self.model}")
 
     @property
     def searchable(self) -> bool:
@@ -115,16 +258,32 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
     spec.name: spec
     for spec in (
         CollectionSpec(
-            Collection.PROFILES, Profile, ("merged_into", "created_at"), None, ("created_at",)
+            Collection.PROFILES,
+            Profile,
+            ("merged_into", "created_at"),
+            None,
+            ("created_at",),
+            kind="profile",
+            noun="profile",
         ),
-        CollectionSpec(Collection.IDENTIFIERS, IdentifierLink, ("kind", "value", "profile_id")),
-        CollectionSpec(Collection.TRAITS, Trait, ("profile_id", "key", "source")),
+        CollectionSpec(
+            Collection.IDENTIFIERS,
+            IdentifierLink,
+            ("kind", "value", "profile_id"),
+            kind="identifier",
+            noun="identifier",
+        ),
+        CollectionSpec(
+            Collection.TRAITS, Trait, ("profile_id", "key", "source"), kind="trait", noun="trait"
+        ),
         CollectionSpec(
             Collection.CONVERSATIONS,
             Conversation,
             ("profile_id", "channel", "status", "started_at"),
             None,
             ("started_at",),
+            kind="conversation",
+            noun="conversation",
         ),
         CollectionSpec(
             Collection.MESSAGES,
@@ -132,8 +291,12 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ("conversation_id", "profile_id", "channel", "role", "ts", "seq"),
             "text",
             ("ts",),
+            kind="message",
+            noun="message",
         ),
-        CollectionSpec(Collection.MERGES, MergeRecord, ("survivor_id",)),
+        CollectionSpec(
+            Collection.MERGES, MergeRecord, ("survivor_id",), kind="merge", noun="merge record"
+        ),
         CollectionSpec(
             Collection.OBSERVATIONS,
             Observation,
@@ -151,6 +314,8 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ),
             "text",
             ("valid_from", "valid_to", "created_at", "updated_at"),
+            kind="observation",
+            noun="observation",
         ),
         CollectionSpec(
             Collection.SUMMARIES,
@@ -158,6 +323,8 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ("profile_id", "conversation_id", "channel", "outcome", "ts", "created_at"),
             "text",
             ("ts", "created_at"),
+            kind="summary",
+            noun="summary",
         ),
         CollectionSpec(
             Collection.EXTRACTIONS,
@@ -165,22 +332,62 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ("profile_id", "conversation_id", "status", "extractor", "updated_at"),
             None,
             ("updated_at",),
-        ),
-        CollectionSpec(Collection.TRAIT_SCHEMA, TraitDefinition, ("type", "declared_by")),
-        CollectionSpec(Collection.KNOWLEDGE_BASES, KnowledgeBase, ("name",)),
-        CollectionSpec(Collection.SOURCES, Source, ("kb_id", "type", "status", "uri")),
-        CollectionSpec(
-            Collection.CHUNKS, Chunk, ("kb_id", "source_id", "page_uri", "since", "gen"), "text"
-        ),
-        CollectionSpec(Collection.POLICIES, PolicyRecord, ("updated_by",)),
-        CollectionSpec(
-            Collection.AUDIT, AuditEvent, ("ts", "actor", "action", "target"), None, ("ts",)
+            kind="extraction",
+            noun="extraction",
         ),
         CollectionSpec(
-            Collection.API_KEYS, ApiKey, ("name", "role", "created_at"), None, ("created_at",)
+            Collection.TRAIT_SCHEMA,
+            TraitDefinition,
+            ("type", "declared_by"),
+            kind="trait_definition",
+            noun="trait definition",
+        ),
+        CollectionSpec(
+            Collection.KNOWLEDGE_BASES,
+            KnowledgeBase,
+            ("name",),
+            kind="knowledge_base",
+            noun="knowledge base",
+        ),
+        CollectionSpec(
+            Collection.SOURCES,
+            Source,
+            ("kb_id", "type", "status", "uri"),
+            kind="source",
+            noun="source",
+        ),
+        CollectionSpec(
+            Collection.CHUNKS,
+            Chunk,
+            ("kb_id", "source_id", "page_uri", "since", "gen"),
+            "text",
+            kind="chunk",
+            noun="chunk",
+        ),
+        CollectionSpec(
+            Collection.POLICIES, PolicyRecord, ("updated_by",), kind="policy", noun="policy"
+        ),
+        CollectionSpec(
+            Collection.AUDIT,
+            AuditEvent,
+            ("ts", "actor", "action", "target"),
+            None,
+            ("ts",),
+            kind="audit_event",
+            noun="audit event",
+        ),
+        CollectionSpec(
+            Collection.API_KEYS,
+            ApiKey,
+            ("name", "role", "created_at"),
+            None,
+            ("created_at",),
+            kind="api_key",
+            noun="API key",
         ),
     )
 }
+assert list(COLLECTIONS) == list(Collection), "one spec per collection, in declaration order"
 
 
 @dataclass(frozen=True)
@@ -228,10 +435,10 @@ class SearchMode(StrEnum):
 
 
 @dataclass(frozen=True)
-class Hit(Generic[R]):
+class Hit(Generic[M]):
     """One search result. ``score`` is higher-is-better; its scale depends on the mode."""
 
-    record: R
+    record: M
     score: float
 
 
@@ -261,27 +468,27 @@ class Backend(Protocol):
     def upsert(
         self,
         tenant: str,
-        collection: Collection,
-        records: Sequence[Record],
+        collection: Collection[R],
+        records: Sequence[R],
         vectors: Vectors | None = None,
     ) -> None:
         """Insert or replace records by id. Searchable collections need ``vectors``
         to be vector-searchable; a replaced record without new vectors loses its old ones."""
 
-    def get(self, tenant: str, collection: Collection, ids: Sequence[str]) -> list[Record]:
+    def get(self, tenant: str, collection: Collection[R], ids: Sequence[str]) -> list[R]:
         """The records with these ids that exist, in the order of ``ids``."""
 
     def find(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         where: Where = ALL,
         *,
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Record]:
+    ) -> list[R]:
         """Records matching ``where``, ordered by a filter field (then id)."""
 
     def count(self, tenant: str, collection: Collection, where: Where = ALL) -> int:
@@ -294,7 +501,7 @@ class Backend(Protocol):
     def search(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         *,
         mode: SearchMode,
         text: str | None = None,
@@ -302,7 +509,7 @@ class Backend(Protocol):
         where: Where = ALL,
         limit: int = 10,
         alpha: float = 0.5,
-    ) -> list[Hit[Record]]:
+    ) -> list[Hit[R]]:
         """Search a searchable collection, best first.
 
         KEYWORD needs ``text``; VECTOR needs ``vector`` (one row); HYBRID takes
@@ -319,13 +526,39 @@ class SupportsExport(Protocol):
     with ``isinstance(backend, SupportsExport)``."""
 
     def export(
-        self, tenant: str, collection: Collection, batch_size: int = 500
-    ) -> Iterator[tuple[list[Record], Vectors | None]]:
+        self, tenant: str, collection: Collection[R], batch_size: int = 500
+    ) -> Iterator[tuple[list[R], Vectors | None]]:
         """Every record of the tenant's collection, once each, in an order the backend
         chooses (by id on SQLite), in pages of at most ``batch_size``; each item holds
         consecutive records sharing one model's vectors (``None``: records without a
         vector). Pages are read one at a time: writes made during an export may or
         may not be included. Raises ``NotFoundError`` for an unknown tenant."""
+
+
+def require(
+    backend: Backend,
+    tenant: str,
+    collection: Collection[R],
+    id: str,
+    *,
+    what: str | None = None,
+    kind: str | None = None,
+) -> R:
+    """The record ``id`` of ``collection``, or ``NotFoundError``.
+
+    The error reads ``"<what> '<id>' does not exist in tenant '<tenant>'"``, ``what``
+    defaulting to the collection's noun (``"profile"``, ``"API key"``), and carries
+    ``kind`` (default: the collection's, ``"profile"``, ``"api_key"``). An unknown
+    tenant raises the backend's own ``NotFoundError`` (kind ``"tenant"``).
+    """
+    found = backend.get(tenant, collection, [id])
+    if not found:
+        spec = collection.spec
+        raise NotFoundError(
+            f"{what or spec.noun} {id!r} does not exist in tenant {tenant!r}",
+            kind=kind or spec.kind,
+        )
+    return found[0]
 
 
 def iter_chunks(items: Sequence[R], size: int) -> Iterator[Sequence[R]]:

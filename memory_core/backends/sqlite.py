@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ from memory_core.backends.base import (
     Collection,
     CollectionSpec,
     Hit,
+    R,
     SearchMode,
     Vectors,
     Where,
@@ -67,7 +68,6 @@ from memory_core.backends.sqlite_migrations import (
     migrate,
 )
 from memory_core.errors import NotFoundError, StorageError, ValidationError
-from memory_core.models import Record
 
 __all__ = ["SQLiteBackend", "fts_query_terms"]
 
@@ -102,9 +102,10 @@ def fts_query_terms(text: str) -> list[str]:
     return (kept or tokens)[:_MAX_QUERY_TERMS]
 
 
-def _spec(collection: Collection | str) -> CollectionSpec:
+def _spec(collection: Collection[R]) -> CollectionSpec[R]:
+    """The spec of ``collection`` (also accepts a collection's name, as callers may pass)."""
     try:
-        return COLLECTIONS[Collection(collection)]
+        return Collection(collection).spec
     except ValueError:
         known = ", ".join(c.value for c in Collection)
         raise ValidationError(f"Unknown collection {collection!r}; known: {known}") from None
@@ -116,11 +117,11 @@ _Query = tuple[str, _Floats]  # model id, unit query vector
 
 
 @dataclass(frozen=True)
-class _Scope:
+class _Scope(Generic[R]):
     """What one search reads: a snapshot, a collection, a tenant and a filter."""
 
     conn: sqlite3.Connection
-    spec: CollectionSpec
+    spec: CollectionSpec[R]
     tenant: str
     flt: Filter
 
@@ -373,7 +374,8 @@ class SQLiteBackend:
         if conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is None:
             raise NotFoundError(
                 f"Tenant {tenant!r} does not exist; create the tenant first with "
-                f"ensure_tenant({tenant!r})."
+                f"ensure_tenant({tenant!r}).",
+                kind="tenant",
             )
 
     def ensure_tenant(self, tenant: str) -> None:
@@ -433,8 +435,8 @@ class SQLiteBackend:
     def upsert(
         self,
         tenant: str,
-        collection: Collection,
-        records: Sequence[Record],
+        collection: Collection[R],
+        records: Sequence[R],
         vectors: Vectors | None = None,
     ) -> None:
         spec = _spec(collection)
@@ -478,7 +480,7 @@ class SQLiteBackend:
             conn.executemany(sql.fts_insert, [sql.fts_row(tenant, records[i]) for i in keep])
             self._bump(conn, tenant, spec)
 
-    def get(self, tenant: str, collection: Collection, ids: Sequence[str]) -> list[Record]:
+    def get(self, tenant: str, collection: Collection[R], ids: Sequence[str]) -> list[R]:
         spec = _spec(collection)
         if isinstance(ids, str):
             raise ValidationError("get() takes a list of ids, not a single string")
@@ -491,14 +493,14 @@ class SQLiteBackend:
     def find(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         where: Where = ALL,
         *,
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Record]:
+    ) -> list[R]:
         spec = _spec(collection)
         flt = compile_where(spec, where)
         column = order_by or "id"
@@ -579,8 +581,8 @@ class SQLiteBackend:
 
     # -- export (optional capability: base.SupportsExport) ------------------------
     def export(
-        self, tenant: str, collection: Collection, batch_size: int = 500
-    ) -> Iterator[tuple[list[Record], Vectors | None]]:
+        self, tenant: str, collection: Collection[R], batch_size: int = 500
+    ) -> Iterator[tuple[list[R], Vectors | None]]:
         """Every record of the tenant's collection by id, page by page, with its vector
         (see :class:`~memory_core.backends.base.SupportsExport`)."""
         spec = _spec(collection)
@@ -594,7 +596,7 @@ class SQLiteBackend:
                     "ORDER BY id LIMIT ?",
                     (tenant, after, size),
                 ).fetchall()
-            run: list[Record] = []
+            run: list[R] = []
             blobs: list[bytes] = []
             model: str | None = None
             for row in rows:
@@ -616,7 +618,7 @@ class SQLiteBackend:
     def search(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         *,
         mode: SearchMode,
         text: str | None = None,
@@ -624,7 +626,7 @@ class SQLiteBackend:
         where: Where = ALL,
         limit: int = 10,
         alpha: float = 0.5,
-    ) -> list[Hit[Record]]:
+    ) -> list[Hit[R]]:
         spec = _spec(collection)
         mode = check_search(spec, mode, text, limit, alpha)
         flt = compile_where(spec, where, prefix="m.")
@@ -645,7 +647,7 @@ class SQLiteBackend:
         return relative_score_fusion(keyword, nearest, alpha, limit)
 
     @staticmethod
-    def _keyword(s: _Scope, text: str, limit: int) -> list[Hit[Record]]:
+    def _keyword(s: _Scope[R], text: str, limit: int) -> list[Hit[R]]:
         terms = fts_query_terms(text)
         if not terms:
             return []
@@ -675,7 +677,7 @@ class SQLiteBackend:
             ).fetchall()
         return [Hit(record=s.spec.model.model_validate_json(b), score=-r) for b, r in rows]
 
-    def _vector(self, s: _Scope, query: _Query, limit: int) -> list[Hit[Record]]:
+    def _vector(self, s: _Scope[R], query: _Query, limit: int) -> list[Hit[R]]:
         model_id, q = query
         table, flt = s.spec.name.value, s.flt
         key = (s.tenant, table, model_id)
@@ -717,7 +719,7 @@ class SQLiteBackend:
         return self._top(s, rids[positions], scores, limit)
 
     @staticmethod
-    def _top(s: _Scope, rids: _Ids, scores: _Floats, limit: int) -> list[Hit[Record]]:
+    def _top(s: _Scope[R], rids: _Ids, scores: _Floats, limit: int) -> list[Hit[R]]:
         if len(scores) > limit:
             best = np.argpartition(-scores, limit - 1)[:limit]
             rids, scores = rids[best], scores[best]

@@ -54,6 +54,7 @@ from memory_core.backends.base import (
     COLLECTIONS,
     Collection,
     Hit,
+    R,
     SearchMode,
     Vectors,
     Where,
@@ -300,7 +301,8 @@ class WeaviateBackend:
         if self._closed:
             raise StorageError(f"{self!r} is closed; open a new backend to use the store.")
 
-    def _layout(self, collection: Collection | str) -> Layout:
+    def _layout(self, collection: Collection[R]) -> Layout[R]:
+        """The layout of ``collection`` (also accepts a collection's name, as callers may pass)."""
         self._open()
         try:
             return self._layouts[Collection(collection)]
@@ -378,8 +380,8 @@ class WeaviateBackend:
     def upsert(
         self,
         tenant: str,
-        collection: Collection,
-        records: Sequence[Record],
+        collection: Collection[R],
+        records: Sequence[R],
         vectors: Vectors | None = None,
     ) -> None:
         layout = self._layout(collection)
@@ -430,7 +432,7 @@ class WeaviateBackend:
         if rejected:
             raise _rejected(layout, tenant, rejected, reasons, len(objects) - len(rejected))
 
-    def get(self, tenant: str, collection: Collection, ids: Sequence[str]) -> list[Record]:
+    def get(self, tenant: str, collection: Collection[R], ids: Sequence[str]) -> list[R]:
         layout = self._layout(collection)
         if isinstance(ids, str):
             raise ValidationError("get() takes a list of ids, not a single string")
@@ -439,7 +441,7 @@ class WeaviateBackend:
         if not wanted:
             self._require_tenant(layout, tenant)
             return []
-        found: dict[str, Record] = {}
+        found: dict[str, R] = {}
         with self._errors(tenant):
             for start in range(0, len(wanted), _ID_CHUNK):
                 chunk = wanted[start : start + _ID_CHUNK]
@@ -456,14 +458,14 @@ class WeaviateBackend:
     def find(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         where: Where = ALL,
         *,
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Record]:
+    ) -> list[R]:
         layout = self._layout(collection)
         compiled = layout.compile(where)
         name = order_by or "id"
@@ -519,8 +521,8 @@ class WeaviateBackend:
                     return deleted
 
     def export(
-        self, tenant: str, collection: Collection, batch_size: int = 500
-    ) -> Iterator[tuple[list[Record], Vectors | None]]:
+        self, tenant: str, collection: Collection[R], batch_size: int = 500
+    ) -> Iterator[tuple[list[R], Vectors | None]]:
         """Every record of the tenant's collection, page by page, with its vector
         (see :class:`~memory_core.backends.base.SupportsExport`), in object-id order
         through Weaviate's cursor API."""
@@ -534,7 +536,7 @@ class WeaviateBackend:
     def search(
         self,
         tenant: str,
-        collection: Collection,
+        collection: Collection[R],
         *,
         mode: SearchMode,
         text: str | None = None,
@@ -542,7 +544,7 @@ class WeaviateBackend:
         where: Where = ALL,
         limit: int = 10,
         alpha: float = 0.5,
-    ) -> list[Hit[Record]]:
+    ) -> list[Hit[R]]:
         layout = self._layout(collection)
         mode = check_search(layout.spec, mode, text, limit, alpha)
         compiled = layout.compile(where)
@@ -584,12 +586,14 @@ class WeaviateBackend:
 
 def _missing(tenant: str) -> NotFoundError:
     return NotFoundError(
-        f"Tenant {tenant!r} does not exist; create the tenant first with ensure_tenant({tenant!r})."
+        f"Tenant {tenant!r} does not exist; create the tenant first with "
+        f"ensure_tenant({tenant!r}).",
+        kind="tenant",
     )
 
 
 def _rejected(
-    layout: Layout, tenant: str, records: list[Record], messages: list[str], written: int
+    layout: Layout, tenant: str, records: Sequence[Record], messages: list[str], written: int
 ) -> StorageError:
     shown = "; ".join(f"{r.id!r}: {m}" for r, m in zip(records[:10], messages[:10], strict=True))
     more = f" (and {len(records) - 10} more)" if len(records) > 10 else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import islice
-from typing import Any, cast
+from typing import Any, Generic, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +14,7 @@ from weaviate.collections import Collection as WeaviateCollection
 from weaviate.collections.classes.filters import _Filters
 from weaviate.collections.classes.internal import Object
 
-from memory_core.backends.base import Hit, Vectors, Where
+from memory_core.backends.base import Hit, R, Vectors, Where
 from memory_core.backends.weaviate_schema import (
     BODY,
     RID_ORD,
@@ -23,7 +23,6 @@ from memory_core.backends.weaviate_schema import (
     Layout,
     vector_name,
 )
-from memory_core.models import Record
 
 __all__ = [
     "EVERYTHING",
@@ -42,13 +41,13 @@ Floats = npt.NDArray[np.float32]
 
 def scan(
     target: WeaviateCollection[Any, Any],
-    layout: Layout,
+    layout: Layout[R],
     flt: _Filters | None,
     where: Where,
     field: Field,
     descending: bool,
     want: int | None,
-) -> Iterator[Record]:
+) -> Iterator[R]:
     """The records matching ``flt`` (= ``where``) ordered by ``field`` then id, at
     least the first ``want`` of them (all when None).
 
@@ -95,11 +94,11 @@ def count(target: WeaviateCollection[Any, Any], flt: _Filters | None) -> int:
 
 def keyset(
     target: WeaviateCollection[Any, Any],
-    layout: Layout,
+    layout: Layout[R],
     flt: _Filters | None,
     field: Field,
     descending: bool,
-) -> Iterator[Record]:
+) -> Iterator[R]:
     """All matches in ``(field, id)`` order, :data:`PAGE` at a time, each page
     filtered to what follows the last one (nulls paged apart: they have no order)."""
     keyed = field.name != "id"
@@ -146,15 +145,15 @@ def after(key: str | None, cursor: tuple[Any, str], descending: bool) -> _Filter
     return Filter.any_of([beyond, Filter.all_of([by_key.equal(value), next_id])])
 
 
-def records(layout: Layout, target: WeaviateCollection[Any, Any]) -> Iterator[Record]:
+def records(layout: Layout[R], target: WeaviateCollection[Any, Any]) -> Iterator[R]:
     """Every record of the tenant's collection, in object-id order (the cursor API)."""
     for obj in target.iterator(return_properties=[BODY], cache_size=PAGE):
         yield record(layout, obj)
 
 
 def export_pages(
-    layout: Layout, target: WeaviateCollection[Any, Any], size: int
-) -> Iterator[tuple[list[Record], Vectors | None]]:
+    layout: Layout[R], target: WeaviateCollection[Any, Any], size: int
+) -> Iterator[tuple[list[R], Vectors | None]]:
     """Every record with its vector, in object-id order, in runs of at most ``size``
     records sharing one embedding model."""
     returned = [BODY, VECTOR_MODEL] if layout.spec.searchable else [BODY]
@@ -169,13 +168,13 @@ def export_pages(
         yield from vector_groups(layout, page)
 
 
-class Search:
+class Search(Generic[R]):
     """One search's target, filter and limit, and the Weaviate queries that run it."""
 
     def __init__(
         self,
         target: WeaviateCollection[Any, Any],
-        layout: Layout,
+        layout: Layout[R],
         flt: _Filters | None,
         limit: int,
     ) -> None:
@@ -183,12 +182,12 @@ class Search:
         assert layout.terms_prop is not None
         self.terms_prop = layout.terms_prop
 
-    def _hits(self, objects: Sequence[Obj], score: Any) -> list[Hit[Record]]:
+    def _hits(self, objects: Sequence[Obj], score: Any) -> list[Hit[R]]:
         hits = [Hit(record=record(self.layout, o), score=float(score(o))) for o in objects]
         hits.sort(key=lambda hit: (-hit.score, hit.record.id))
         return hits
 
-    def keyword(self, terms: list[str]) -> list[Hit[Record]]:
+    def keyword(self, terms: list[str]) -> list[Hit[R]]:
         result = self.target.query.bm25(
             " ".join(terms),
             query_properties=[self.terms_prop],
@@ -199,7 +198,7 @@ class Search:
         )
         return self._hits(result.objects, lambda o: o.metadata.score or 0.0)
 
-    def near_vector(self, query: Floats, name: str) -> list[Hit[Record]]:
+    def near_vector(self, query: Floats, name: str) -> list[Hit[R]]:
         result = self.target.query.near_vector(
             query.tolist(),
             target_vector=name,
@@ -210,7 +209,7 @@ class Search:
         )
         return self._hits(result.objects, lambda o: 1.0 - (o.metadata.distance or 0.0))
 
-    def near_text(self, text: str, name: str) -> list[Hit[Record]]:
+    def near_text(self, text: str, name: str) -> list[Hit[R]]:
         result = self.target.query.near_text(
             text,
             target_vector=name,
@@ -223,7 +222,7 @@ class Search:
 
     def hybrid(
         self, terms: list[str], query: Floats | None, name: str, alpha: float
-    ) -> list[Hit[Record]]:
+    ) -> list[Hit[R]]:
         result = self.target.query.hybrid(
             " ".join(terms),
             vector=None if query is None else query.tolist(),
@@ -239,7 +238,7 @@ class Search:
         return self._hits(result.objects, lambda o: o.metadata.score or 0.0)
 
 
-def record(layout: Layout, obj: Obj) -> Record:
+def record(layout: Layout[R], obj: Obj) -> R:
     return layout.spec.model.model_validate_json(obj.properties[BODY])
 
 
@@ -249,9 +248,9 @@ def conjunction(parts: list[_Filters]) -> _Filters | None:
     return parts[0] if len(parts) == 1 else Filter.all_of(parts)
 
 
-def vector_groups(layout: Layout, page: list[Obj]) -> Iterator[tuple[list[Record], Vectors | None]]:
+def vector_groups(layout: Layout[R], page: list[Obj]) -> Iterator[tuple[list[R], Vectors | None]]:
     """``page`` as runs of consecutive records sharing an embedding model."""
-    run: list[Record] = []
+    run: list[R] = []
     rows: list[list[float]] = []
     model: str | None = None
     for obj in page:

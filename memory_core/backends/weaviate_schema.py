@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Generic, Union, get_args, get_origin
 
 from weaviate.classes.config import (
     Configure,
@@ -51,7 +51,14 @@ from weaviate.classes.query import Filter
 from weaviate.collections.classes.config import CollectionConfig
 from weaviate.collections.classes.filters import _Filters
 
-from memory_core.backends.base import COLLECTIONS, Collection, CollectionSpec, FilterValue, Where
+from memory_core.backends.base import (
+    COLLECTIONS,
+    Collection,
+    CollectionSpec,
+    FilterValue,
+    M,
+    Where,
+)
 from memory_core.backends.sqlite_migrations import stored_value
 from memory_core.errors import SchemaMismatchError, ValidationError
 from memory_core.models import Record, as_utc
@@ -219,10 +226,10 @@ def _any(parts: list[_Filters]) -> _Filters:
     return parts[0] if len(parts) == 1 else Filter.any_of(parts)
 
 
-class Layout:
+class Layout(Generic[M]):
     """The Weaviate collection of one record collection."""
 
-    def __init__(self, spec: CollectionSpec, prefix: str) -> None:
+    def __init__(self, spec: CollectionSpec[M], prefix: str) -> None:
         self.spec = spec
         self.name = f"{prefix}{''.join(p.capitalize() for p in spec.name.value.split('_'))}"
         fields = {"id": Field("id", RID, Kind.TEXT, False)}
@@ -448,7 +455,7 @@ def _below(bound: Any) -> Callable[[Any], bool]:
     return lambda value: value is not None and bool(value < bound)
 
 
-def layouts(prefix: str = DEFAULT_PREFIX) -> dict[Collection, Layout]:
+def layouts(prefix: str = DEFAULT_PREFIX) -> dict[Collection, Layout[Any]]:
     check_prefix(prefix)
     return {collection: Layout(spec, prefix) for collection, spec in COLLECTIONS.items()}
 

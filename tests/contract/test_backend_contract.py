@@ -26,6 +26,7 @@ from memory_core.backends.base import (
     SearchMode,
     Vectors,
     Where,
+    require,
 )
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.models import (
@@ -469,7 +470,7 @@ def test_unknown_tenant_raises_not_found(backend: Backend, call: str) -> None:
 # -- records ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("collection", list(Collection))
+@pytest.mark.parametrize("collection", list(Collection), ids=str)
 def test_round_trip(backend: Backend, tenant: str, collection: Collection) -> None:
     records, where, selected = SAMPLES[collection](tenant)
     backend.upsert(tenant, collection, records)
@@ -512,7 +513,7 @@ REPLACED_FIELD = {
 }
 
 
-@pytest.mark.parametrize("collection", list(Collection))
+@pytest.mark.parametrize("collection", list(Collection), ids=str)
 def test_upsert_replaces_by_id(backend: Backend, tenant: str, collection: Collection) -> None:
     records, _, _ = SAMPLES[collection](tenant)
     backend.upsert(tenant, collection, records)
@@ -690,6 +691,45 @@ def test_invalid_upserts_are_rejected_and_write_nothing(
         backend.upsert(tenant, collection, records, vecs)
     assert backend.find(tenant, M) == [good]
     assert backend.count(tenant, Collection.PROFILES) == 0
+
+
+def test_reads_return_the_collections_model(backend: Backend, tenant: str) -> None:
+    backend.upsert(tenant, Collection.PROFILES, [profile(tenant, "prf_a")])
+    backend.upsert(tenant, M, [message(tenant, "msg_1", "hello there")], vectors(unit(1)))
+    found: list[Profile] = backend.get(tenant, Collection.PROFILES, ["prf_a"])
+    listed: list[Message] = backend.find(tenant, M)
+    hits: list[Hit[Message]] = backend.search(tenant, M, mode=SearchMode.KEYWORD, text="hello")
+    assert [type(r) for r in found] == [Profile]
+    assert [type(r) for r in listed] == [Message]
+    assert [type(h.record) for h in hits] == [Message]
+
+
+def test_a_collection_can_be_named_by_its_value(backend: Backend, tenant: str) -> None:
+    backend.upsert(tenant, Collection.PROFILES, [profile(tenant, "prf_a")])
+    by_name: Any = "profiles"  # not typed, but accepted as before
+    assert ids(backend.get(tenant, by_name, ["prf_a"])) == ["prf_a"]
+    assert backend.count(tenant, by_name) == 1
+    unknown: Any = "nope"
+    with pytest.raises(ValidationError, match="Unknown collection 'nope'; known: profiles"):
+        backend.count(tenant, unknown)
+
+
+def test_require_returns_the_record_or_names_what_is_missing(backend: Backend, tenant: str) -> None:
+    stored = profile(tenant, "prf_a")
+    backend.upsert(tenant, Collection.PROFILES, [stored])
+    found: Profile = require(backend, tenant, Collection.PROFILES, "prf_a")
+    assert found == stored
+    with pytest.raises(NotFoundError) as caught:
+        require(backend, tenant, Collection.API_KEYS, "key_1")
+    assert str(caught.value) == f"API key 'key_1' does not exist in tenant {tenant!r}"
+    assert caught.value.kind == "api_key"
+    with pytest.raises(NotFoundError) as caught:
+        require(backend, tenant, Collection.PROFILES, "prf_b", what="customer", kind="customer")
+    assert str(caught.value) == f"customer 'prf_b' does not exist in tenant {tenant!r}"
+    assert caught.value.kind == "customer"
+    with pytest.raises(NotFoundError, match="ensure_tenant") as caught:
+        require(backend, GHOST, Collection.PROFILES, "prf_a")
+    assert caught.value.kind == "tenant"
 
 
 # -- tenant isolation ----------------------------------------------------------------------
