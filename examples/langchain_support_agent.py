@@ -40,7 +40,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableConfig, RunnablePassthrough
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from integrations.langchain import (
+from convmem_integrations.langchain import (
     ConversationMemoryRetriever,
     KnowledgeRetriever,
     memory_tools,
@@ -137,8 +137,8 @@ def chat_model(model: str | None, offline_replies: Sequence[AIMessage | str]) ->
 def run(memory: Memory, model: str | None) -> None:
     memory.ingest(PAST_SMS)
     print(f"ingested a past SMS conversation for {CUSTOMER}")
-    memory.create_knowledge_base("help-center")
-    memory.add_source("help-center", documents=HELP_CENTER, title="Acme Help Center")
+    memory.knowledge.bases.add("help-center")
+    memory.knowledge.sources.add("help-center", documents=HELP_CENTER, title="Acme Help Center")
     print("indexed the help center as knowledge base 'help-center'")
 
     retriever = ConversationMemoryRetriever(memory=memory, customer=CUSTOMER)
@@ -247,7 +247,7 @@ def run(memory: Memory, model: str | None) -> None:
     )
     print(f"tool recall('delivery address') ->\n{recalled.artifact.context}")
 
-    stored = memory.list_messages(SESSION)
+    stored = memory.conversations.list_messages(SESSION)
     print(f"\nstored: {len(stored)} messages in conversation {SESSION}")
     for message in stored:
         print(f"  {message.role.value:9} {message.text}")

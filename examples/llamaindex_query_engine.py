@@ -40,7 +40,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.schema import NodeWithScore
 
-from integrations.llamaindex import (
+from convmem_integrations.llamaindex import (
     ConversationChatMemory,
     ConversationMemoryRetriever,
     KnowledgeRetriever,
@@ -147,11 +147,14 @@ def print_sources(nodes: Sequence[NodeWithScore]) -> None:
 def run(memory: Memory, model: str | None) -> None:
     for conversation in PAST:
         memory.ingest(conversation)
-    memory.set_trait(CUSTOMER, "tier", "gold", source="crm")
+    memory.traits.set(CUSTOMER, "tier", "gold", source="crm")
     print(f"ingested an SMS and a call, and a CRM trait, for {CUSTOMER}")
-    memory.create_knowledge_base("billing")
-    memory.add_source(
-        "billing", content=BILLING_FAQ, source_type="markdown", uri="https://acme.example/faq"
+    memory.knowledge.bases.add("billing")
+    memory.knowledge.sources.add(
+        "billing",
+        content=BILLING_FAQ,
+        source_type="markdown",
+        uri="https://acme.example/faq",
     )
     print("indexed the billing FAQ as knowledge base 'billing'")
 
@@ -192,7 +195,7 @@ def run(memory: Memory, model: str | None) -> None:
     print("\nwhat the model is given next turn (recalled context, then the chat):")
     for turn in chat_memory.get():
         print(f"  {turn.role.value}:\n{first_lines(turn.content or '', 8)}")
-    stored = memory.list_messages(chat_memory.conversation_id)
+    stored = memory.conversations.list_messages(chat_memory.conversation_id)
     print(f"\nstored: {len(stored)} messages in conversation {chat_memory.conversation_id}")
     for message in stored:
         print(f"  {message.role.value:9} {message.text}")

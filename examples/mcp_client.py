@@ -44,11 +44,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # An administrator's step, not the agent's: a knowledge base with one policy.
         with Memory.open(f"{tmp}/memory.db", embedder="hash") as memory:
-            memory.create_tenant("demo")
-            memory.create_knowledge_base("help", tenant="demo")
-            memory.add_source(
+            memory.tenants.add("demo")
+            memory.tenant("demo").knowledge.bases.add("help")
+            memory.tenant("demo").knowledge.sources.add(
                 "help",
-                tenant="demo",
                 content=RETURNS_POLICY,
                 source_type="markdown",
                 uri="https://help.example.com/returns",

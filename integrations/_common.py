@@ -8,6 +8,9 @@ adapter package imports its framework on import, so the shared code lives here).
   sources, tags, how many chunks, how good), :func:`search_knowledge` to run it,
   and :func:`knowledge_metadata`, the flat metadata of a cited chunk.
 * :func:`split_memory` - a sync :class:`Memory` and its :class:`AsyncMemory`.
+
+Every adapter works in the tenant of the handle it is given: pass
+``memory.tenant("acme")`` to serve tenant ``acme``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.aio import AsyncMemory
 from memory_core.backends.base import SearchMode
-from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.knowledge import DEFAULT_ALPHA, KnowledgeHit
 from memory_core.memory import Memory
@@ -47,6 +49,7 @@ __all__ = [
     "item_metadata",
     "knowledge_metadata",
     "message_in",
+    "refuse_tenant",
     "search_knowledge",
     "split_memory",
 ]
@@ -56,12 +59,23 @@ CustomerRef = str | Identifier
 
 
 def split_memory(memory: Memory | AsyncMemory) -> tuple[Memory, AsyncMemory]:
-    """The sync engine and an async facade over it, from either one."""
+    """The sync tenant handle and an async facade over it, from either one."""
     if isinstance(memory, AsyncMemory):
         return memory.sync, memory
     if isinstance(memory, Memory):
         return memory, AsyncMemory(memory)
     raise TypeError(f"expected a memory_core.Memory or AsyncMemory, got {type(memory).__name__}")
+
+
+def refuse_tenant(data: Any) -> Any:
+    """For a ``mode="before"`` model validator: an adapter model's tenant is its
+    handle's, so a ``tenant`` argument (an older API) is refused rather than ignored."""
+    if isinstance(data, dict) and "tenant" in data:
+        raise ValueError(
+            "there is no tenant argument: the tenant is the memory handle's, "
+            "pass memory=memory.tenant(name)"
+        )
+    return data
 
 
 def message_in(role: Role, text: str) -> MessageIn | None:
@@ -96,7 +110,7 @@ def item_metadata(item: RecallItem, result: RecallResult) -> dict[str, Any]:
 
 class KnowledgeSearch(BaseModel):
     """What a knowledge retriever searches and how much it returns: the keyword
-    arguments of ``Memory.search_knowledge`` besides the query and the tenant.
+    arguments of ``memory.knowledge.search`` besides the query.
 
     ``kb`` is one knowledge base or several (ids or names; None = every one of
     the tenant), ``sources`` source ids, ``source_tags`` source tags (sources
@@ -116,7 +130,7 @@ class KnowledgeSearch(BaseModel):
     alpha: float = Field(default=DEFAULT_ALPHA, ge=0.0, le=1.0)
 
     def search_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``Memory.search_knowledge`` these settings give."""
+        """The keyword arguments of ``memory.knowledge.search`` these settings give."""
         return {
             "kb": self.kb,
             "sources": self.sources,
@@ -128,21 +142,20 @@ class KnowledgeSearch(BaseModel):
         }
 
 
-def search_knowledge(
-    memory: Memory, query: str, tenant: str, search: KnowledgeSearch
-) -> list[KnowledgeHit]:
-    """The best chunks for ``query``, each with its citation ([] for a blank query)."""
+def search_knowledge(memory: Memory, query: str, search: KnowledgeSearch) -> list[KnowledgeHit]:
+    """The best chunks for ``query`` in the handle's tenant, each with its citation
+    ([] for a blank query)."""
     if not query.strip():
         return []
-    return memory.search_knowledge(query, tenant=tenant, **search.search_arguments())
+    return memory.knowledge.search(query, **search.search_arguments())
 
 
 async def asearch_knowledge(
-    memory: AsyncMemory, query: str, tenant: str, search: KnowledgeSearch
+    memory: AsyncMemory, query: str, search: KnowledgeSearch
 ) -> list[KnowledgeHit]:
     if not query.strip():
         return []
-    return await memory.search_knowledge(query, tenant=tenant, **search.search_arguments())
+    return await memory.knowledge.search(query, **search.search_arguments())
 
 
 def knowledge_metadata(hit: KnowledgeHit, tenant: str) -> dict[str, Any]:
@@ -190,7 +203,8 @@ class ConversationSession:
     treated the same way. Nothing is ever deleted.
 
     A session serves one chat: its calls are meant to come one after another,
-    as the turns of a chat do (the engine itself is thread-safe).
+    as the turns of a chat do (the engine itself is thread-safe). It reads and
+    writes the tenant of the ``memory`` handle.
     """
 
     def __init__(
@@ -199,7 +213,6 @@ class ConversationSession:
         customer: CustomerRef | None = None,
         *,
         channel: Channel | str = Channel.CHAT,
-        tenant: str = DEFAULT_TENANT,
         conversation_id: str | None = None,
     ) -> None:
         self.sync, self.aio = split_memory(memory)
@@ -209,7 +222,6 @@ class ConversationSession:
             allowed = ", ".join(c.value for c in Channel)
             raise ValidationError(f"unknown channel {channel!r}; use one of: {allowed}") from None
         self.customer = customer
-        self.tenant = tenant
         self._id = conversation_id or new_id("cnv")
         self._ready = False  # the conversation exists, is open and was checked
         self._profile_id: str | None = None
@@ -218,6 +230,11 @@ class ConversationSession:
     def conversation_id(self) -> str:
         """The id of the current conversation (it may not be stored yet)."""
         return self._id
+
+    @property
+    def tenant(self) -> str:
+        """The tenant of the session's handle."""
+        return self.sync.name
 
     # -- checks shared by the sync and async paths ------------------------------
     def _accept(self, conv: Conversation, owner: Profile | None) -> bool:
@@ -270,27 +287,27 @@ class ConversationSession:
         if self._ready:
             return True
         try:
-            conv = self.sync.get_conversation(self._id, tenant=self.tenant)
+            conv = self.sync.conversations.get(self._id)
         except NotFoundError:
             return False
         owner = None
         if self.customer is not None:
-            owner = self.sync.find_profile(self.customer, tenant=self.tenant)
+            owner = self.sync.profiles.find(self.customer)
         return self._accept(conv, owner)
 
     def messages(self) -> list[Message]:
         """The current conversation's messages, in order ([] before the first add)."""
         if not self._check():
             return []
-        return self.sync.list_messages(self._id, tenant=self.tenant)
+        return self.sync.conversations.list_messages(self._id)
 
     def add(self, items: Sequence[MessageIn]) -> list[Message]:
         """Append messages, opening the conversation on the first call."""
         if not items:
             return []
         if self._check():
-            return self.sync.add_messages(self._id, list(items), tenant=self.tenant)
-        result = self.sync.ingest(self._opening(items), tenant=self.tenant)
+            return self.sync.conversations.add_messages(self._id, list(items))
+        result = self.sync.ingest(self._opening(items))
         self._profile_id = result.profile.id
         self._ready = True
         return result.messages
@@ -298,7 +315,7 @@ class ConversationSession:
     def end(self) -> None:
         """End the conversation (kept, with its messages); the next add opens a new one."""
         if self._check():
-            self.sync.end_conversation(self._id, tenant=self.tenant)
+            self.sync.conversations.end(self._id)
         self._rotate()
 
     def recall(
@@ -311,13 +328,12 @@ class ConversationSession:
         """
         ready = self._check()
         ref = self._recall_ref()
-        profile = None if ref is None else self.sync.find_profile(ref, tenant=self.tenant)
+        profile = None if ref is None else self.sync.profiles.find(ref)
         if profile is None:
             return None
         return self.sync.recall(
             profile.id,
             query,
-            tenant=self.tenant,
             conversation_id=self._id if ready and not query else None,
             options=options,
         )
@@ -327,32 +343,32 @@ class ConversationSession:
         if self._ready:
             return True
         try:
-            conv = await self.aio.get_conversation(self._id, tenant=self.tenant)
+            conv = await self.aio.conversations.get(self._id)
         except NotFoundError:
             return False
         owner = None
         if self.customer is not None:
-            owner = await self.aio.find_profile(self.customer, tenant=self.tenant)
+            owner = await self.aio.profiles.find(self.customer)
         return self._accept(conv, owner)
 
     async def amessages(self) -> list[Message]:
         if not await self._acheck():
             return []
-        return await self.aio.list_messages(self._id, tenant=self.tenant)
+        return await self.aio.conversations.list_messages(self._id)
 
     async def aadd(self, items: Sequence[MessageIn]) -> list[Message]:
         if not items:
             return []
         if await self._acheck():
-            return await self.aio.add_messages(self._id, list(items), tenant=self.tenant)
-        result = await self.aio.ingest(self._opening(items), tenant=self.tenant)
+            return await self.aio.conversations.add_messages(self._id, list(items))
+        result = await self.aio.ingest(self._opening(items))
         self._profile_id = result.profile.id
         self._ready = True
         return result.messages
 
     async def aend(self) -> None:
         if await self._acheck():
-            await self.aio.end_conversation(self._id, tenant=self.tenant)
+            await self.aio.conversations.end(self._id)
         self._rotate()
 
     async def arecall(
@@ -360,13 +376,12 @@ class ConversationSession:
     ) -> RecallResult | None:
         ready = await self._acheck()
         ref = self._recall_ref()
-        profile = None if ref is None else await self.aio.find_profile(ref, tenant=self.tenant)
+        profile = None if ref is None else await self.aio.profiles.find(ref)
         if profile is None:
             return None
         return await self.aio.recall(
             profile.id,
             query,
-            tenant=self.tenant,
             conversation_id=self._id if ready and not query else None,
             options=options,
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import queue
 import re
 import subprocess
@@ -38,16 +37,17 @@ from pydantic import BaseModel, computed_field
 from rich.console import Console
 from rich.table import Table
 
-from mcp_server.auth import TOKENS_ENV, new_token
 from memory_core import tools
 from memory_core.bench import synthetic_texts
+from memory_core.bench.timing import Latency, machine, seconds
 from memory_core.config import load_settings
 from memory_core.knowledge.types import DocumentIn
 from memory_core.memory import Memory
 
+from .auth import TOKENS_ENV, new_token
+
 __all__ = [
     "HttpServerProcess",
-    "Latency",
     "McpBenchResult",
     "ToolTiming",
     "convmem_command",
@@ -228,22 +228,6 @@ async def http_client(url: str, token: str | None) -> AsyncIterator[Client]:
 # -- the benchmark ----------------------------------------------------------------
 
 
-class Latency(BaseModel):
-    p50_ms: float
-    p95_ms: float
-    calls: int
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> Latency:
-        ordered = sorted(seconds)
-
-        def pct(q: float) -> float:
-            i = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-            return round(ordered[i] * 1000.0, 3)
-
-        return cls(p50_ms=pct(50), p95_ms=pct(95), calls=len(ordered))
-
-
 class ToolTiming(BaseModel):
     tool: str
     direct: Latency
@@ -268,6 +252,8 @@ class McpBenchResult(BaseModel):
     embedder: str
     seeded_messages: int
     warmup: int
+    calls: int
+    """Timed calls per tool and transport."""
     tools: list[ToolTiming]
 
 
@@ -304,8 +290,9 @@ def _calls(transport: str) -> dict[str, Callable[[int], Call]]:
     }
 
 
-def _seed(memory: Memory, messages: int) -> None:
-    memory.create_tenant(_TENANT)
+def _seed(memory: Memory, messages: int) -> Memory:
+    """Seed tenant ``bench`` (created); returns its handle."""
+    memory = memory.tenants.add(_TENANT)
     texts = synthetic_texts(max(messages, 1))
     per_conversation = 10
     for start in range(0, len(texts), per_conversation):
@@ -318,34 +305,31 @@ def _seed(memory: Memory, messages: int) -> None:
                     {"role": "customer" if j % 2 == 0 else "human_agent", "text": t}
                     for j, t in enumerate(chunk)
                 ],
-            },
-            tenant=_TENANT,
+            }
         )
     # A small help centre for search_knowledge: one short article per document.
     articles = synthetic_texts(200, seed=5)
-    memory.create_knowledge_base("help", tenant=_TENANT)
-    memory.add_source(
+    memory.knowledge.bases.add("help")
+    memory.knowledge.sources.add(
         "help",
         documents=[
             DocumentIn(title=f"Article {n}", text=" ".join(articles[n : n + 4]))
             for n in range(0, len(articles), 4)
         ],
         title="Help centre",
-        tenant=_TENANT,
     )
+    return memory
 
 
 def _time_direct(memory: Memory, tool: str, warmup: int, calls: int) -> list[float]:
     spec = tools.tool_spec(tool)
     make = _calls("direct")[tool]
-    out: list[float] = []
-    for i in range(warmup + calls):
-        _, args = make(i)
-        start = time.perf_counter()
-        spec.run(memory, _TENANT, tools.validate_input(spec.input_model, args))
-        if i >= warmup:
-            out.append(time.perf_counter() - start)
-    return out
+    requests = [make(i)[1] for i in range(warmup + calls)]
+    return seconds(
+        lambda args: spec.run(memory, tools.validate_input(spec.input_model, args)),
+        requests,
+        warmup=warmup,
+    )
 
 
 async def _time_client(
@@ -394,9 +378,9 @@ def run_mcp_bench(
         db = root / "bench.db"
         settings = load_settings(backend=f"sqlite:///{db}", embedder=embedder, data_dir=root)
         direct: dict[str, list[float]] = {}
-        with Memory.open(settings=settings) as memory:
+        with Memory.open(settings=settings) as store:
             say(f"seeding {messages} messages")
-            _seed(memory, messages)
+            memory = _seed(store, messages)
             for name in tool_names:
                 say(f"direct {name}")
                 direct[name] = _time_direct(memory, name, warmup, calls)
@@ -417,10 +401,11 @@ def run_mcp_bench(
                 _time_all, lambda: http_client(server.url, token), "http", tool_names, warmup, calls
             )
     return McpBenchResult(
-        machine=f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        machine=machine(),
         embedder=embedder,
         seeded_messages=messages,
         warmup=warmup,
+        calls=calls,
         tools=[
             ToolTiming(
                 tool=name,
@@ -437,23 +422,19 @@ def print_mcp_bench(console: Console, result: McpBenchResult) -> None:
     """The result as a table: p50 / p95 in ms per transport, and p50 ratios."""
     console.print(
         f"[bold]convmem bench-mcp[/] - {result.machine}, embedder {result.embedder}, "
-        f"{result.seeded_messages} messages stored, {result.warmup} warm-up calls"
+        f"{result.seeded_messages} messages stored, {result.warmup} warm-up and "
+        f"{result.calls} timed calls per tool and transport"
     )
     table = Table(title="MCP tool latency (ms, p50 / p95, warm)")
-    for col in ("tool", "calls", "Python API", "stdio", "ratio", "HTTP", "ratio"):
+    for col in ("tool", "Python API", "stdio", "ratio", "HTTP", "ratio"):
         table.add_column(col, justify="left" if col == "tool" else "right")
     for t in result.tools:
         table.add_row(
             t.tool,
-            str(t.direct.calls),
-            _fmt(t.direct),
-            _fmt(t.stdio),
+            t.direct.text(p99=False),
+            t.stdio.text(p99=False),
             f"{t.stdio_ratio:.1f}x",
-            _fmt(t.http),
+            t.http.text(p99=False),
             f"{t.http_ratio:.1f}x",
         )
     console.print(table)
-
-
-def _fmt(lat: Latency) -> str:
-    return f"{lat.p50_ms:.2f} / {lat.p95_ms:.2f}"

@@ -82,8 +82,8 @@ def serve(
     --tokens-file / $CONVMEM_MCP_TOKENS. With neither, the server refuses to start.
     """
     _require_mcp()
-    from mcp_server.auth import TokenTable
-    from mcp_server.server import create_server, run_http
+    from .auth import TokenTable
+    from .server import create_server, run_http
 
     if not http:
         settings = _settings(db, tenant, embedder)
@@ -101,7 +101,7 @@ def serve(
         raise ConfigError(
             "refusing to serve HTTP without authentication: no API key is stored and no "
             "bearer token is configured. Create an API key (`convmem keys create write <name> "
-            "--tenant <tenant>`, or Memory.create_api_key) or configure tokens with "
+            "--tenant <tenant>`, or memory.governance.keys.add) or configure tokens with "
             '$CONVMEM_MCP_TOKENS=\'{"<token>": "<tenant>"}\' or --tokens-file tokens.json '
             "(`convmem mcp-token <tenant>` makes a token)"
         )
@@ -131,7 +131,7 @@ def _api_keys(settings: Settings) -> dict[str, int]:
         return {}
     # The embedder is never used here: "hash" avoids loading a model just to count keys.
     with Memory.open(settings=settings, embedder="hash") as memory:
-        counts = {t: len(memory.list_api_keys(tenant=t)) for t in memory.list_tenants()}
+        counts = {t: len(memory.tenant(t).governance.keys.list()) for t in memory.tenants.list()}
     return {tenant: n for tenant, n in counts.items() if n}
 
 
@@ -139,7 +139,7 @@ def mcp_token(
     tenant: Annotated[str, typer.Argument(help="The tenant this token gives access to.")],
 ) -> None:
     """Make a bearer token for `convmem serve --http`, and its config entry."""
-    from mcp_server.auth import TokenTable, digest, new_token
+    from .auth import TokenTable, digest, new_token
 
     token = new_token()
     TokenTable.from_mapping({token: tenant})  # checks the tenant name
@@ -168,7 +168,7 @@ def bench_mcp(
     _require_mcp()
     from rich.console import Console
 
-    from mcp_server.bench import print_mcp_bench, run_mcp_bench
+    from .bench import print_mcp_bench, run_mcp_bench
 
     result = run_mcp_bench(calls=calls, warmup=warmup, messages=messages, embedder=embedder)
     if as_json:

@@ -3,7 +3,8 @@ prompts, on the ``mcp`` SDK's :class:`~mcp.server.MCPServer`.
 
 Build it with :func:`create_server`. The engine (:class:`memory_core.Memory`)
 is opened once, in the server's lifespan, and every handler reaches it through
-the typed lifespan context (:class:`AppState`); nothing lives in module globals.
+the typed lifespan context (:class:`AppState`) as the handle of its request's
+tenant (``memory.tenant(name)``); nothing lives in module globals.
 
 The tenant of a request:
 
@@ -11,7 +12,7 @@ The tenant of a request:
   started for (``convmem serve --tenant T``, else ``settings.tenant``);
 * over streamable HTTP it is the tenant bound to the request's bearer token:
   a governance API key of the store (``cmk.<tenant>...``, with its role), or a
-  static token of the :class:`mcp_server.auth.TokenTable` (role admin);
+  static token of the :class:`convmem_mcp.auth.TokenTable` (role admin);
   requests without a valid token get a 401 before any handler runs. It is
   never a tool argument.
 
@@ -24,7 +25,7 @@ with the engine's message; they are never returned as normal results.
 Resources: a customer's profile, context and conversation transcripts
 (``convmem://profiles/...``, ``convmem://conversations/...``), and the
 knowledge bases with their sources (``convmem://knowledge``,
-``convmem://knowledge/{kb}``), rendered by :mod:`mcp_server.views`.
+``convmem://knowledge/{kb}``), rendered by :mod:`convmem_mcp.views`.
 """
 
 from __future__ import annotations
@@ -54,14 +55,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_server import views
-from mcp_server.auth import TokenTable, digest
 from memory_core import tools
 from memory_core.config import Settings, load_settings
 from memory_core.errors import ConflictError, MemoryCoreError, NotFoundError, ValidationError
 from memory_core.governance import AccessDenied, RetentionScheduler, acting_as, required_role
 from memory_core.governance import role_allows as _role_allows
 from memory_core.memory import Memory
+
+from . import views
+from .auth import TokenTable, digest
 
 __all__ = [
     "SERVER_NAME",
@@ -105,21 +107,20 @@ class AuthenticationError(MemoryCoreError):
 
 @dataclass(frozen=True)
 class AppState:
-    """What the lifespan yields: every handler's way to the engine and the tenant.
+    """What the lifespan yields: every handler's way to the engine.
 
-    ``tenant`` serves unauthenticated transports (stdio, in process);
-    ``tokens`` is set when the server requires bearer tokens (HTTP), and then
-    the tenant comes from the request's token only.
+    ``memory`` is the handle of the tenant unauthenticated transports serve
+    (stdio, in process); ``tokens`` is set when the server requires bearer
+    tokens (HTTP), and then the tenant comes from the request's token only.
     """
 
     memory: Memory
-    tenant: str
     tokens: TokenTable | None = None
 
     def request_tenant(self) -> str:
         """The tenant the current request may touch."""
         if self.tokens is None:
-            return self.tenant
+            return self.memory.name
         token = get_access_token()
         tenant = (token.claims or {}).get(_TENANT_CLAIM) if token is not None else None
         if not isinstance(tenant, str):
@@ -128,6 +129,12 @@ class AppState:
             )
         return tenant
 
+    def request_memory(self) -> Memory:
+        """The handle of the tenant the current request may touch."""
+        if self.tokens is None:
+            return self.memory
+        return self.memory.tenant(self.request_tenant())
+
     def require_role(self, needed: str) -> None:
         """Refuse the request unless its token's role allows ``needed`` (governance API keys)."""
         token = get_access_token() if self.tokens is not None else None
@@ -135,12 +142,12 @@ class AppState:
         if not _role_allows(str(role), needed):
             raise AccessDenied(f"this API key has role {role!r}; this needs {str(needed)!r}")
 
-    async def run(self, fn: Callable[[Memory, str, I], R], request: I) -> R:
-        """Run a tool function for the current request's tenant, in a worker thread."""
-        tenant = self.request_tenant()
+    async def run(self, fn: Callable[[Memory, I], R], request: I) -> R:
+        """Run a tool function on the current request's tenant handle, in a worker thread."""
+        memory = self.request_memory()
         token = get_access_token() if self.tokens is not None else None
         with acting_as(token.client_id if token is not None else "mcp"):  # audit actor
-            return await anyio.to_thread.run_sync(fn, self.memory, tenant, request)
+            return await anyio.to_thread.run_sync(fn, memory, request)
 
 
 class TenantTokenVerifier:
@@ -168,7 +175,7 @@ class TenantTokenVerifier:
         if self.memory is None or not token.startswith("cmk."):
             return None
         try:
-            found = await anyio.to_thread.run_sync(self.memory.authorize, token)
+            found = await anyio.to_thread.run_sync(self.memory.tenants.authorize, token)
         except AccessDenied:
             return None
         return AccessToken(
@@ -214,16 +221,18 @@ def create_server(
             else await anyio.to_thread.run_sync(partial(Memory.open, settings=settings))
         )
         retention = (
-            RetentionScheduler(engine, settings.gc_interval) if settings.gc_interval else None
+            RetentionScheduler(engine.tenants, settings.gc_interval)
+            if settings.gc_interval
+            else None
         )
         try:
             for name in served:
-                await anyio.to_thread.run_sync(engine.create_tenant, name)
+                await anyio.to_thread.run_sync(engine.tenants.add, name)
             if verifier is not None:
                 verifier.memory = engine
             if retention is not None:
-                retention.start()  # memory.gc() every settings.gc_interval seconds
-            yield AppState(memory=engine, tenant=stdio_tenant, tokens=tokens)
+                retention.start()  # every tenant's retention, every settings.gc_interval seconds
+            yield AppState(memory=engine.tenant(stdio_tenant), tokens=tokens)
         finally:
             if retention is not None:
                 await anyio.to_thread.run_sync(retention.stop)
@@ -276,7 +285,7 @@ def _version() -> str:
 
 def _tool_error(exc: MemoryCoreError) -> ToolError:
     message = str(exc)
-    if isinstance(exc, NotFoundError) and "profile" in message:  # an unknown customer
+    if isinstance(exc, NotFoundError) and exc.kind == "profile":  # an unknown customer
         message += (
             ". Check the id or identifier (kind:value, e.g. phone:+16175550142); "
             "a customer exists once a conversation was stored for them with remember."
@@ -352,7 +361,7 @@ def _add_tool(server: MCPServer[AppState], spec: tools.ToolSpec) -> None:
 # -- resources --------------------------------------------------------------------
 
 
-async def _resource(ctx: Context[AppState], fn: Callable[[Memory, str, I], R], request: I) -> R:
+async def _resource(ctx: Context[AppState], fn: Callable[[Memory, I], R], request: I) -> R:
     try:
         return await ctx.request_context.lifespan_context.run(fn, request)
     except NotFoundError as exc:
@@ -421,8 +430,8 @@ def _add_resources(server: MCPServer[AppState]) -> None:
         mime_type="application/json",
     )
     async def knowledge_base_resource(kb: str, ctx: Context[AppState], status: str = "") -> str:
-        def view(memory: Memory, tenant: str, ref: str) -> views.KnowledgeBaseView:
-            return views.knowledge_base(memory, tenant, ref, status or None)
+        def view(memory: Memory, ref: str) -> views.KnowledgeBaseView:
+            return views.knowledge_base(memory, ref, status or None)
 
         out = await _resource(ctx, view, kb)
         return out.model_dump_json(indent=2)
@@ -484,7 +493,7 @@ def _add_prompts(server: MCPServer[AppState]) -> None:
         ]
 
 
-async def _prompt_call(ctx: Context[AppState], fn: Callable[[Memory, str, I], R], request: I) -> R:
+async def _prompt_call(ctx: Context[AppState], fn: Callable[[Memory, I], R], request: I) -> R:
     try:
         return await ctx.request_context.lifespan_context.run(fn, request)
     except MemoryCoreError as exc:

@@ -1,7 +1,8 @@
 """What the server's read-only resources show, as typed views over :class:`Memory`:
 the knowledge bases of a tenant, one knowledge base with its sources, and a
-conversation transcript. Plain functions ``view(memory, tenant, ...)``, run by
-:mod:`mcp_server.server` for the request's tenant; no MCP SDK import here.
+conversation transcript. Plain functions ``view(memory, ...)`` over a tenant
+handle, run by :mod:`convmem_mcp.server` on the request's tenant; no MCP SDK
+import here.
 """
 
 from __future__ import annotations
@@ -98,26 +99,24 @@ def _kb_out(kb: KnowledgeBase, sources: list[Source]) -> KnowledgeBaseOut:
     )
 
 
-def knowledge_bases(memory: Memory, tenant: str, status: str | None = None) -> KnowledgeBasesView:
+def knowledge_bases(memory: Memory, status: str | None = None) -> KnowledgeBasesView:
     """The tenant's knowledge bases with their sources counted by status; with
     ``status``, only those having a source in that status."""
     wanted = _status(status)
     by_kb: dict[str, list[Source]] = {}
-    for source in memory.list_sources(tenant=tenant):
+    for source in memory.knowledge.sources.list():
         by_kb.setdefault(source.kb_id, []).append(source)
-    views = [_kb_out(kb, by_kb.get(kb.id, [])) for kb in memory.list_knowledge_bases(tenant=tenant)]
+    views = [_kb_out(kb, by_kb.get(kb.id, [])) for kb in memory.knowledge.bases.list()]
     if wanted is not None:
         views = [v for v in views if wanted in v.sources]
     return KnowledgeBasesView(knowledge_bases=views)
 
 
-def knowledge_base(
-    memory: Memory, tenant: str, kb_ref: str, status: str | None = None
-) -> KnowledgeBaseView:
+def knowledge_base(memory: Memory, kb_ref: str, status: str | None = None) -> KnowledgeBaseView:
     """One knowledge base (by id or name) with its sources, those in ``status`` only if given."""
     wanted = _status(status)
-    kb = memory.get_knowledge_base(kb_ref, tenant=tenant)
-    sources = memory.list_sources(kb.id, tenant=tenant, status=wanted)
+    kb = memory.knowledge.bases.get(kb_ref)
+    sources = memory.knowledge.sources.list(kb.id, status=wanted)
     return KnowledgeBaseView(
         id=kb.id,
         name=kb.name,
@@ -143,9 +142,9 @@ def knowledge_base(
     )
 
 
-def transcript(memory: Memory, tenant: str, conversation_id: str) -> str:
+def transcript(memory: Memory, conversation_id: str) -> str:
     """One conversation as text: a heading line, then one line per message, oldest first."""
-    conv = memory.get_conversation(conversation_id, tenant=tenant)
+    conv = memory.conversations.get(conversation_id)
     head = (
         f"conversation {conv.id} ({conv.channel.value}, {conv.status.value}) "
         f"with profile {conv.profile_id}, started {conv.started_at.isoformat()}"
@@ -155,6 +154,6 @@ def transcript(memory: Memory, tenant: str, conversation_id: str) -> str:
     lines = [head]
     lines += [
         f"[{m.ts.isoformat()}] {m.role.value}: {m.text}"
-        for m in memory.list_messages(conv.id, tenant=tenant)
+        for m in memory.conversations.list_messages(conv.id)
     ]
     return "\n".join(lines)

@@ -9,21 +9,33 @@ Start with :class:`Memory` (or :class:`AsyncMemory`)::
                        "messages": [{"role": "customer", "text": "Please text, don't call."}]})
         print(memory.recall("phone:+16175550142", "how to contact them").context)
 
+``memory`` is the handle of the default tenant; ``memory.tenant("acme")`` that of
+another. Everything else is in namespaces: ``memory.profiles``, ``.traits``,
+``.conversations``, ``.observations``, ``.summaries``, ``.knowledge``,
+``.governance``, ``.tenants`` (see docs/api.md).
+
 Importing this package has no side effects: models load on first use.
 """
 
 from memory_core.aio import AsyncMemory
 from memory_core.backends.base import Backend, SearchMode
 from memory_core.config import DEFAULT_TENANT, Settings, load_settings
+from memory_core.context import ProfileRef
 from memory_core.embedding.base import CachedEmbedder, Embedder
 from memory_core.errors import (
+    AccessDenied,
     ConfigError,
     ConflictError,
+    CrawlError,
     InvalidIdentifierError,
+    LLMReplyError,
     MemoryCoreError,
     ModelError,
     NotFoundError,
+    NothingToIndex,
+    PolicyDenied,
     SchemaMismatchError,
+    SourceError,
     StorageError,
     ValidationError,
 )
@@ -34,8 +46,8 @@ from memory_core.extraction import (
     LLMExtractor,
     TraitView,
 )
-from memory_core.governance.access import AccessDenied
 from memory_core.governance.audit import acting_as
+from memory_core.governance.export import ProfileExport
 from memory_core.governance.policy import (
     CustomPattern,
     Policy,
@@ -45,7 +57,6 @@ from memory_core.governance.policy import (
 )
 from memory_core.governance.redaction import Redactor
 from memory_core.governance.retention import RetentionScheduler
-from memory_core.governance.screening import PolicyDenied
 from memory_core.knowledge.types import Citation, KnowledgeHit
 from memory_core.memory import IngestResult, Memory
 from memory_core.models import (
@@ -78,7 +89,6 @@ from memory_core.recall import ItemType, Provenance, RecallItem, RecallOptions, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_TENANT",
     "AccessDenied",
     "AsyncMemory",
     "Backend",
@@ -91,7 +101,9 @@ __all__ = [
     "Conversation",
     "ConversationIn",
     "ConversationStatus",
+    "CrawlError",
     "CustomPattern",
+    "DEFAULT_TENANT",
     "Decision",
     "DeletionReceipt",
     "Embedder",
@@ -106,12 +118,14 @@ __all__ = [
     "KnowledgeBase",
     "KnowledgeHit",
     "LLMExtractor",
+    "LLMReplyError",
     "Memory",
     "MemoryCoreError",
     "Message",
     "MessageIn",
     "ModelError",
     "NotFoundError",
+    "NothingToIndex",
     "Observation",
     "ObservationKind",
     "ObservationStatus",
@@ -119,6 +133,8 @@ __all__ = [
     "Policy",
     "PolicyDenied",
     "Profile",
+    "ProfileExport",
+    "ProfileRef",
     "Provenance",
     "RecallItem",
     "RecallOptions",
@@ -133,6 +149,7 @@ __all__ = [
     "SearchMode",
     "Settings",
     "Source",
+    "SourceError",
     "SourceStatus",
     "SourceType",
     "StorageError",

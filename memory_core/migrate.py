@@ -120,7 +120,7 @@ def migrate_tenant(
     if batch_size < 1:
         raise ValidationError(f"batch_size must be >= 1, got {batch_size}")
     if tenant not in source.list_tenants():
-        raise NotFoundError(f"the source has no tenant {tenant!r}")
+        raise NotFoundError(f"the source has no tenant {tenant!r}", kind="tenant")
     started = time.perf_counter()
     report = MigrationReport(tenant, source_name or repr(source), target_name or repr(target))
     totals = {c: source.count(tenant, c) for c in COLLECTIONS}
@@ -129,7 +129,8 @@ def migrate_tenant(
         if held and not replace:
             raise ConflictError(
                 f"the target already holds records of tenant {tenant!r} ({held}); "
-                "drop it there first, or pass replace=True (--replace) to drop and copy again"
+                "drop it there first, or pass replace=True (--replace) to drop and copy again",
+                kind="tenant",
             )
         if held:
             target.drop_tenant(tenant)

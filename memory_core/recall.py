@@ -1,7 +1,8 @@
 """Recall: what the engine returns for "what do we know about this customer
 that matters now", and how it is rendered as a ready-to-paste context.
 
-The ranking itself runs in :class:`memory_core.memory.Memory.recall`; this
+The ranking runs in :class:`memory_core.services.recall.Recaller` over the
+sources of :mod:`memory_core.recall_sources`; this
 module holds the typed options and results, and the context renderer. The
 context wraps recalled text in clearly delimited data blocks and neutralises
 anything inside that looks like our delimiters, so instructions hidden in a

@@ -66,23 +66,23 @@ def test_one_customer_across_voice_sms_and_chat_is_one_profile(memory: Memory) -
         )
     )
     assert chat.profile.id != voice.profile.id
-    assert len(memory.list_profiles()) == 2
+    assert len(memory.profiles.list()) == 2
 
-    survivor = memory.link_identifier(chat.profile.id, "phone:617 555 0142")
+    survivor = memory.profiles.link(chat.profile.id, "phone:617 555 0142")
     # The older profile survives; the merged one still resolves to it.
     assert survivor.id == voice.profile.id
-    assert memory.get_profile(chat.profile.id).id == survivor.id
-    assert memory.get_profile("email:dana@example.com").id == survivor.id
-    assert memory.get_profile("chat_id:web-1").id == survivor.id
-    assert [p.id for p in memory.list_profiles()] == [survivor.id]
-    assert sorted(str(i) for i in memory.identifiers(survivor.id)) == [
+    assert memory.profiles.get(chat.profile.id).id == survivor.id
+    assert memory.profiles.get("email:dana@example.com").id == survivor.id
+    assert memory.profiles.get("chat_id:web-1").id == survivor.id
+    assert [p.id for p in memory.profiles.list()] == [survivor.id]
+    assert sorted(str(i) for i in memory.profiles.identifiers(survivor.id)) == [
         "chat_id:web-1",
         "email:dana@example.com",
         "phone:+16175550142",
     ]
-    assert len(memory.list_conversations(survivor.id)) == 3
+    assert len(memory.conversations.list(survivor.id)) == 3
     merges = memory.backend.find("default", Collection.MERGES)
-    assert [(m.id, m.survivor_id) for m in merges] == [(chat.profile.id, survivor.id)]  # type: ignore[attr-defined]
+    assert [(m.id, m.survivor_id) for m in merges] == [(chat.profile.id, survivor.id)]
 
     result = memory.recall("phone:+16175550142", "wifi dropping in the evening")
     top = [i for i in result.items if i.type is ItemType.MESSAGE][0]
@@ -91,16 +91,16 @@ def test_one_customer_across_voice_sms_and_chat_is_one_profile(memory: Memory) -
 
 
 def test_identifier_set_matching_two_profiles_merges_them_deterministically(memory: Memory) -> None:
-    a = memory.create_profile(["phone:+16175550100"])
-    b = memory.create_profile(["email:b@example.com"])
-    memory.set_trait(b.id, "tier", "gold", source="crm")
+    a = memory.profiles.add(["phone:+16175550100"])
+    b = memory.profiles.add(["email:b@example.com"])
+    memory.traits.set(b.id, "tier", "gold", source="crm")
     result = memory.ingest(
         conv("email", ["email:B@example.com", "phone:617-555-0100"], [("customer", "Hello")])
     )
     assert result.profile.id == a.id
     assert result.merged_profile_ids == [b.id]
-    assert [t.value for t in memory.traits(a.id)] == ["gold"]
-    assert memory.get_profile(b.id).id == a.id
+    assert [t.value for t in memory.traits.list(a.id)] == ["gold"]
+    assert memory.profiles.get(b.id).id == a.id
 
 
 def test_agent_identifiers_are_never_resolved_to_profiles(memory: Memory) -> None:
@@ -116,23 +116,23 @@ def test_agent_identifiers_are_never_resolved_to_profiles(memory: Memory) -> Non
             ],
         )
     )
-    assert memory.find_profile("phone:+16175559999") is None
-    assert len(memory.list_profiles()) == 1
+    assert memory.profiles.find("phone:+16175559999") is None
+    assert len(memory.profiles.list()) == 1
 
 
 def test_append_to_open_conversation_then_end_it(memory: Memory) -> None:
-    c = memory.start_conversation("chat", ["chat_id:abc"])
+    c = memory.conversations.add("chat", ["chat_id:abc"])
     assert c.status is ConversationStatus.OPEN
-    memory.add_message(c.id, "customer", "Is my order shipped?")
-    memory.add_message(c.id, "ai_agent", "Yes, it left the warehouse today.")
-    msgs = memory.list_messages(c.id)
+    memory.conversations.add_message(c.id, "customer", "Is my order shipped?")
+    memory.conversations.add_message(c.id, "ai_agent", "Yes, it left the warehouse today.")
+    msgs = memory.conversations.list_messages(c.id)
     assert [m.seq for m in msgs] == [0, 1]
     assert [m.role for m in msgs] == [Role.CUSTOMER, Role.AI_AGENT]
-    ended = memory.end_conversation(c.id)
+    ended = memory.conversations.end(c.id)
     assert ended.status is ConversationStatus.ENDED
-    assert memory.end_conversation(c.id) == ended  # idempotent
+    assert memory.conversations.end(c.id) == ended  # idempotent
     with pytest.raises(ConflictError, match="ended"):
-        memory.add_message(c.id, "customer", "one more thing")
+        memory.conversations.add_message(c.id, "customer", "one more thing")
 
 
 def test_reingesting_the_same_conversation_skips_known_messages(memory: Memory) -> None:
@@ -222,8 +222,10 @@ def test_recall_without_query_uses_the_conversations_last_turns(memory: Memory) 
             start=T0 + timedelta(days=1),
         )
     )
-    live = memory.start_conversation("chat", ["phone:+16175550142"])
-    memory.add_message(live.id, "customer", "Why is there a roaming fee on my invoice?")
+    live = memory.conversations.add("chat", ["phone:+16175550142"])
+    memory.conversations.add_message(
+        live.id, "customer", "Why is there a roaming fee on my invoice?"
+    )
     result = memory.recall("phone:+16175550142", conversation_id=live.id)
     assert result.query == "Why is there a roaming fee on my invoice?"
     texts = [i.text for i in result.items]
@@ -253,15 +255,15 @@ def test_context_is_delimited_data_and_forged_delimiters_are_neutralised(memory:
 
 
 def test_tenants_are_hard_partitions(memory: Memory) -> None:
-    memory.create_tenant("acme")
-    memory.create_tenant("globex")
+    memory.tenants.add("acme")
+    memory.tenants.add("globex")
     for tenant, secret in (
         ("acme", "acme secret plan alpha"),
         ("globex", "globex secret plan alpha"),
     ):
-        memory.ingest(conv("sms", ["phone:+16175550142"], [("customer", secret)]), tenant=tenant)
-    a = memory.get_profile("phone:+16175550142", tenant="acme")
-    g = memory.get_profile("phone:+16175550142", tenant="globex")
+        memory.tenant(tenant).ingest(conv("sms", ["phone:+16175550142"], [("customer", secret)]))
+    a = memory.tenant("acme").profiles.get("phone:+16175550142")
+    g = memory.tenant("globex").profiles.get("phone:+16175550142")
     assert a.id != g.id
     for tenant, other in (("acme", "globex"), ("globex", "acme")):
         for options in (
@@ -269,19 +271,19 @@ def test_tenants_are_hard_partitions(memory: Memory) -> None:
             RecallOptions(mode="keyword"),
             RecallOptions(mode="vector"),
         ):
-            result = memory.recall(
-                "phone:+16175550142", "secret plan alpha", tenant=tenant, options=options
+            result = memory.tenant(tenant).recall(
+                "phone:+16175550142", "secret plan alpha", options=options
             )
             assert result.items
             assert all(other not in i.text for i in result.items)
     # A profile id of one tenant does not exist in the other.
     with pytest.raises(NotFoundError):
-        memory.recall(a.id, "secret", tenant="globex")
-    receipt = memory.delete_tenant("acme")
+        memory.tenant("globex").recall(a.id, "secret")
+    receipt = memory.tenants.delete("acme")
     assert receipt.deleted["messages"] == 1
-    assert memory.recall("phone:+16175550142", "secret", tenant="globex").items
-    with pytest.raises(NotFoundError, match="create_tenant"):
-        memory.recall("phone:+16175550142", "secret", tenant="acme")
+    assert memory.tenant("globex").recall("phone:+16175550142", "secret").items
+    with pytest.raises(NotFoundError, match=r"memory\.tenants\.add"):
+        memory.tenant("acme").recall("phone:+16175550142", "secret")
 
 
 def test_recall_never_returns_another_profiles_messages(memory: Memory) -> None:
@@ -298,11 +300,11 @@ def test_delete_profile_leaves_nothing_and_returns_a_receipt(memory: Memory) -> 
         conv("voice", ["phone:+16175550142"], [("customer", "unique-marker-zebra")])
     )
     other = memory.ingest(conv("chat", ["email:z@example.com"], [("customer", "zebra too")]))
-    memory.link_identifier(first.profile.id, "email:z@example.com")
-    memory.set_trait(first.profile.id, "tier", "gold")
+    memory.profiles.link(first.profile.id, "email:z@example.com")
+    memory.traits.set(first.profile.id, "tier", "gold")
     keep = memory.ingest(conv("sms", ["phone:+16175550999"], [("customer", "unique-marker-zebra")]))
 
-    receipt = memory.delete_profile("email:z@example.com")
+    receipt = memory.profiles.delete("email:z@example.com")
     assert receipt.target == f"profile:{first.profile.id}"
     assert receipt.deleted["messages"] == 2
     assert receipt.deleted["conversations"] == 2
@@ -312,7 +314,7 @@ def test_delete_profile_leaves_nothing_and_returns_a_receipt(memory: Memory) -> 
 
     for ref in ("phone:+16175550142", "email:z@example.com", first.profile.id, other.profile.id):
         with pytest.raises(NotFoundError):
-            memory.get_profile(ref)
+            memory.profiles.get(ref)
     backend = memory.backend
     gone = Where(any_of={"profile_id": [first.profile.id, other.profile.id]})
     for collection in (
@@ -328,11 +330,11 @@ def test_delete_profile_leaves_nothing_and_returns_a_receipt(memory: Memory) -> 
 
 def test_delete_conversation_and_message(memory: Memory) -> None:
     r = memory.ingest(conv("chat", ["chat_id:c1"], [("customer", "one"), ("customer", "two")]))
-    receipt = memory.delete_message(r.messages[0].id)
+    receipt = memory.conversations.delete_message(r.messages[0].id)
     assert receipt.deleted == {"messages": 1}
     with pytest.raises(NotFoundError):
-        memory.get_message(r.messages[0].id)
-    receipt = memory.delete_conversation(r.conversation.id)
+        memory.conversations.get_message(r.messages[0].id)
+    receipt = memory.conversations.delete(r.conversation.id)
     assert receipt.deleted == {"conversations": 1, "messages": 1}
     assert memory.recall("chat_id:c1", "two").items == ()
 
@@ -367,7 +369,7 @@ def test_delete_conversation_and_message(memory: Memory) -> None:
 def test_bad_input_is_rejected_and_nothing_is_written(
     memory: Memory, payload: dict[str, object]
 ) -> None:
-    memory.create_tenant("default")
+    memory.tenants.add("default")
     with pytest.raises(ValidationError):
         memory.ingest(payload)  # type: ignore[arg-type]
     assert memory.backend.count("default", Collection.MESSAGES) == 0
@@ -375,22 +377,22 @@ def test_bad_input_is_rejected_and_nothing_is_written(
 
 
 def test_malformed_identifier_and_unknown_records(memory: Memory) -> None:
-    memory.create_tenant("default")
+    memory.tenants.add("default")
     with pytest.raises(InvalidIdentifierError):
         memory.ingest(conv("sms", ["phone:call me maybe"], [("customer", "hi")]))
     assert memory.backend.count("default", Collection.PROFILES) == 0
     with pytest.raises(NotFoundError):
         memory.recall("prf_doesnotexist", "x")
     with pytest.raises(NotFoundError):
-        memory.get_conversation("nope")
+        memory.conversations.get("nope")
     with pytest.raises(ValidationError, match="tenant"):
-        memory.create_tenant("../etc")
+        memory.tenants.add("../etc")
     with pytest.raises(MemoryCoreError):
-        memory.add_message("nope", "customer", "hi")
+        memory.conversations.add_message("nope", "customer", "hi")
 
 
 def test_non_utf8_text_is_rejected_cleanly(memory: Memory) -> None:
-    memory.create_tenant("default")
+    memory.tenants.add("default")
     bad = b"caf\xe9".decode("utf-8", errors="surrogateescape")
     payload = {
         "channel": "sms",
@@ -400,7 +402,7 @@ def test_non_utf8_text_is_rejected_cleanly(memory: Memory) -> None:
     with pytest.raises(ValidationError, match="UTF-8"):
         memory.ingest(payload)
     assert memory.backend.count("default", Collection.MESSAGES) == 0
-    assert memory.list_profiles() == []
+    assert memory.profiles.list() == []
 
 
 def test_concurrent_ingest_from_one_number_yields_one_profile(memory: Memory) -> None:
@@ -422,12 +424,12 @@ def test_concurrent_ingest_from_one_number_yields_one_profile(memory: Memory) ->
     for t in threads:
         t.join(timeout=30)
     assert not errors
-    assert len(memory.list_profiles()) == 1
+    assert len(memory.profiles.list()) == 1
     assert memory.backend.count("default", Collection.MESSAGES) == 6
 
 
 def test_messages_are_embedded_with_the_previous_turn_as_context() -> None:
-    from memory_core._engine import embedding_texts
+    from memory_core.embedding.texts import embedding_texts
 
     assert embedding_texts(["yes, that one"], "Is it the blue router?", 1) == [
         "Is it the blue router?\nyes, that one"
@@ -439,7 +441,7 @@ def test_messages_are_embedded_with_the_previous_turn_as_context() -> None:
 
 
 def test_merge_keeps_message_vectors_consistent_with_ingest(memory: Memory) -> None:
-    older = memory.create_profile(["email:early@example.com"])
+    older = memory.profiles.add(["email:early@example.com"])
     newer = memory.ingest(
         conv(
             "sms",
@@ -449,7 +451,7 @@ def test_merge_keeps_message_vectors_consistent_with_ingest(memory: Memory) -> N
     )
     vector = RecallOptions(mode="vector")
     before = memory.recall(newer.profile.id, "the blue router, that one", options=vector)
-    survivor = memory.link_identifier(older.id, "phone:+16175550100")
+    survivor = memory.profiles.link(older.id, "phone:+16175550100")
     assert survivor.id == older.id  # the newer profile's messages moved and were re-embedded
     after = memory.recall(older.id, "the blue router, that one", options=vector)
     assert [(i.id, round(i.score, 5)) for i in after.items] == [
@@ -458,7 +460,7 @@ def test_merge_keeps_message_vectors_consistent_with_ingest(memory: Memory) -> N
 
 
 def test_a_new_conversation_id_without_a_customer_is_refused(memory: Memory) -> None:
-    memory.create_tenant("default")
+    memory.tenants.add("default")
     with pytest.raises(NotFoundError, match="identifiers"):
         memory.ingest({"id": "new-conv", "channel": "chat", "messages": []})
-    assert memory.list_profiles() == []
+    assert memory.profiles.list() == []

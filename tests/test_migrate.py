@@ -26,8 +26,8 @@ runner = CliRunner()
 
 def seed(db: Path, tenant: str = "acme") -> None:
     """Two customers, a few conversations, through the engine (hash embedder)."""
-    with Memory.open(db, embedder="hash") as memory:
-        memory.create_tenant(tenant)
+    with Memory.open(db, embedder="hash") as store:
+        memory = store.tenants.add(tenant)
         for i, (who, texts) in enumerate(
             [
                 ("phone:+16175550142", ["My router keeps dropping", "It started after the update"]),
@@ -43,8 +43,7 @@ def seed(db: Path, tenant: str = "acme") -> None:
                         {"role": "customer", "text": t, "ts": T0 + timedelta(minutes=10 * i + j)}
                         for j, t in enumerate(texts)
                     ],
-                },
-                tenant=tenant,
+                }
             )
 
 

@@ -43,16 +43,17 @@ def talk(
     end: bool = True,
 ) -> str:
     """A live conversation: opened, messages added, ended (extraction runs on end)."""
-    conv = memory.start_conversation(channel, [customer], started_at=at, tenant=tenant)
+    memory = memory.tenant(tenant)
+    conv = memory.conversations.add(channel, [customer], started_at=at)
     for i, (role, text) in enumerate(turns):
-        memory.add_message(conv.id, role, text, ts=at + timedelta(minutes=i), tenant=tenant)
+        memory.conversations.add_message(conv.id, role, text, ts=at + timedelta(minutes=i))
     if end:
-        memory.end_conversation(conv.id, tenant=tenant, ended_at=at + timedelta(minutes=30))
+        memory.conversations.end(conv.id, ended_at=at + timedelta(minutes=30))
     return conv.id
 
 
 def texts(memory: Memory, ref: str, **kwargs: object) -> list[str]:
-    return [o.text for o in memory.observations(ref, **kwargs)]  # type: ignore[arg-type]
+    return [o.text for o in memory.observations.list(ref, **kwargs)]  # type: ignore[arg-type]
 
 
 # -- the scenarios of the issue ----------------------------------------------------------
@@ -74,9 +75,9 @@ def test_moved_from_boston_to_denver_recall_returns_denver_boston_only_in_histor
     assert "location: Denver" in [i.text for i in result.items if i.type is ItemType.TRAIT]
     assert "Boston" not in " ".join(observed)
 
-    [denver] = memory.observations(ANN)
+    [denver] = memory.observations.list(ANN)
     assert denver.decision is Decision.UPDATE
-    boston, current = memory.history(denver.id)
+    boston, current = memory.observations.history(denver.id)
     assert current == denver
     assert boston.text == "Lives in Boston"
     assert boston.status is ObservationStatus.SUPERSEDED
@@ -105,12 +106,12 @@ def test_a_preference_restated_in_other_words_is_one_observation_with_two_eviden
         [("customer", "I'd rather get a text than a phone call."), ("human_agent", "Noted.")],
         at=T0 + timedelta(days=7),
     )
-    [pref] = memory.observations(ANN)
+    [pref] = memory.observations.list(ANN)
     assert pref.text == "Prefers SMS over phone calls"
     assert pref.kind is ObservationKind.PREFERENCE
     assert pref.evidence == (
-        memory.list_messages(first)[0].id,
-        memory.list_messages(second)[0].id,
+        memory.conversations.list_messages(first)[0].id,
+        memory.conversations.list_messages(second)[0].id,
     )
     assert [r.decision for r in pref.revisions] == [Decision.ADD, Decision.DUPLICATE]
 
@@ -125,9 +126,9 @@ def test_an_agents_utterance_is_not_taken_as_a_customer_fact(memory: Memory) -> 
             ("ai_agent", "Please text me if anything changes."),
         ],
     )
-    assert memory.observations(ANN) == []
-    assert memory.traits(ANN) == []
-    assert len(memory.summaries(ANN)) == 1
+    assert memory.observations.list(ANN) == []
+    assert memory.traits.list(ANN) == []
+    assert len(memory.summaries.list(ANN)) == 1
 
 
 # -- traceability ----------------------------------------------------------------------------
@@ -140,9 +141,9 @@ def test_explain_returns_the_chain_behind_an_observation(memory: Memory) -> None
         [("customer", "I was charged twice on my March invoice."), ("human_agent", "Refunded.")],
         channel="voice",
     )
-    [obs] = memory.observations(ANN)
+    [obs] = memory.observations.list(ANN)
     assert obs.text == "Reported a double charge on their March 2023 invoice"
-    why = memory.explain(obs.id)
+    why = memory.observations.explain(obs.id)
     assert [m.text for m in why.messages] == ["I was charged twice on my March invoice."]
     assert [(c.id, c.channel.value) for c in why.conversations] == [(cid, "voice")]
     assert why.messages[0].ts == T0
@@ -150,9 +151,9 @@ def test_explain_returns_the_chain_behind_an_observation(memory: Memory) -> None
     assert why.decision is Decision.ADD
     assert why.observation.revisions[0].note.startswith("rule:double-charge")
     assert why.history == (obs,)
-    summary = memory.get_summary(cid)
+    summary = memory.summaries.get(cid)
     assert summary.outcome is Outcome.UNKNOWN or summary.evidence  # linked to its messages
-    assert set(summary.evidence) <= {m.id for m in memory.list_messages(cid)}
+    assert set(summary.evidence) <= {m.id for m in memory.conversations.list_messages(cid)}
 
 
 def test_reextraction_is_idempotent(memory: Memory) -> None:
@@ -164,16 +165,16 @@ def test_reextraction_is_idempotent(memory: Memory) -> None:
             ("human_agent", "I've updated your contact preference."),
         ],
     )
-    before = memory.observations(ANN)
+    before = memory.observations.list(ANN)
     assert len(before) == 3
-    assert memory.extract(cid).status == "skipped"
-    forced = memory.extract(cid, force=True)
+    assert memory.observations.extract(cid).status == "skipped"
+    forced = memory.observations.extract(cid, force=True)
     assert forced.status == "done"
     assert {d.decision for d in forced.decisions} == {Decision.DUPLICATE}
-    assert memory.extract_all(force=True).extracted == 1
-    assert memory.observations(ANN) == before  # same rows, same evidence
-    assert len(memory.summaries(ANN)) == 1
-    record = memory.extraction_status(cid)
+    assert memory.observations.extract_all(force=True).extracted == 1
+    assert memory.observations.list(ANN) == before  # same rows, same evidence
+    assert len(memory.summaries.list(ANN)) == 1
+    record = memory.observations.extraction_status(cid)
     assert record is not None and record.status is ExtractionStatus.DONE and record.attempts == 3
 
 
@@ -191,14 +192,19 @@ def test_backfill_extracts_ingested_history_out_of_order_and_the_newest_truth_wi
 
     old = ingest("I live in Boston.", T0)
     new = ingest("I moved to Denver.", T0 + timedelta(days=90))
-    assert memory.observations(ANN) == []  # ingest of closed history does not extract
-    memory.extract(new)  # the newer conversation first
-    memory.extract(old)
+    assert memory.observations.list(ANN) == []  # ingest of closed history does not extract
+    memory.observations.extract(new)  # the newer conversation first
+    memory.observations.extract(old)
     assert texts(memory, ANN) == ["Lives in Denver (moved by 9 April 2024)"]
-    [denver] = memory.observations(ANN)
-    assert [o.text for o in memory.history(denver.id)] == ["Lives in Boston", denver.text]
+    [denver] = memory.observations.list(ANN)
+    assert [o.text for o in memory.observations.history(denver.id)] == [
+        "Lives in Boston",
+        denver.text,
+    ]
     progress: list[tuple[int, int]] = []
-    again = memory.extract_all(progress=lambda done, total: progress.append((done, total)))
+    again = memory.observations.extract_all(
+        progress=lambda done, total: progress.append((done, total))
+    )
     assert (again.conversations, progress) == (0, [])  # both already extracted
 
 
@@ -206,9 +212,9 @@ def test_end_conversation_without_auto_extract(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, auto_extract=False)
     with Memory(SQLiteBackend(tmp_path / "m.db"), HashEmbedder(), settings=settings) as memory:
         cid = talk(memory, ANN, [("customer", "I live in Boston."), ("human_agent", "Thanks")])
-        assert memory.observations(ANN) == []
-        assert memory.extraction_status(cid) is None
-        batch = memory.extract_all()
+        assert memory.observations.list(ANN) == []
+        assert memory.observations.extraction_status(cid) is None
+        batch = memory.observations.extract_all()
         assert (batch.extracted, batch.messages) == (1, 2)
         assert texts(memory, ANN) == ["Lives in Boston"]
 
@@ -219,40 +225,40 @@ def test_end_conversation_without_auto_extract(tmp_path: Path) -> None:
 def test_a_crm_trait_outranks_an_extracted_one_and_the_conflict_stays_visible(
     memory: Memory,
 ) -> None:
-    memory.create_profile([ANN])
-    memory.set_trait(ANN, "location", "Boston", source="crm")
+    memory.profiles.add([ANN])
+    memory.traits.set(ANN, "location", "Boston", source="crm")
     cid = talk(memory, ANN, [("customer", "I moved to Denver."), ("human_agent", "Noted.")])
-    report = memory.extract(cid, force=True)
+    report = memory.observations.extract(cid, force=True)
     assert report.trait_conflicts == ("location",)
-    [view] = memory.trait_views(ANN)
+    [view] = memory.traits.views(ANN)
     assert (view.key, view.value, view.source) == ("location", "Boston", "crm")
     [conflict] = view.conflicts
     assert (conflict.value, conflict.source) == ("Denver", "extracted")
-    assert conflict.evidence == (memory.list_messages(cid)[0].id,)
-    assert [v.key for v in memory.trait_conflicts(ANN)] == ["location"]
-    stored = {t.source: t.value for t in memory.traits(ANN)}
+    assert conflict.evidence == (memory.conversations.list_messages(cid)[0].id,)
+    assert [v.key for v in memory.traits.conflicts(ANN)] == ["location"]
+    stored = {t.source: t.value for t in memory.traits.list(ANN)}
     assert stored == {"crm": "Boston", "extracted": "Denver"}  # nothing overwritten
 
-    memory.set_trait(ANN, "location", "Denver", source="crm")  # the CRM catches up
-    assert memory.trait_conflicts(ANN) == []
+    memory.traits.set(ANN, "location", "Denver", source="crm")  # the CRM catches up
+    assert memory.traits.conflicts(ANN) == []
 
 
 def test_declared_traits_are_type_checked(memory: Memory) -> None:
-    memory.create_profile([ANN])
-    memory.declare_trait("seats", "int", description="Licensed seats")
-    memory.declare_trait("segment", "enum", values=["smb", "enterprise"])
-    assert memory.set_trait(ANN, "seats", "12").value == 12
-    assert memory.set_trait(ANN, "segment", "SMB").value == "smb"
-    assert memory.set_trait(ANN, "preferred_channel", "text").value == "sms"
+    memory.profiles.add([ANN])
+    memory.traits.declare("seats", "int", description="Licensed seats")
+    memory.traits.declare("segment", "enum", values=["smb", "enterprise"])
+    assert memory.traits.set(ANN, "seats", "12").value == 12
+    assert memory.traits.set(ANN, "segment", "SMB").value == "smb"
+    assert memory.traits.set(ANN, "preferred_channel", "text").value == "sms"
     with pytest.raises(ValidationError, match="seats"):
-        memory.set_trait(ANN, "seats", "a dozen")
+        memory.traits.set(ANN, "seats", "a dozen")
     with pytest.raises(ValidationError, match="smb, enterprise"):
-        memory.set_trait(ANN, "segment", "government")
+        memory.traits.set(ANN, "segment", "government")
     with pytest.raises(ValidationError, match="enum"):
-        memory.declare_trait("color", "enum")
-    keys = {d.id: d.type.value for d in memory.trait_schema()}
+        memory.traits.declare("color", "enum")
+    keys = {d.id: d.type.value for d in memory.traits.schema()}
     assert keys["seats"] == "int" and keys["location"] == "str"
-    memory.set_trait(ANN, "anything_else", 3.5)  # undeclared keys take any scalar
+    memory.traits.set(ANN, "anything_else", 3.5)  # undeclared keys take any scalar
 
 
 # -- agent notes, retraction, deletion ----------------------------------------------------
@@ -260,34 +266,32 @@ def test_declared_traits_are_type_checked(memory: Memory) -> None:
 
 def test_an_agent_records_observations_that_are_reconciled_too(memory: Memory) -> None:
     cid = talk(memory, ANN, [("customer", "I live in Boston."), ("human_agent", "Thanks")])
-    said = memory.list_messages(cid)[0]
-    note = memory.remember_observation(
-        ANN, "Prefers morning calls", "preference", evidence=[said.id]
-    )
+    said = memory.conversations.list_messages(cid)[0]
+    note = memory.observations.add(ANN, "Prefers morning calls", "preference", evidence=[said.id])
     assert (note.source, note.extractor, note.evidence) == ("agent", "agent", (said.id,))
-    assert memory.remember_observation(ANN, "prefers  morning calls", "preference").id == note.id
-    moved = memory.remember_observation(
+    assert memory.observations.add(ANN, "prefers  morning calls", "preference").id == note.id
+    moved = memory.observations.add(
         ANN, "Lives in Chicago", "context", trait_key="location", value="Chicago"
     )
     assert moved.decision is Decision.UPDATE
     assert sorted(texts(memory, ANN)) == ["Lives in Chicago", "Prefers morning calls"]
     with pytest.raises(ValidationError, match="card number"):
-        memory.remember_observation(ANN, "Card 4111 1111 1111 1111 on file")
+        memory.observations.add(ANN, "Card 4111 1111 1111 1111 on file")
     with pytest.raises(ValidationError, match="this customer's messages"):
-        memory.remember_observation(ANN, "Likes cats", evidence=["msg_nope"])
+        memory.observations.add(ANN, "Likes cats", evidence=["msg_nope"])
 
 
 def test_retract_and_delete_observations(memory: Memory) -> None:
     talk(memory, ANN, [("customer", "I have two dogs."), ("human_agent", "Lovely")])
-    [dogs] = memory.observations(ANN)
-    retracted = memory.retract_observation(dogs.id, reason="they rehomed one")
+    [dogs] = memory.observations.list(ANN)
+    retracted = memory.observations.retract(dogs.id, reason="they rehomed one")
     assert retracted.status is ObservationStatus.DELETED and retracted.valid_to is not None
-    assert memory.observations(ANN) == []
+    assert memory.observations.list(ANN) == []
     assert texts(memory, ANN, include_superseded=True) == ["Has two dogs"]
-    receipt = memory.delete_observation(dogs.id)
+    receipt = memory.observations.delete(dogs.id)
     assert receipt.deleted == {"observations": 1}
     with pytest.raises(NotFoundError):
-        memory.get_observation(dogs.id)
+        memory.observations.get(dogs.id)
 
 
 def test_deleting_a_conversation_takes_its_summary_and_sole_evidence_observations(
@@ -302,8 +306,8 @@ def test_deleting_a_conversation_takes_its_summary_and_sole_evidence_observation
         [("customer", "Text me please, not calls."), ("human_agent", "Sure")],
         at=T0 + timedelta(days=3),
     )
-    assert len(memory.summaries(ANN)) == 2
-    receipt = memory.delete_conversation(first)
+    assert len(memory.summaries.list(ANN)) == 2
+    receipt = memory.conversations.delete(first)
     assert receipt.deleted == {
         "conversations": 1,
         "messages": 2,
@@ -312,13 +316,13 @@ def test_deleting_a_conversation_takes_its_summary_and_sole_evidence_observation
         "summaries": 1,
         "extractions": 1,
     }
-    [pref] = memory.observations(ANN)  # the preference survives on the other evidence
-    assert pref.evidence == (memory.list_messages(second)[0].id,)
-    assert [s.conversation_id for s in memory.summaries(ANN)] == [second]
+    [pref] = memory.observations.list(ANN)  # the preference survives on the other evidence
+    assert pref.evidence == (memory.conversations.list_messages(second)[0].id,)
+    assert [s.conversation_id for s in memory.summaries.list(ANN)] == [second]
 
-    receipt = memory.delete_message(memory.list_messages(second)[0].id)
+    receipt = memory.conversations.delete_message(memory.conversations.list_messages(second)[0].id)
     assert receipt.deleted["observations"] == 1 and receipt.deleted["summaries"] == 1
-    assert memory.observations(ANN) == [] and memory.summaries(ANN) == []
+    assert memory.observations.list(ANN) == [] and memory.summaries.list(ANN) == []
 
 
 def test_deleting_a_newer_statement_brings_the_older_one_back(memory: Memory) -> None:
@@ -327,8 +331,8 @@ def test_deleting_a_newer_statement_brings_the_older_one_back(memory: Memory) ->
         memory, ANN, [("customer", "I moved to Denver."), ("human_agent", "ok")],
         at=T0 + timedelta(days=30),
     )  # fmt: skip
-    memory.delete_conversation(newer)
-    [boston] = memory.observations(ANN)
+    memory.conversations.delete(newer)
+    [boston] = memory.observations.list(ANN)
     assert boston.text == "Lives in Boston"
     assert (boston.status, boston.valid_to, boston.superseded_by) == (
         ObservationStatus.ACTIVE,
@@ -340,16 +344,16 @@ def test_deleting_a_newer_statement_brings_the_older_one_back(memory: Memory) ->
 def test_profile_deletion_and_merge_carry_observations_and_summaries(memory: Memory) -> None:
     talk(memory, ANN, [("customer", "I live in Boston."), ("human_agent", "ok")])
     talk(memory, "email:bob@example.com", [("customer", "Please text me."), ("human_agent", "ok")])
-    survivor = memory.link_identifier(ANN, "email:bob@example.com")
+    survivor = memory.profiles.link(ANN, "email:bob@example.com")
     assert sorted(texts(memory, survivor.id)) == [
         "Lives in Boston",
         "Prefers to be contacted by SMS",
     ]
-    assert len(memory.summaries(survivor.id)) == 2
+    assert len(memory.summaries.list(survivor.id)) == 2
     hits = memory.recall(survivor.id, "contact by SMS")
     assert "Prefers to be contacted by SMS" in [i.text for i in hits.items]
 
-    receipt = memory.delete_profile(survivor.id)
+    receipt = memory.profiles.delete(survivor.id)
     assert receipt.deleted["observations"] == 2
     assert receipt.deleted["summaries"] == 2
     assert receipt.deleted["extractions"] == 2
@@ -384,7 +388,7 @@ def test_recall_ranks_traits_observations_and_summaries_before_messages(memory: 
 
 
 def test_observations_never_leak_across_profiles_or_tenants(memory: Memory) -> None:
-    memory.create_tenant("globex")
+    memory.tenants.add("globex")
     talk(memory, ANN, [("customer", "I live in Boston, zebra street."), ("human_agent", "ok")])
     talk(memory, BOB, [("customer", "I live in Denver, okapi street."), ("human_agent", "ok")])
     talk(
@@ -400,25 +404,25 @@ def test_observations_never_leak_across_profiles_or_tenants(memory: Memory) -> N
             assert "Denver" not in joined and "okapi" not in joined
             assert "Paris" not in joined and "lemur" not in joined
     assert texts(memory, ANN) == ["Lives in Boston"]
-    assert texts(memory, ANN, tenant="globex") == ["Lives in Paris"]
-    [bobs] = memory.observations(BOB)
+    assert texts(memory.tenant("globex"), ANN) == ["Lives in Paris"]
+    [bobs] = memory.observations.list(BOB)
     with pytest.raises(NotFoundError):
-        memory.get_observation(bobs.id, tenant="globex")
+        memory.tenant("globex").observations.get(bobs.id)
     with pytest.raises(NotFoundError):
-        memory.explain(bobs.id, tenant="globex")
-    bob_message = memory.explain(bobs.id).messages[0].id
+        memory.tenant("globex").observations.explain(bobs.id)
+    bob_message = memory.observations.explain(bobs.id).messages[0].id
     with pytest.raises(ValidationError):  # another customer's message is no evidence for Ann
-        memory.remember_observation(ANN, "Lives in Denver", evidence=[bob_message])
-    paris = memory.observations(ANN, tenant="globex")[0]
+        memory.observations.add(ANN, "Lives in Denver", evidence=[bob_message])
+    paris = memory.tenant("globex").observations.list(ANN)[0]
     assert memory.backend.count("default", Collection.OBSERVATIONS, Where(eq={"id": paris.id})) == 0
 
 
 async def test_the_async_facade_reaches_observations(memory: Memory) -> None:
     async with AsyncMemory(memory) as amem:
-        conv = await amem.start_conversation("sms", [ANN])
-        await amem.add_message(conv.id, "customer", "Please text me, don't call.")
-        await amem.add_message(conv.id, "human_agent", "Sure.")
-        await amem.end_conversation(conv.id)
-        [obs] = await amem.observations(ANN)
-        assert (await amem.explain(obs.id)).observation == obs
-        assert [v.key for v in await amem.trait_views(ANN)] == ["preferred_channel"]
+        conv = await amem.conversations.add("sms", [ANN])
+        await amem.conversations.add_message(conv.id, "customer", "Please text me, don't call.")
+        await amem.conversations.add_message(conv.id, "human_agent", "Sure.")
+        await amem.conversations.end(conv.id)
+        [obs] = await amem.observations.list(ANN)
+        assert (await amem.observations.explain(obs.id)).observation == obs
+        assert [v.key for v in await amem.traits.views(ANN)] == ["preferred_channel"]

@@ -16,15 +16,19 @@ try:
     import langchain_core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "integrations.langchain needs langchain-core: pip install 'conversation-memory[langchain]'"
+        "convmem_integrations.langchain needs langchain-core: "
+        "pip install 'conversation-memory[langchain]'"
     ) from exc
 
-from integrations.langchain.chat_history import (
+from .chat_history import (
     ConversationMemoryChatMessageHistory,
     session_history_factory,
 )
-from integrations.langchain.retrievers import ConversationMemoryRetriever, KnowledgeRetriever
-from integrations.langchain.tools import memory_tools, spec_tool
+from .retrievers import (
+    ConversationMemoryRetriever,
+    KnowledgeRetriever,
+)
+from .tools import memory_tools, spec_tool
 
 __all__ = [
     "ConversationMemoryChatMessageHistory",

@@ -25,12 +25,12 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from integrations._common import ConversationSession, CustomerRef, message_in
 from memory_core.aio import AsyncMemory
-from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ValidationError
 from memory_core.memory import Memory
 from memory_core.models import Channel, Message, MessageIn, Role
+
+from .._common import ConversationSession, CustomerRef, message_in
 
 __all__ = ["ConversationMemoryChatMessageHistory", "session_history_factory"]
 
@@ -97,12 +97,13 @@ class ConversationMemoryChatMessageHistory(BaseChatMessageHistory):
       ai and human agents -> ``AIMessage``, system -> ``SystemMessage``).
     * :meth:`clear` **ends** the conversation; the next added message starts a
       fresh one. Nothing is deleted: the ended conversation and its messages
-      stay in memory and in recall (erase with ``Memory.delete_conversation``).
+      stay in memory and in recall (erase with ``memory.conversations.delete``).
       A conversation found ended (e.g. closed by your contact-centre platform)
       is treated as cleared.
 
-    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`; the async
-    methods run the engine in worker threads, never on the event loop.
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory` handle; the
+    history lives in its tenant (``memory.tenant("acme")`` for another one). The
+    async methods run the engine in worker threads, never on the event loop.
     """
 
     def __init__(
@@ -112,11 +113,10 @@ class ConversationMemoryChatMessageHistory(BaseChatMessageHistory):
         *,
         channel: Channel | str = Channel.CHAT,
         conversation_id: str | None = None,
-        tenant: str = DEFAULT_TENANT,
     ) -> None:
         super().__init__()
         self.session = ConversationSession(
-            memory, customer, channel=channel, tenant=tenant, conversation_id=conversation_id
+            memory, customer, channel=channel, conversation_id=conversation_id
         )
 
     @property
@@ -155,7 +155,6 @@ def session_history_factory(
     *,
     customer: CustomerRef | None = None,
     channel: Channel | str = Channel.CHAT,
-    tenant: str = DEFAULT_TENANT,
     max_sessions: int = 10_000,
 ) -> Callable[..., ConversationMemoryChatMessageHistory]:
     """A ``get_session_history`` for ``RunnableWithMessageHistory``: session id -> conversation.
@@ -192,7 +191,7 @@ def session_history_factory(
         # New, or named with another customer reference: a fresh history checks
         # that the stored conversation belongs to this customer before any use.
         history = ConversationMemoryChatMessageHistory(
-            memory, who, channel=channel, conversation_id=session_id, tenant=tenant
+            memory, who, channel=channel, conversation_id=session_id
         )
         histories[session_id] = history
         while len(histories) > max_sessions:

@@ -16,22 +16,23 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from integrations._common import (
+from memory_core.aio import AsyncMemory
+from memory_core.knowledge import KnowledgeHit
+from memory_core.memory import Memory
+from memory_core.recall import RecallOptions, RecallResult
+
+from .._common import (
     CustomerRef,
     KnowledgeSearch,
     asearch_knowledge,
     item_metadata,
     knowledge_metadata,
+    refuse_tenant,
     search_knowledge,
     split_memory,
 )
-from memory_core.aio import AsyncMemory
-from memory_core.config import DEFAULT_TENANT
-from memory_core.knowledge import KnowledgeHit
-from memory_core.memory import Memory
-from memory_core.recall import RecallOptions, RecallResult
 
 __all__ = ["ConversationMemoryRetriever", "KnowledgeRetriever"]
 
@@ -59,8 +60,9 @@ class ConversationMemoryRetriever(BaseRetriever):
     when you put it in a prompt (the engine's ``RecallResult.context`` is
     already wrapped that way).
 
-    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`; ``ainvoke``
-    runs the engine in worker threads, never on the event loop.
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory` handle; the
+    retriever recalls in its tenant (``memory.tenant("acme")`` for another one).
+    ``ainvoke`` runs the engine in worker threads, never on the event loop.
 
     Example::
 
@@ -70,7 +72,6 @@ class ConversationMemoryRetriever(BaseRetriever):
 
     memory: Memory
     customer: CustomerRef
-    tenant: str = DEFAULT_TENANT
     options: RecallOptions = Field(default_factory=RecallOptions)
     #: Recall in the context of this conversation (its last turns are left out).
     conversation_id: str | None = None
@@ -80,27 +81,30 @@ class ConversationMemoryRetriever(BaseRetriever):
     def _sync_memory(cls, value: Any) -> Any:
         return value.sync if isinstance(value, AsyncMemory) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tenant(cls, data: Any) -> Any:
+        return refuse_tenant(data)
+
     def _recall(self, query: str) -> RecallResult | None:
-        profile = self.memory.find_profile(self.customer, tenant=self.tenant)
+        profile = self.memory.profiles.find(self.customer)
         if profile is None:
             return None
         return self.memory.recall(
             profile.id,
             query,
-            tenant=self.tenant,
             conversation_id=self.conversation_id,
             options=self.options,
         )
 
     async def _arecall(self, query: str) -> RecallResult | None:
         _, aio = split_memory(self.memory)
-        profile = await aio.find_profile(self.customer, tenant=self.tenant)
+        profile = await aio.profiles.find(self.customer)
         if profile is None:
             return None
         return await aio.recall(
             profile.id,
             query,
-            tenant=self.tenant,
             conversation_id=self.conversation_id,
             options=self.options,
         )
@@ -135,8 +139,8 @@ class KnowledgeRetriever(BaseRetriever, KnowledgeSearch):
     What to search: ``kb`` (a knowledge base id or name, or several),
     ``sources`` (source ids), ``source_tags`` (sources with any of these tags), ``limit``
     (top-k, default 4), ``min_score`` (threshold), ``mode`` and ``alpha`` (see
-    ``Memory.search_knowledge``). Only the ``tenant``'s knowledge is ever
-    searched. A blank query finds nothing; an unknown knowledge base raises
+    ``memory.knowledge.search``). Only the knowledge of the handle's tenant is
+    ever searched. A blank query finds nothing; an unknown knowledge base raises
     ``NotFoundError``.
 
     Pages come from outside (web sites, documents): treat chunk text as data,
@@ -153,22 +157,26 @@ class KnowledgeRetriever(BaseRetriever, KnowledgeSearch):
     """
 
     memory: Memory
-    tenant: str = DEFAULT_TENANT
 
     @field_validator("memory", mode="before")
     @classmethod
     def _sync_memory(cls, value: Any) -> Any:
         return value.sync if isinstance(value, AsyncMemory) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tenant(cls, data: Any) -> Any:
+        return refuse_tenant(data)
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        hits = search_knowledge(self.memory, query, self.tenant, self)
-        return _knowledge_documents(hits, self.tenant)
+        hits = search_knowledge(self.memory, query, self)
+        return _knowledge_documents(hits, self.memory.name)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         _, aio = split_memory(self.memory)
-        hits = await asearch_knowledge(aio, query, self.tenant, self)
-        return _knowledge_documents(hits, self.tenant)
+        hits = await asearch_knowledge(aio, query, self)
+        return _knowledge_documents(hits, self.memory.name)

@@ -9,8 +9,8 @@ every call:
 * the fields that name the customer (``profile``, ``profile_id``, ``customer``)
   are bound to the customer the agent is serving, so the model chooses what to
   look up or store, never whose memory it touches;
-* the tenant is an argument of every spec function, never a field, and is fixed
-  when the tools are made;
+* the tenant is the one of the handle the tools are made with (never a field):
+  pass ``memory.tenant("acme")`` to serve tenant ``acme``;
 * a ``conversation_id`` the model gives must be one of the bound customer's
   conversations (or a new one), so a tool never reads or writes another
   customer's conversation.
@@ -35,13 +35,13 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import ValidationError as PydanticValidationError
 
-from integrations._common import CustomerRef, is_profile_id, split_memory
 from memory_core.aio import AsyncMemory
-from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import MemoryCoreError, NotFoundError, ValidationError
 from memory_core.memory import Memory
 from memory_core.models import Channel
 from memory_core.tools import TOOLS, ToolSpec, tool_spec, validate_input
+
+from .._common import CustomerRef, is_profile_id, split_memory
 
 __all__ = [
     "CUSTOMER_FIELDS",
@@ -111,18 +111,16 @@ def _invalid_arguments(exc: Exception) -> str:
     return f"invalid arguments: {'; '.join(parts)}"
 
 
-def _check_conversation(
-    memory: Memory, tenant: str, customer: CustomerRef, request: BaseModel
-) -> None:
+def _check_conversation(memory: Memory, customer: CustomerRef, request: BaseModel) -> None:
     """A conversation the request names must be the bound customer's (or not exist yet)."""
     conversation_id = getattr(request, "conversation_id", None)
     if not isinstance(conversation_id, str):
         return
     try:
-        conversation = memory.get_conversation(conversation_id, tenant=tenant)
+        conversation = memory.conversations.get(conversation_id)
     except NotFoundError:
         return  # a new conversation: it is started for the bound customer
-    owner = memory.find_profile(customer, tenant=tenant)
+    owner = memory.profiles.find(customer)
     if owner is None or owner.id != conversation.profile_id:
         raise ValidationError(
             f"conversation {conversation_id!r} belongs to another customer; give one of this "
@@ -135,11 +133,10 @@ def spec_tool(
     memory: Memory | AsyncMemory,
     customer: CustomerRef | None = None,
     *,
-    tenant: str = DEFAULT_TENANT,
     bound: Mapping[str, Any] | None = None,
     handle_tool_error: bool = True,
 ) -> StructuredTool:
-    """The LangChain tool for one spec, run against ``memory`` in ``tenant``.
+    """The LangChain tool for one spec, run against ``memory`` (in the handle's tenant).
 
     With a ``customer``, the spec's customer fields are bound to them and any
     ``conversation_id`` must be theirs. ``bound`` fixes further fields (hidden
@@ -163,8 +160,8 @@ def spec_tool(
         try:
             request = validate_input(spec.input_model, {**arguments, **values})
             if customer is not None:
-                _check_conversation(sync, tenant, customer, request)
-            output = spec.run(sync, tenant, request)
+                _check_conversation(sync, customer, request)
+            output = spec.run(sync, request)
         except MemoryCoreError as exc:
             raise ToolException(str(exc)) from exc
         return output.model_dump_json(), output
@@ -195,7 +192,6 @@ def memory_tools(
     memory: Memory | AsyncMemory,
     customer: CustomerRef,
     *,
-    tenant: str = DEFAULT_TENANT,
     channel: Channel | str | None = None,
     names: Sequence[str] | None = None,
     handle_tool_error: bool = True,
@@ -204,7 +200,7 @@ def memory_tools(
     ``search_knowledge`` and ``remember`` (or those in ``names``).
 
     Each is :func:`spec_tool` of the :mod:`memory_core.tools` spec of that name,
-    bound to ``customer`` and ``tenant``. With ``channel``, ``remember`` stores
+    bound to ``customer`` in the tenant of ``memory``. With ``channel``, ``remember`` stores
     on that channel and the model is not asked for one. The async versions run
     the engine in a worker thread, off the event loop.
 
@@ -230,7 +226,6 @@ def memory_tools(
                 spec,
                 memory,
                 customer,
-                tenant=tenant,
                 bound=fixed,
                 handle_tool_error=handle_tool_error,
             )

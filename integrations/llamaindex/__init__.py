@@ -17,12 +17,15 @@ try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "integrations.llamaindex needs llama-index-core: "
+        "convmem_integrations.llamaindex needs llama-index-core: "
         "pip install 'conversation-memory[llamaindex]'"
     ) from exc
 
-from integrations.llamaindex.memory import ConversationChatMemory, ConversationMemoryBlock
-from integrations.llamaindex.retrievers import ConversationMemoryRetriever, KnowledgeRetriever
+from .memory import ConversationChatMemory, ConversationMemoryBlock
+from .retrievers import (
+    ConversationMemoryRetriever,
+    KnowledgeRetriever,
+)
 
 __all__ = [
     "ConversationChatMemory",

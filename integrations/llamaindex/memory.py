@@ -21,15 +21,21 @@ from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory import BaseMemory, BaseMemoryBlock
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from integrations._common import ConversationSession, CustomerRef, message_in, split_memory
 from memory_core.aio import AsyncMemory
-from memory_core.config import DEFAULT_TENANT
 from memory_core.errors import ConflictError, ValidationError
 from memory_core.memory import Memory
 from memory_core.models import Channel, Message, MessageIn, Role
 from memory_core.recall import RecallOptions, RecallResult, count_tokens
+
+from .._common import (
+    ConversationSession,
+    CustomerRef,
+    message_in,
+    refuse_tenant,
+    split_memory,
+)
 
 __all__ = ["ConversationChatMemory", "ConversationMemoryBlock"]
 
@@ -95,7 +101,9 @@ class ConversationChatMemory(BaseMemory):
     * ``reset`` ends the conversation (kept, not deleted); the next message
       starts a new one.
 
-    The async methods run the engine in worker threads, never on the event loop.
+    The conversation lives in the tenant of the ``memory`` handle
+    (``engine.tenant("acme")`` for another one). The async methods run the
+    engine in worker threads, never on the event loop.
 
     Example::
 
@@ -115,7 +123,6 @@ class ConversationChatMemory(BaseMemory):
         customer: CustomerRef | None = None,
         *,
         channel: Channel | str = Channel.CHAT,
-        tenant: str = DEFAULT_TENANT,
         conversation_id: str | None = None,
         options: RecallOptions | None = None,
         token_limit: int = 3000,
@@ -123,7 +130,7 @@ class ConversationChatMemory(BaseMemory):
         # pydantic fields (mypy runs without the pydantic plugin here)
         super().__init__(token_limit=token_limit, options=options or RecallOptions())  # type: ignore[call-arg]
         self._session = ConversationSession(
-            memory, customer, channel=channel, tenant=tenant, conversation_id=conversation_id
+            memory, customer, channel=channel, conversation_id=conversation_id
         )
 
     @classmethod
@@ -230,7 +237,7 @@ class ConversationMemoryBlock(BaseMemoryBlock[str]):
     marked as data, bounded by ``options.token_budget``. It captures nothing:
     llama-index hands blocks only the messages flushed out of short-term
     memory, so capture the chat with :class:`ConversationChatMemory` (or
-    ``Memory.ingest``) instead.
+    ``memory.ingest``) instead. It recalls in the tenant of the ``memory`` handle.
 
     Example::
 
@@ -252,7 +259,6 @@ class ConversationMemoryBlock(BaseMemoryBlock[str]):
     )
     memory: Memory
     customer: CustomerRef
-    tenant: str = DEFAULT_TENANT
     options: RecallOptions = Field(default_factory=RecallOptions)
 
     @field_validator("memory", mode="before")
@@ -260,14 +266,17 @@ class ConversationMemoryBlock(BaseMemoryBlock[str]):
     def _sync_memory(cls, value: Any) -> Any:
         return value.sync if isinstance(value, AsyncMemory) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tenant(cls, data: Any) -> Any:
+        return refuse_tenant(data)
+
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         _, aio = split_memory(self.memory)
-        profile = await aio.find_profile(self.customer, tenant=self.tenant)
+        profile = await aio.profiles.find(self.customer)
         if profile is None:
             return ""
-        result = await aio.recall(
-            profile.id, _last_user_text(messages), tenant=self.tenant, options=self.options
-        )
+        result = await aio.recall(profile.id, _last_user_text(messages), options=self.options)
         return result.context
 
     async def _aput(self, messages: list[ChatMessage]) -> None:

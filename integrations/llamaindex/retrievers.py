@@ -17,7 +17,12 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from integrations._common import (
+from memory_core.aio import AsyncMemory
+from memory_core.knowledge import KnowledgeHit
+from memory_core.memory import Memory
+from memory_core.recall import RecallOptions, RecallResult
+
+from .._common import (
     CustomerRef,
     KnowledgeSearch,
     asearch_knowledge,
@@ -26,11 +31,6 @@ from integrations._common import (
     search_knowledge,
     split_memory,
 )
-from memory_core.aio import AsyncMemory
-from memory_core.config import DEFAULT_TENANT
-from memory_core.knowledge import KnowledgeHit
-from memory_core.memory import Memory
-from memory_core.recall import RecallOptions, RecallResult
 
 __all__ = ["ConversationMemoryRetriever", "KnowledgeRetriever"]
 
@@ -85,7 +85,8 @@ class ConversationMemoryRetriever(BaseRetriever):
     most recent context; a customer the store does not know yet yields no
     nodes. The text is the customer's own words: data, not instructions.
 
-    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory`;
+    ``memory`` may be a :class:`Memory` or an :class:`AsyncMemory` handle; the
+    retriever recalls in its tenant (``memory.tenant("acme")`` for another one).
     ``aretrieve`` runs the engine in worker threads, never on the event loop.
 
     Example::
@@ -99,7 +100,6 @@ class ConversationMemoryRetriever(BaseRetriever):
         memory: Memory | AsyncMemory,
         customer: CustomerRef,
         *,
-        tenant: str = DEFAULT_TENANT,
         options: RecallOptions | None = None,
         conversation_id: str | None = None,
         callback_manager: CallbackManager | None = None,
@@ -107,32 +107,29 @@ class ConversationMemoryRetriever(BaseRetriever):
     ) -> None:
         self.memory, self.amemory = split_memory(memory)
         self.customer = customer
-        self.tenant = tenant
         self.options = options or RecallOptions()
         self.conversation_id = conversation_id
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        profile = self.memory.find_profile(self.customer, tenant=self.tenant)
+        profile = self.memory.profiles.find(self.customer)
         if profile is None:
             return []
         result = self.memory.recall(
             profile.id,
             query_bundle.query_str,
-            tenant=self.tenant,
             conversation_id=self.conversation_id,
             options=self.options,
         )
         return to_nodes(result)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        profile = await self.amemory.find_profile(self.customer, tenant=self.tenant)
+        profile = await self.amemory.profiles.find(self.customer)
         if profile is None:
             return []
         result = await self.amemory.recall(
             profile.id,
             query_bundle.query_str,
-            tenant=self.tenant,
             conversation_id=self.conversation_id,
             options=self.options,
         )
@@ -152,8 +149,8 @@ class KnowledgeRetriever(BaseRetriever):
     What to search is given by keyword: ``kb`` (a knowledge base id or name, or
     several), ``sources`` (source ids), ``source_tags`` (sources with any of these tags),
     ``limit`` (top-k, default 4), ``min_score`` (threshold), ``mode`` and
-    ``alpha`` (see ``Memory.search_knowledge``; kept in ``search``). Only the ``tenant``'s
-    knowledge is ever searched. A blank query finds nothing; an unknown
+    ``alpha`` (see ``memory.knowledge.search``; kept in ``search``). Only the
+    knowledge of the handle's tenant is ever searched. A blank query finds nothing; an unknown
     knowledge base raises ``NotFoundError``. Chunk text comes from outside
     (web sites, documents): data, not instructions.
 
@@ -170,22 +167,18 @@ class KnowledgeRetriever(BaseRetriever):
         self,
         memory: Memory | AsyncMemory,
         *,
-        tenant: str = DEFAULT_TENANT,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
         **search: Any,
     ) -> None:
         self.memory, self.amemory = split_memory(memory)
-        self.tenant = tenant
         self.search = KnowledgeSearch(**search)
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = search_knowledge(self.memory, query_bundle.query_str, self.tenant, self.search)
-        return knowledge_nodes(hits, self.tenant)
+        hits = search_knowledge(self.memory, query_bundle.query_str, self.search)
+        return knowledge_nodes(hits, self.memory.name)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = await asearch_knowledge(
-            self.amemory, query_bundle.query_str, self.tenant, self.search
-        )
-        return knowledge_nodes(hits, self.tenant)
+        hits = await asearch_knowledge(self.amemory, query_bundle.query_str, self.search)
+        return knowledge_nodes(hits, self.memory.name)

@@ -214,20 +214,12 @@ def bench(
     counts = _counts("--sizes", sizes)
     if million:
         counts.append(1_000_000)
-    chunk_counts = _counts("--knowledge", knowledge)
-    data: dict[str, object] = {}
-    if counts or not chunk_counts:
-        data["messages"] = run_bench_cli(
-            console, counts, profiles=profiles, queries=queries, as_json=as_json, backend=backend
-        )
-    if chunk_counts:
-        from memory_core.knowledge.bench import run_knowledge_bench_cli
-
-        data["knowledge"] = run_knowledge_bench_cli(
-            console, chunk_counts, queries=queries, as_json=as_json
-        )
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    data = run_bench_cli(
+        console, counts, _counts("--knowledge", knowledge), profiles=profiles, queries=queries,
+        as_json=as_json, backend=backend,
+    )  # fmt: skip
+    if data is not None:
+        print_json(data)
 
 
 def _counts(option: str, text: str) -> list[int]:

@@ -43,7 +43,7 @@ def run_ingest(console: Console, file: Path, settings: Settings) -> None:
     with Memory.open(settings=settings) as memory, Progress(console=console) as progress:
         task = progress.add_task("ingesting", total=len(conversations))
         for conv in conversations:
-            result = memory.ingest(conv, tenant=settings.tenant)
+            result = memory.ingest(conv)
             added += len(result.messages)
             skipped += result.skipped
             profiles.add(result.profile.id)
@@ -70,9 +70,7 @@ def run_recall(
         limits={**defaults.limits, ItemType.MESSAGE: limit}, token_budget=budget
     )
     with Memory.open(settings=settings) as memory:
-        result = memory.recall(
-            profile, query, tenant=settings.tenant, conversation_id=conversation, options=options
-        )
+        result = memory.recall(profile, query, conversation_id=conversation, options=options)
     if as_json:
         console.file.write(result.model_dump_json(indent=2) + "\n")
     else:

@@ -53,18 +53,18 @@ def _run(console: Console, memory: Memory) -> None:
     )
 
     console.rule("2. The chat agent links the email to the phone on the account")
-    chat_profile = memory.get_profile("email:dana.whitfield@example.com")
-    survivor = memory.link_identifier(chat_profile.id, "phone:617 555 0142")
-    ids = memory.identifiers(survivor.id)
+    chat_profile = memory.profiles.get("email:dana.whitfield@example.com")
+    survivor = memory.profiles.link(chat_profile.id, "phone:617 555 0142")
+    ids = memory.profiles.identifiers(survivor.id)
     console.print(
         f"Profiles {chat_profile.id} and {survivor.id} are now one: [bold]{survivor.id}[/]"
     )
     console.print("identifiers: " + ", ".join(str(i) for i in ids))
     console.print(
         f"the old id {chat_profile.id} still resolves to "
-        f"{memory.get_profile(chat_profile.id).id}; live profiles: {len(memory.list_profiles())}"
+        f"{memory.profiles.get(chat_profile.id).id}; live profiles: {len(memory.profiles.list())}"
     )
-    memory.set_trait(survivor.id, "plan", "Premium", source="crm")
+    memory.traits.set(survivor.id, "plan", "Premium", source="crm")
 
     console.rule("3. Next interaction: recall for the agent")
     recalled = memory.recall(

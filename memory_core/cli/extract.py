@@ -32,16 +32,16 @@ def run_extract(
 ) -> BatchReport:
     if sum((profile is not None, conversation is not None, all_)) != 1:
         raise ValidationError("say what to extract: --profile REF, --conversation ID or --all")
-    tenant = settings.tenant
     with Memory.open(settings=settings) as memory:
-        name = memory.extractor.name
+        observations = memory.observations
+        name = observations.extractor.name
         if conversation is not None:
-            report = memory.extract(conversation, tenant=tenant, force=force)
+            report = observations.extract(conversation, force=force)
             mine = Where(eq={"conversation_id": conversation})
-            n = memory.backend.count(tenant, Collection.MESSAGES, mine)
+            n = memory.backend.count(memory.name, Collection.MESSAGES, mine)
             batch = BatchReport.of([report], n, 0.0)
         elif profile is not None:
-            batch = memory.extract_profile(profile, tenant=tenant, force=force)
+            batch = observations.extract_profile(profile, force=force)
         else:
             with Progress(
                 TextColumn("extracting ({task.fields[name]})"),
@@ -57,7 +57,7 @@ def run_extract(
                 def tick(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                batch = memory.extract_all(tenant=tenant, force=force, progress=tick)
+                batch = observations.extract_all(force=force, progress=tick)
     if as_json:
         console.file.write(json.dumps(batch.model_dump(mode="json"), indent=2) + "\n")
     else:

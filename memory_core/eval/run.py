@@ -75,10 +75,10 @@ def _open(tmp: str, config: EvalConfig) -> Memory:
 # -- LoCoMo ------------------------------------------------------------------------
 
 
-def ingest_locomo_sample(memory: Memory, sample: LocomoSample, tenant: str = DEFAULT_TENANT) -> str:
-    """Ingest one sample as its own profile: each session one conversation with
-    its date, each turn a message whose id carries its dia_id. Returns the
-    profile id."""
+def ingest_locomo_sample(memory: Memory, sample: LocomoSample) -> str:
+    """Ingest one sample as its own profile in the handle's tenant: each session
+    one conversation with its date, each turn a message whose id carries its
+    dia_id. Returns the profile id."""
     profile_id: str | None = None
     for session in sample.sessions:
         messages = [
@@ -100,8 +100,7 @@ def ingest_locomo_sample(memory: Memory, sample: LocomoSample, tenant: str = DEF
                 customer=[f"custom:locomo={sample.sample_id}"],
                 started_at=session.date,
                 messages=messages,
-            ),
-            tenant=tenant,
+            )
         )
         profile_id = result.profile.id
     if profile_id is None:
@@ -119,13 +118,13 @@ def evaluate_locomo(
     tenant = DEFAULT_TENANT if config.backend is None else f"locomo-{uuid.uuid4().hex[:8]}"
     with (
         tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
-        _open(tmp, config) as memory,
-        _own_tenant(memory, tenant, drop=config.backend is not None),
+        _open(tmp, config) as store,
+        _own_tenant(store, tenant, drop=config.backend is not None) as memory,
     ):
         t0 = time.perf_counter()
         profiles = {}
         for sample in samples:
-            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample, tenant)
+            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample)
             stats["turns"] += sample.turn_count
             if progress:
                 progress(sample.turn_count)
@@ -139,7 +138,6 @@ def evaluate_locomo(
                     recalled = memory.recall(
                         profiles[sample.sample_id],
                         question.question,
-                        tenant=tenant,
                         options=options,
                     )
                     retrieved = [{item.id.removeprefix(prefix)} for item in recalled.items]
@@ -156,11 +154,12 @@ def evaluate_locomo(
 
 
 @contextmanager
-def _own_tenant(memory: Memory, tenant: str, *, drop: bool) -> Iterator[None]:
-    """``tenant`` created for the run; dropped afterwards when ``drop`` (a shared server)."""
-    memory.create_tenant(tenant)
+def _own_tenant(memory: Memory, tenant: str, *, drop: bool) -> Iterator[Memory]:
+    """The handle of ``tenant``, created for the run; dropped afterwards when ``drop``
+    (a shared server)."""
+    handle = memory.tenants.add(tenant)
     try:
-        yield
+        yield handle
     finally:
         if drop:
             memory.backend.drop_tenant(tenant)
@@ -239,18 +238,18 @@ def evaluate_locomo_levels(
     tenant = DEFAULT_TENANT if config.backend is None else f"locomo-{uuid.uuid4().hex[:8]}"
     with (
         tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
-        _open(tmp, config) as memory,
-        _own_tenant(memory, tenant, drop=config.backend is not None),
+        _open(tmp, config) as store,
+        _own_tenant(store, tenant, drop=config.backend is not None) as memory,
     ):
         profiles = {}
         for sample in samples:
-            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample, tenant)
+            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample)
             stats["turns"] += sample.turn_count
             if progress:
                 progress(sample.turn_count)
-        memory.extractor = HeuristicExtractor()
-        batch = memory.extract_all(tenant=tenant)
-        stats["extractor"] = memory.extractor.name
+        memory.observations.extractor = HeuristicExtractor()
+        batch = memory.observations.extract_all()
+        stats["extractor"] = memory.observations.extractor.name
         stats["extract_seconds"] = batch.seconds
         stats["extract_messages_per_second"] = round(batch.messages / max(batch.seconds, 1e-9))
         stats["observations"] = batch.decisions.get(Decision.ADD, 0) + batch.decisions.get(
@@ -271,9 +270,8 @@ def evaluate_locomo_levels(
                 units: dict[str, list[set[str]]] = {level: [] for level in LOCOMO_LEVELS}
                 if question.is_evaluable:
                     items = memory.recall(
-                        profiles[sample.sample_id], question.question, tenant=tenant,
-                        options=derived,
-                    ).items  # fmt: skip
+                        profiles[sample.sample_id], question.question, options=derived
+                    ).items
                     turns = [
                         {i.id.removeprefix(prefix)} for i in items if i.type is ItemType.MESSAGE
                     ]
@@ -362,18 +360,16 @@ def evaluate_beir(
     tenant = DEFAULT_TENANT if config.backend is None else f"beir-{uuid.uuid4().hex[:8]}"
     with (
         tempfile.TemporaryDirectory(prefix="convmem-eval-") as tmp,
-        _open(tmp, config) as memory,
-        _own_tenant(memory, tenant, drop=config.backend is not None),
+        _open(tmp, config) as store,
+        _own_tenant(store, tenant, drop=config.backend is not None) as memory,
     ):
         t0 = time.perf_counter()
-        source = index_corpus(memory, data, tenant=tenant, progress=progress)
+        source = index_corpus(memory, data, progress=progress)
         stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
         stats["chunks"] = source.chunk_count
         t1 = time.perf_counter()
         for done, (qid, text) in enumerate(data.queries.items(), start=1):
-            runs[qid] = search_documents(
-                memory, text, k=100, tenant=tenant, mode=config.mode, alpha=config.alpha
-            )
+            runs[qid] = search_documents(memory, text, k=100, mode=config.mode, alpha=config.alpha)
             if progress:
                 progress("searching", done, len(data.queries))
         stats["query_seconds"] = round(time.perf_counter() - t1, 2)

@@ -1,6 +1,6 @@
 """Observation extraction: extractors (heuristic, LLM), reconciliation, traits.
 
-The engine side lives in :class:`memory_core.observations.ObservationsMixin`
+The engine side lives in :class:`memory_core.services.observations.Observations`
 (part of :class:`memory_core.Memory`). Importing this package imports no LLM
 library: LiteLLM loads on the first LLM call.
 """

@@ -5,7 +5,7 @@ conversation, its messages, the profile's current observations and traits)
 and proposes observations, trait updates and a summary
 (:class:`ExtractionOutput`). It never writes: the engine checks every proposal
 against policy, reconciles it with what is already known, and stores it (see
-:mod:`memory_core.observations`).
+:mod:`memory_core.services.observations`).
 
 Rules every extractor follows, and the engine enforces anyway:
 

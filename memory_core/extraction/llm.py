@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from memory_core._litellm import import_litellm, off_thread
-from memory_core.errors import ConfigError, ModelError
+from memory_core.errors import ConfigError, LLMReplyError
 from memory_core.extraction.base import (
     ExtractionInput,
     ExtractionOutput,
@@ -52,14 +52,6 @@ __all__ = ["LLMClient", "LLMExtractor", "LLMReplyError"]
 
 log = logging.getLogger("memory_core.extraction")
 T = TypeVar("T", bound=BaseModel)
-
-
-class LLMReplyError(ModelError):
-    """The LLM gave no usable reply (or could not be reached) after every attempt."""
-
-    def __init__(self, message: str, usage: Usage) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def parse_json(content: str) -> tuple[dict[str, Any] | None, bool]:

@@ -1,5 +1,5 @@
-"""Recall of observations and summaries: the engine's ``_recall_observations`` and
-``_recall_summaries`` hooks (see :class:`memory_core.observations.ObservationsMixin`).
+"""Recall of observations and summaries: what the ``ObservationSource`` and
+``SummarySource`` of :mod:`memory_core.recall_sources` return.
 
 Observations: the profile's active ones by default; every version with
 ``include_superseded``; those valid at ``as_of`` otherwise (history included).

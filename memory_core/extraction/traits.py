@@ -15,7 +15,7 @@ A lower-ranked value that differs is not dropped: it is listed in
 last week" stays visible for someone to resolve.
 
 Values are checked against the schema: built-in keys (:data:`BUILTIN_TRAITS`)
-and keys declared with ``Memory.declare_trait``; undeclared keys take any
+and keys declared with ``memory.traits.declare``; undeclared keys take any
 JSON scalar.
 """
 
@@ -39,6 +39,7 @@ __all__ = [
     "coerce_trait_value",
     "effective_traits",
     "source_rank",
+    "trait_id",
 ]
 
 EXTRACTED_SOURCE = "extracted"
@@ -71,6 +72,11 @@ BUILTIN_TRAITS: dict[str, TraitDefinition] = {
         _builtin("contact_phone", TraitType.STR, "A phone number the customer gave (E.164)."),
     )
 }
+
+
+def trait_id(profile_id: str, key: str, source: str) -> str:
+    """The id of a profile's trait record: one per key and source."""
+    return f"{profile_id}:{key}:{source}"
 
 
 def source_rank(source: str) -> int:

@@ -1,7 +1,7 @@
 """Applying an extraction to the store: reconciled observations, the summary,
 extracted traits; and undoing what deleted messages supported.
 
-Used by :class:`memory_core.observations.ObservationsMixin`, inside its
+Used by :class:`memory_core.services.observations.Observations`, inside its
 per-conversation transaction.
 """
 
@@ -23,7 +23,12 @@ from memory_core.extraction.base import (
 from memory_core.extraction.reconcile import Reconciler, policy_violation
 from memory_core.extraction.reports import DecisionRecord
 from memory_core.extraction.store import ProfileObservations
-from memory_core.extraction.traits import EXTRACTED_SOURCE, coerce_trait_value, source_rank
+from memory_core.extraction.traits import (
+    EXTRACTED_SOURCE,
+    coerce_trait_value,
+    source_rank,
+    trait_id,
+)
 from memory_core.models import (
     Channel,
     Decision,
@@ -34,7 +39,6 @@ from memory_core.models import (
     Usage,
     utcnow,
 )
-from memory_core.profiles import trait_id
 
 __all__ = ["ExtractionWriter", "forget_messages", "summary_id", "trait_updates"]
 

@@ -1,15 +1,15 @@
 """Governance: what is remembered, who sees it, and forgetting for real.
 
-- :class:`Policy` per tenant (settings file or ``memory.set_policy``): what is
+- :class:`Policy` per tenant (settings file or ``memory.governance.policy.set``): what is
   remembered, what is redacted (:class:`Redactor`), how long records are kept;
 - the append-only audit log (:func:`acting_as` names who acts);
-- erasure that leaves nothing, retention (``memory.gc``, :class:`RetentionScheduler`);
-- subject access export (``memory.export_profile``);
+- erasure that leaves nothing, retention (``memory.governance.gc``, :class:`RetentionScheduler`);
+- subject access export (``memory.profiles.export``);
 - API keys scoped to a tenant and a role (:func:`authorize`, :class:`Principal`).
 
-The engine methods live on :class:`memory_core.Memory` (see
-:mod:`memory_core.governance.api`); this package holds the parts and the hooks
-other parts of the engine call (:mod:`~memory_core.governance.screening`,
+The API lives on the tenant handle (``memory.governance``, see
+:mod:`memory_core.services.governance`); this package holds the parts the
+services call (:mod:`~memory_core.governance.screening`,
 :mod:`~memory_core.governance.erasure`, :func:`~memory_core.governance.audit.record`).
 """
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from memory_core.backends.base import Collection
-from memory_core.errors import MemoryCoreError, NotFoundError, ValidationError
+from memory_core.errors import AccessDenied, NotFoundError, ValidationError
 from memory_core.models import AccessRole, ApiKey
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -59,10 +59,6 @@ TOOL_ROLES: dict[str, AccessRole] = {
     "forget": AccessRole.ADMIN,
 }
 """The role each MCP tool needs."""
-
-
-class AccessDenied(MemoryCoreError, PermissionError):
-    """A token is unknown, revoked, for another tenant, or its role is too low."""
 
 
 class IssuedKey(NamedTuple):
@@ -147,7 +143,7 @@ def new_key(tenant: str, role: AccessRole | str, name: str, created_by: str) -> 
 
 
 def authorize(
-    memory: EngineBase,
+    memory: Context,
     token: str,
     *,
     tenant: str | None = None,

@@ -34,7 +34,7 @@ from memory_core.backends.base import Collection, Where
 from memory_core.models import AuditEvent, DeletionReceipt, as_utc
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
 
 __all__ = [
     "DEFAULT_ACTOR",
@@ -88,7 +88,7 @@ def _event_id() -> str:
 
 
 def record(
-    engine: EngineBase,
+    ctx: Context,
     tenant: str,
     action: str,
     target: str,
@@ -111,21 +111,21 @@ def record(
         details=dict(details or {}),
     )
     if tenant == SYSTEM_TENANT:
-        engine.backend.ensure_tenant(SYSTEM_TENANT)
-    engine.backend.upsert(tenant, Collection.AUDIT, [event])
+        ctx.backend.ensure_tenant(SYSTEM_TENANT)
+    ctx.backend.upsert(tenant, Collection.AUDIT, [event])
     return event
 
 
 def record_receipt(
-    engine: EngineBase, receipt: DeletionReceipt, action: str, *, tenant: str | None = None
+    ctx: Context, receipt: DeletionReceipt, action: str, *, tenant: str | None = None
 ) -> AuditEvent:
     """The audit event of a deletion: its target and counts, no content."""
     details: dict[str, int | str] = {k: v for k, v in receipt.deleted.items() if v}
-    return record(engine, tenant or receipt.tenant, action, receipt.target, details=details)
+    return record(ctx, tenant or receipt.tenant, action, receipt.target, details=details)
 
 
 def query(
-    engine: EngineBase,
+    ctx: Context,
     tenant: str,
     *,
     since: datetime | None = None,
@@ -148,19 +148,19 @@ def query(
         gte={"ts": as_utc(since)} if since is not None else {},
         lt={"ts": as_utc(until)} if until is not None else {},
     )
-    if tenant == SYSTEM_TENANT and SYSTEM_TENANT not in engine.backend.list_tenants():
+    if tenant == SYSTEM_TENANT and SYSTEM_TENANT not in ctx.backend.list_tenants():
         return []
-    found = engine.backend.find(tenant, Collection.AUDIT, where, order_by="ts", limit=limit)
+    found = ctx.backend.find(tenant, Collection.AUDIT, where, order_by="ts", limit=limit)
     return [e for e in found if isinstance(e, AuditEvent)]
 
 
-def concerning(engine: EngineBase, tenant: str, targets: Sequence[str]) -> list[AuditEvent]:
+def concerning(ctx: Context, tenant: str, targets: Sequence[str]) -> list[AuditEvent]:
     """Events of ``tenant`` about any of ``targets`` (``observation:obs_...``,
     ``conversation:conv_...``), oldest first."""
     wanted = list(dict.fromkeys(targets))
     if not wanted:
         return []
-    found = engine.backend.find(tenant, Collection.AUDIT, Where(any_of={"target": wanted}))
+    found = ctx.backend.find(tenant, Collection.AUDIT, Where(any_of={"target": wanted}))
     return sorted((e for e in found if isinstance(e, AuditEvent)), key=lambda e: (e.ts, e.id))
 
 

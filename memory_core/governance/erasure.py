@@ -29,16 +29,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from memory_core._engine import embedding_texts
 from memory_core.backends.base import Collection, Vectors, Where
 from memory_core.embedding.base import CachedEmbedder
+from memory_core.embedding.texts import embedding_texts
 from memory_core.extraction.store import ProfileObservations
 from memory_core.extraction.writing import forget_messages
 from memory_core.governance import audit
 from memory_core.models import DeletionReceipt, Message, Observation
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
 
 __all__ = [
     "SupportsPurge",
@@ -58,16 +58,16 @@ class SupportsPurge(Protocol):
     def purge_deleted(self) -> None: ...
 
 
-def purge(engine: EngineBase) -> None:
+def purge(ctx: Context) -> None:
     """Purge deleted content from the backend's files, where it supports that.
     Call after the deleting transaction has committed."""
-    if isinstance(engine.backend, SupportsPurge):
-        engine.backend.purge_deleted()
+    if isinstance(ctx.backend, SupportsPurge):
+        ctx.backend.purge_deleted()
 
 
-def forget_cached(engine: EngineBase, texts: Iterable[str] | None = None) -> None:
+def forget_cached(ctx: Context, texts: Iterable[str] | None = None) -> None:
     """Drop cached embeddings of ``texts`` (all of them when None)."""
-    embedder = engine.embedder
+    embedder = ctx.embedder
     if isinstance(embedder, CachedEmbedder):
         if texts is None:
             embedder.clear()
@@ -76,7 +76,7 @@ def forget_cached(engine: EngineBase, texts: Iterable[str] | None = None) -> Non
 
 
 def finish(
-    engine: EngineBase,
+    ctx: Context,
     receipt: DeletionReceipt,
     action: str,
     *,
@@ -85,19 +85,19 @@ def finish(
     """Complete a committed deletion (see the module docstring); returns ``receipt``.
     ``following``: deleted messages whose next turns must be re-embedded."""
     tenant = audit.SYSTEM_TENANT if action == "delete_tenant" else receipt.tenant
-    with engine.backend.batch():
-        audit.record_receipt(engine, receipt, action, tenant=tenant)
+    with ctx.backend.batch():
+        audit.record_receipt(ctx, receipt, action, tenant=tenant)
         if following:
-            reembed_following(engine, receipt.tenant, following)
-    forget_cached(engine)
-    purge(engine)
+            reembed_following(ctx, receipt.tenant, following)
+    forget_cached(ctx)
+    purge(ctx)
     return receipt
 
 
-def reembed_following(engine: EngineBase, tenant: str, deleted: Sequence[Message]) -> int:
+def reembed_following(ctx: Context, tenant: str, deleted: Sequence[Message]) -> int:
     """Re-embed the turns whose context window held one of the ``deleted`` messages
     (call after they are gone). Returns how many were re-embedded."""
-    turns = engine.settings.embed_context_turns
+    turns = ctx.settings.embed_context_turns
     if turns <= 0 or not deleted:
         return 0
     done = 0
@@ -107,7 +107,7 @@ def reembed_following(engine: EngineBase, tenant: str, deleted: Sequence[Message
     for conv_id, seqs in by_conversation.items():
         remaining = [
             m
-            for m in engine.backend.find(
+            for m in ctx.backend.find(
                 tenant, Collection.MESSAGES, Where(eq={"conversation_id": conv_id}), order_by="seq"
             )
             if isinstance(m, Message)
@@ -120,18 +120,18 @@ def reembed_following(engine: EngineBase, tenant: str, deleted: Sequence[Message
         if not rows:
             continue
         texts = embedding_texts([m.text for m in remaining], None, turns)
-        vectors = engine.embedder.embed_batch([texts[i] for i in rows])
-        engine.backend.upsert(
+        vectors = ctx.embedder.embed_batch([texts[i] for i in rows])
+        ctx.backend.upsert(
             tenant,
             Collection.MESSAGES,
             [remaining[i] for i in rows],
-            Vectors(engine.embedder.model_id, vectors),
+            Vectors(ctx.embedder.model_id, vectors),
         )
         done += len(rows)
     return done
 
 
-def erase_messages(engine: EngineBase, tenant: str, messages: Sequence[Message]) -> Counter[str]:
+def erase_messages(ctx: Context, tenant: str, messages: Sequence[Message]) -> Counter[str]:
     """Delete messages with what only they supported, and re-embed the turns after
     them. Run inside the caller's batch; :func:`finish` (or :func:`purge`) after it."""
     counts: Counter[str] = Counter()
@@ -140,22 +140,22 @@ def erase_messages(engine: EngineBase, tenant: str, messages: Sequence[Message])
         by_profile.setdefault(m.profile_id, []).append(m)
     for profile_id, mine in by_profile.items():
         derived = forget_messages(
-            engine.backend,
-            engine.embedder,
+            ctx.backend,
+            ctx.embedder,
             tenant,
             profile_id,
             [m.id for m in mine],
             list(dict.fromkeys(m.conversation_id for m in mine)),
         )
         counts.update(derived)
-    counts["messages"] += engine.backend.delete(
+    counts["messages"] += ctx.backend.delete(
         tenant, Collection.MESSAGES, Where(any_of={"id": [m.id for m in messages]})
     )
-    reembed_following(engine, tenant, messages)
+    reembed_following(ctx, tenant, messages)
     return counts
 
 
-def erase_observations(engine: EngineBase, tenant: str, observations: Sequence[Observation]) -> int:
+def erase_observations(ctx: Context, tenant: str, observations: Sequence[Observation]) -> int:
     """Delete observation versions, relinking their neighbours as the observation
     store does. Run inside the caller's batch."""
     by_profile: dict[str, list[Observation]] = {}
@@ -163,7 +163,7 @@ def erase_observations(engine: EngineBase, tenant: str, observations: Sequence[O
         by_profile.setdefault(o.profile_id, []).append(o)
     n = 0
     for profile_id, mine in by_profile.items():
-        store = ProfileObservations(engine.backend, engine.embedder, tenant, profile_id)
+        store = ProfileObservations(ctx.backend, ctx.embedder, tenant, profile_id)
         for o in mine:
             current = store.by_id.get(o.id)
             if current is not None:

@@ -32,7 +32,7 @@ from memory_core.models import (
 )
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
 
 __all__ = ["EXPORT_FORMAT", "ConversationExport", "ProfileExport", "build_export"]
 
@@ -80,9 +80,9 @@ def _of(records: list[Record], kind: type[Any]) -> list[Any]:
     return [r for r in records if isinstance(r, kind)]
 
 
-def build_export(engine: EngineBase, tenant: str, profile: Profile) -> ProfileExport:
+def build_export(ctx: Context, tenant: str, profile: Profile) -> ProfileExport:
     """The export of a live profile (resolved by the caller)."""
-    backend = engine.backend
+    backend = ctx.backend
     merged = _of(
         backend.find(tenant, Collection.PROFILES, Where(eq={"merged_into": profile.id})), Profile
     )

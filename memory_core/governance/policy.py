@@ -40,6 +40,7 @@ from memory_core.models import Channel, ObservationKind, Role
 
 __all__ = [
     "DEFAULT_POLICY_KEY",
+    "NATIONAL_ID_NAMES",
     "CustomPattern",
     "Detector",
     "Policy",
@@ -52,6 +53,24 @@ __all__ = [
 
 DEFAULT_POLICY_KEY = "*"
 """The ``policies`` key that applies to tenants without a policy of their own."""
+
+NATIONAL_ID_NAMES: tuple[str, ...] = (
+    "us_ssn",
+    "gb_nino",
+    "gb_nhs",
+    "fr_nir",
+    "de_idnr",
+    "es_dni",
+    "es_nie",
+    "it_codicefiscale",
+    "nl_bsn",
+    "in_aadhaar",
+    "br_cpf",
+    "ca_sin",
+    "pl_pesel",
+)
+"""The national ids a policy may name (``redaction.national_ids``); the redactor
+has a detector for each (:data:`memory_core.governance.redaction.NATIONAL_IDS`)."""
 
 
 class Detector(StrEnum):
@@ -158,7 +177,7 @@ class RedactionPolicy(_Strict):
             Detector.SECRET,
         ]
     )
-    #: National ids to look for (names as in :data:`redaction.NATIONAL_IDS`); None: all.
+    #: National ids to look for (names in :data:`NATIONAL_ID_NAMES`); None: all.
     national_ids: list[str] | None = None
     custom: list[CustomPattern] = Field(default_factory=list)
     #: What replaces a finding; ``{kind}`` is the detector or custom pattern name.
@@ -169,11 +188,9 @@ class RedactionPolicy(_Strict):
     def _known_ids(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
             return None
-        from memory_core.governance.redaction import NATIONAL_IDS
-
-        unknown = sorted(set(value) - set(NATIONAL_IDS))
+        unknown = sorted(set(value) - set(NATIONAL_ID_NAMES))
         if unknown:
-            raise ValueError(f"unknown national ids {unknown}; known: {sorted(NATIONAL_IDS)}")
+            raise ValueError(f"unknown national ids {unknown}; known: {sorted(NATIONAL_ID_NAMES)}")
         return value
 
     @field_validator("replacement")

@@ -186,7 +186,8 @@ NATIONAL_IDS: Mapping[str, IdSpec] = {
         _id("pl_pesel", _std(pesel), None, r"\d{11}", r"pesel"),
     )
 }
-"""The national ids looked for, by name (the ``national_ids`` policy option)."""
+"""The national ids looked for, by name (the ``national_ids`` policy option, whose
+names :data:`~memory_core.governance.policy.NATIONAL_ID_NAMES` lists)."""
 
 
 # -- cards, IBANs, bank accounts --------------------------------------------------------

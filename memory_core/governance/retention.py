@@ -1,12 +1,13 @@
 """Retention: records past their time-to-live are deleted like any other deletion.
 
 :func:`expire` applies one tenant's :class:`~memory_core.governance.policy.RetentionPolicy`
-at a given time (so tests control the clock); ``memory.gc()`` runs it over
-tenants and ``convmem gc`` from the terminal. A long-running server keeps a
+at a given time (so tests control the clock); ``memory.governance.gc()`` runs it
+for one tenant, ``memory.tenants.gc()`` for every tenant, and ``convmem gc`` from
+the terminal. A long-running server keeps a
 :class:`RetentionScheduler`, which calls ``gc()`` every ``interval`` seconds on a
 daemon thread::
 
-    scheduler = RetentionScheduler(memory, memory.settings.gc_interval)
+    scheduler = RetentionScheduler(memory.tenants, memory.settings.gc_interval)
     scheduler.start()      # in the server's start-up
     ...
     scheduler.stop()       # in its shutdown
@@ -28,7 +29,7 @@ from memory_core.governance.screening import tenant_policy
 from memory_core.models import Conversation, DeletionReceipt, Message, Observation
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
 
 __all__ = ["BATCH", "RetentionScheduler", "expire"]
 
@@ -38,11 +39,11 @@ BATCH = 1000
 log = logging.getLogger("memory_core.governance")
 
 
-def expire(engine: EngineBase, tenant: str, now: datetime) -> Counter[str]:
+def expire(ctx: Context, tenant: str, now: datetime) -> Counter[str]:
     """Delete what the tenant's retention policy says has expired at ``now``.
     Returns counts per collection; the caller purges and audits."""
-    retention = tenant_policy(engine, tenant).policy.retention
-    backend = engine.backend
+    retention = tenant_policy(ctx, tenant).policy.retention
+    backend = ctx.backend
     counts: Counter[str] = Counter()
     if retention.messages is not None:
         cutoff = now - retention.messages
@@ -61,7 +62,7 @@ def expire(engine: EngineBase, tenant: str, now: datetime) -> Counter[str]:
             if not batch:
                 break
             with backend.batch():
-                done = erase_messages(engine, tenant, batch)
+                done = erase_messages(ctx, tenant, batch)
             if not done["messages"]:  # pragma: no cover - a backend that did not delete
                 break
             counts.update(done)
@@ -90,7 +91,7 @@ def expire(engine: EngineBase, tenant: str, now: datetime) -> Counter[str]:
         ]
         if stale:
             with backend.batch():
-                counts["observations"] += erase_observations(engine, tenant, stale)
+                counts["observations"] += erase_observations(ctx, tenant, stale)
     if retention.summaries is not None:
         cutoff = now - retention.summaries
         counts["summaries"] += backend.delete(
@@ -100,11 +101,12 @@ def expire(engine: EngineBase, tenant: str, now: datetime) -> Counter[str]:
 
 
 class _Collects(Protocol):
-    def gc(self, *, tenant: str | None = None, now: datetime | None = None) -> DeletionReceipt: ...
+    def gc(self, *, now: datetime | None = None) -> DeletionReceipt: ...
 
 
 class RetentionScheduler:
-    """Runs ``memory.gc()`` every ``interval`` seconds on a daemon thread.
+    """Runs ``gc()`` of ``memory.tenants`` (every tenant) or of ``memory.governance``
+    (one tenant) every ``interval`` seconds on a daemon thread.
 
     :meth:`run_once` runs one collection now (what the thread calls; tests call
     it directly instead of waiting). Errors of a run are logged and kept in

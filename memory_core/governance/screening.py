@@ -1,7 +1,7 @@
 """Applying a tenant's policy to what is about to be stored.
 
-Every function takes the engine (any part of :class:`memory_core.Memory`) and a
-tenant, so the parts of the engine that write (ingest, extraction, knowledge)
+Every function takes the engine's :class:`~memory_core.context.Context` and a
+tenant, so the services that write (ingest, extraction, knowledge)
 call them at the point where text enters the store:
 
 - :func:`screen_conversation` before messages are embedded and stored: drops
@@ -14,24 +14,21 @@ call them at the point where text enters the store:
   :func:`redact_texts` on any other text;
 - :func:`screen_trait` on a trait set through the API.
 
-Policies are read from the store (``memory.set_policy``), else the settings,
-and cached per engine for :data:`POLICY_TTL` seconds (a policy changed by
+Policies are read from the store (``memory.governance.policy.set``), else the
+settings, and cached by the context for :data:`POLICY_TTL` seconds (a policy changed by
 another process applies within that time; in this process, at once).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from memory_core.backends.base import Collection
-from memory_core.errors import ConfigError, ValidationError
+from memory_core.errors import ConfigError, PolicyDenied
 from memory_core.extraction.base import ExtractionOutput, ProposedObservation, ProposedSummary
 from memory_core.governance.policy import DEFAULT_POLICY_KEY, Policy
 from memory_core.governance.redaction import Redactor
@@ -39,7 +36,7 @@ from memory_core.governance.topics import TopicMatcher
 from memory_core.models import ConversationIn, PolicyRecord
 
 if TYPE_CHECKING:
-    from memory_core._engine import EngineBase
+    from memory_core.context import Context
     from memory_core.knowledge.types import Page
 
 __all__ = [
@@ -48,7 +45,7 @@ __all__ = [
     "IngestScreen",
     "PolicyDenied",
     "TenantPolicy",
-    "invalidate",
+    "compile_policy",
     "load_policy",
     "redact_pages",
     "redact_texts",
@@ -62,11 +59,6 @@ __all__ = [
 POLICY_ID = "policy"
 POLICY_TTL = 2.0
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-class PolicyDenied(ValidationError):
-    """The tenant's policy does not let this be remembered (a denied observation
-    kind, trait key or topic); nothing was written. A :class:`ValidationError`."""
 
 
 @dataclass(frozen=True)
@@ -88,19 +80,13 @@ class IngestScreen:
     findings: Counter[str] = field(default_factory=Counter)  # per detector
 
 
-_cache: weakref.WeakKeyDictionary[EngineBase, dict[str, tuple[float, TenantPolicy]]] = (
-    weakref.WeakKeyDictionary()
-)
-_cache_lock = threading.Lock()
-
-
-def load_policy(engine: EngineBase, tenant: str) -> tuple[Policy, str]:
+def load_policy(ctx: Context, tenant: str) -> tuple[Policy, str]:
     """The tenant's policy and where it came from: stored with the tenant, else the
     settings (``policies.<tenant>``, then ``policies."*"``), else the defaults."""
-    found = engine.backend.get(tenant, Collection.POLICIES, [POLICY_ID])
+    found = ctx.backend.get(tenant, Collection.POLICIES, [POLICY_ID])
     if found and isinstance(found[0], PolicyRecord):
         return Policy.model_validate(found[0].policy), "stored"
-    configured = engine.settings.policies
+    configured = ctx.settings.policies
     raw = configured.get(tenant, configured.get(DEFAULT_POLICY_KEY))
     if raw is not None:
         try:
@@ -110,46 +96,29 @@ def load_policy(engine: EngineBase, tenant: str) -> tuple[Policy, str]:
     return Policy(), "default"
 
 
-def tenant_policy(engine: EngineBase, tenant: str) -> TenantPolicy:
-    """The tenant's policy, compiled (cached for :data:`POLICY_TTL` seconds)."""
-    now = time.monotonic()
-    with _cache_lock:
-        entry = _cache.setdefault(engine, {}).get(tenant)
-    if entry is not None and now - entry[0] < POLICY_TTL:
-        return entry[1]
-    policy, origin = load_policy(engine, tenant)
-    if entry is not None and entry[1].policy == policy:
-        compiled = replace(entry[1], origin=origin)
-    else:
-        remember = policy.remember
-        compiled = TenantPolicy(
-            policy,
-            origin,
-            Redactor(policy.redaction),
-            TopicMatcher(remember.deny_topics, remember.topic_terms),
-        )
-    with _cache_lock:
-        _cache.setdefault(engine, {})[tenant] = (now, compiled)
-    return compiled
+def compile_policy(policy: Policy, origin: str, previous: TenantPolicy | None) -> TenantPolicy:
+    """``policy`` ready to apply (reusing ``previous``'s compiled parts if unchanged)."""
+    if previous is not None and previous.policy == policy:
+        return replace(previous, origin=origin)
+    remember = policy.remember
+    return TenantPolicy(
+        policy,
+        origin,
+        Redactor(policy.redaction),
+        TopicMatcher(remember.deny_topics, remember.topic_terms),
+    )
 
 
-def invalidate(engine: EngineBase, tenant: str | None = None) -> None:
-    """Forget cached policies (of one tenant, or all)."""
-    with _cache_lock:
-        held = _cache.get(engine)
-        if held is None:
-            return
-        if tenant is None:
-            held.clear()
-        else:
-            held.pop(tenant, None)
+def tenant_policy(ctx: Context, tenant: str) -> TenantPolicy:
+    """The tenant's policy, compiled (cached by the context for :data:`POLICY_TTL` seconds)."""
+    return ctx.policy(tenant)
 
 
 def screen_conversation(
-    engine: EngineBase, tenant: str, conversation: ConversationIn
+    ctx: Context, tenant: str, conversation: ConversationIn
 ) -> tuple[ConversationIn, IngestScreen]:
     """``conversation`` as the policy lets it be stored, and what was changed."""
-    tp = tenant_policy(engine, tenant)
+    tp = tenant_policy(ctx, tenant)
     remember, redactor = tp.policy.remember, tp.redactor
     report = IngestScreen()
     channel_excluded = conversation.channel in remember.exclude_channels
@@ -207,25 +176,25 @@ def _redacted(tp: TenantPolicy, obs: ProposedObservation) -> ProposedObservation
 
 
 def screen_observation(
-    engine: EngineBase, tenant: str, observation: ProposedObservation
+    ctx: Context, tenant: str, observation: ProposedObservation
 ) -> ProposedObservation:
     """An observation recorded through the API, as the policy lets it be remembered:
     redacted, or refused with :class:`PolicyDenied` (same rules as
     :func:`screen_extraction`)."""
-    tp = tenant_policy(engine, tenant)
+    tp = tenant_policy(ctx, tenant)
     why = _observation_denied(tp, observation)
     if why:
         raise PolicyDenied(
             f"not remembered under the policy of tenant {tenant!r}: "
             f"{why.removesuffix(' dropped')}. "
-            "Nothing was written; memory.get_policy() shows the remember rules "
+            "Nothing was written; memory.governance.policy.get() shows the remember rules "
             "(observation kinds, trait keys, deny_topics)"
         )
     return _redacted(tp, observation)
 
 
 def screen_extraction(
-    engine: EngineBase, tenant: str, output: ExtractionOutput
+    ctx: Context, tenant: str, output: ExtractionOutput
 ) -> ExtractionOutput:
     """An extractor's proposals as the policy lets them be remembered.
 
@@ -234,7 +203,7 @@ def screen_extraction(
     mentioning a denied topic. What remains is redacted. Each drop is noted in
     ``rejected`` by kind and reason only (never the text).
     """
-    tp = tenant_policy(engine, tenant)
+    tp = tenant_policy(ctx, tenant)
     remember, redactor = tp.policy.remember, tp.redactor
     rejected = list(output.rejected)
     observations = []
@@ -269,18 +238,18 @@ def screen_extraction(
     )
 
 
-def redact_texts(engine: EngineBase, tenant: str, texts: Sequence[str]) -> list[str]:
+def redact_texts(ctx: Context, tenant: str, texts: Sequence[str]) -> list[str]:
     """``texts`` redacted by the tenant's policy (e.g. knowledge chunks before indexing)."""
-    redactor = tenant_policy(engine, tenant).redactor
+    redactor = tenant_policy(ctx, tenant).redactor
     if not redactor.active:
         return list(texts)
     return [redactor.redact(t) for t in texts]
 
 
-def redact_pages(engine: EngineBase, tenant: str, pages: Sequence[Page]) -> list[Page]:
+def redact_pages(ctx: Context, tenant: str, pages: Sequence[Page]) -> list[Page]:
     """Knowledge pages with their title, headings and block text redacted, before
     they are chunked, hashed and embedded."""
-    redactor = tenant_policy(engine, tenant).redactor
+    redactor = tenant_policy(ctx, tenant).redactor
     if not redactor.active:
         return list(pages)
 
@@ -306,13 +275,14 @@ def redact_pages(engine: EngineBase, tenant: str, pages: Sequence[Page]) -> list
     ]
 
 
-def screen_trait(engine: EngineBase, tenant: str, key: str, value: Any) -> Any:
+def screen_trait(ctx: Context, tenant: str, key: str, value: Any) -> Any:
     """A trait value as it may be stored: a denied key is refused
     (:class:`PolicyDenied`), strings are redacted."""
-    tp = tenant_policy(engine, tenant)
+    tp = tenant_policy(ctx, tenant)
     if not tp.policy.remember.trait_allowed(key):
         raise PolicyDenied(
             f"trait key {key!r} is not remembered under the policy of tenant {tenant!r} "
-            "(remember.allow_trait_keys / deny_trait_keys; memory.get_policy() shows them)"
+            "(remember.allow_trait_keys / deny_trait_keys; "
+            "memory.governance.policy.get() shows them)"
         )
     return tp.redactor.redact_value(value)

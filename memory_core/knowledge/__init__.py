@@ -1,11 +1,12 @@
 """Enterprise knowledge: index FAQs, policies, product docs and web pages into
 knowledge bases, and search them with citations.
 
-Use it through :class:`memory_core.Memory` (``create_knowledge_base``,
-``add_source``, ``refresh_source``, ``remove_source``, ``search_knowledge``;
-``RecallOptions(include_knowledge=True)`` mixes knowledge into a recall) or the
-``convmem knowledge`` commands. Importing this package loads no optional
-dependency: HTML and web sources import trafilatura/httpx, PDFs pypdf, when used.
+Use it through ``memory.knowledge`` (``bases.add``, ``sources.add``,
+``sources.refresh``, ``sources.delete``, ``search``; see
+:mod:`memory_core.services.knowledge`; ``RecallOptions(include_knowledge=True)``
+mixes knowledge into a recall) or the ``convmem knowledge`` commands. Importing
+this package loads no optional dependency: HTML and web sources import
+trafilatura/httpx, PDFs pypdf, when used.
 """
 
 from memory_core.knowledge.chunking import ChunkingConfig

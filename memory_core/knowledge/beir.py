@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memory_core.backends.base import SearchMode
-from memory_core.config import DEFAULT_TENANT
 from memory_core.eval.beir import BeirDataset
 from memory_core.knowledge.search import DEFAULT_ALPHA
 from memory_core.knowledge.types import DocumentIn, KnowledgeHit, ProgressFn
@@ -26,20 +25,19 @@ def index_corpus(
     data: BeirDataset,
     *,
     kb: str = "beir",
-    tenant: str = DEFAULT_TENANT,
     progress: ProgressFn | None = None,
 ) -> Source:
-    """Create knowledge base ``kb`` and index the corpus into it as one source."""
-    memory.create_knowledge_base(kb, tenant=tenant)
+    """Create knowledge base ``kb`` in the handle's tenant and index the corpus into it
+    as one source."""
+    memory.knowledge.bases.add(kb)
     documents = [
         DocumentIn(text=doc.text or doc.title or doc.id, title=doc.title, uri=DOC_PREFIX + doc.id)
         for doc in data.corpus.values()
     ]
-    return memory.add_source(
+    return memory.knowledge.sources.add(
         kb,
         documents=documents,
         title=f"BEIR corpus ({len(documents)} documents)",
-        tenant=tenant,
         max_bytes=2_000_000_000,
         progress=progress,
     )
@@ -61,12 +59,11 @@ def search_documents(
     *,
     k: int = 100,
     kb: str = "beir",
-    tenant: str = DEFAULT_TENANT,
     mode: SearchMode = SearchMode.HYBRID,
     alpha: float = DEFAULT_ALPHA,
 ) -> list[str]:
     """The ``k`` best document ids for ``query``."""
-    hits = memory.search_knowledge(
-        query, tenant=tenant, kb=kb, limit=min(1000, k * _CHUNKS_PER_DOC), mode=mode, alpha=alpha
+    hits = memory.knowledge.search(
+        query, kb=kb, limit=min(1000, k * _CHUNKS_PER_DOC), mode=mode, alpha=alpha
     )
     return collapse(hits, k)

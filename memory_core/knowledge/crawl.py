@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-from memory_core.errors import ValidationError
+from memory_core.errors import CrawlError, ValidationError
 from memory_core.knowledge.parse import require
 from memory_core.models import CrawlOptions
 
@@ -41,10 +41,6 @@ _MAX_SITEMAPS = 10
 _HTML = ("text/html", "application/xhtml+xml")
 _KINDS = {**dict.fromkeys(_HTML, "html"), "application/pdf": "pdf", "text/plain": "text"}
 _KINDS["text/markdown"] = "markdown"
-
-
-class CrawlError(Exception):
-    """The crawl could not start (start URL unreachable, not a page, ...)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ version that wrote it) is one of its source's ``generations``. An update:
 A failure removes the staged chunks and marks the source ``failed`` with the
 reason; the last published version stays searchable.
 
-The indexer only writes; the engine (:mod:`memory_core.knowledge.api`) audits
+The indexer only writes; the engine (:mod:`memory_core.services.knowledge`) audits
 each run (``on_publish`` is called inside the publishing transaction) and,
 when a run removed chunks, forgets their cached embeddings
 (:attr:`IndexReport.removed_texts`) and purges their text from the backend's files.
@@ -34,7 +34,7 @@ from datetime import timedelta
 
 from memory_core.backends.base import Backend, Collection, Vectors, Where
 from memory_core.embedding.base import Embedder
-from memory_core.errors import ConflictError, NotFoundError
+from memory_core.errors import ConflictError, NotFoundError, NothingToIndex
 from memory_core.knowledge.chunking import ChunkingConfig, Piece, chunk_page, context_line
 from memory_core.knowledge.types import Page, ProgressFn
 from memory_core.models import Chunk, KnowledgeBase, Source, SourceStatus, new_id, utcnow
@@ -66,10 +66,6 @@ class IndexReport:
 
 OnPublish = Callable[[Source, IndexReport], None]
 """Called with the published source inside the publishing transaction (to audit it)."""
-
-
-class NothingToIndex(Exception):
-    """No page of the source has text; the caller marks the source failed."""
 
 
 def _gen(source_id: str, version: int) -> str:
@@ -105,7 +101,9 @@ class Indexer:
     def get_source(self, source_id: str) -> Source:
         found = self.backend.get(self.tenant, Collection.SOURCES, [source_id])
         if not found or not isinstance(found[0], Source):
-            raise NotFoundError(f"source {source_id!r} does not exist in tenant {self.tenant!r}")
+            raise NotFoundError(
+                f"source {source_id!r} does not exist in tenant {self.tenant!r}", kind="source"
+            )
         return found[0]
 
     def touch_kb(self, kb_id: str) -> None:

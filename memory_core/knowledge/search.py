@@ -119,7 +119,7 @@ class KnowledgeSearcher:
         for ref in wanted:
             kb_id = ref if ref in kbs else by_name.get(ref)
             if kb_id is None:
-                raise NotFoundError(f"knowledge base {ref!r} does not exist")
+                raise NotFoundError(f"knowledge base {ref!r} does not exist", kind="knowledge_base")
             out.add(kb_id)
         return out
 
@@ -165,7 +165,9 @@ class KnowledgeSearcher:
         if flt.sources is not None:
             unknown = set(flt.sources) - {s.id for s in every}
             if unknown:
-                raise NotFoundError(f"source(s) {', '.join(sorted(unknown))} do not exist")
+                raise NotFoundError(
+                    f"source(s) {', '.join(sorted(unknown))} do not exist", kind="source"
+                )
         in_kbs = [s for s in every if s.kb_id in kb_ids]
         scoped = [
             s

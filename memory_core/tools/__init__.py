@@ -1,16 +1,16 @@
 """What each agent tool does, as plain typed functions over :class:`Memory`.
 
 This package is the one definition of the agent tools. Each tool is a function
-``tool(memory, tenant, request) -> output`` taking a pydantic input model and
-returning a pydantic output model, plus a :class:`ToolSpec` in :data:`TOOLS`
-carrying the name, the description written for an LLM deciding when to call
-it, and the behaviour hints (read-only, destructive, idempotent). Everything
-public is imported from here; the private modules hold the tools by theme
-(``_recall``: recall and knowledge search, ``_remember``, ``_profiles``:
+``tool(memory, request) -> output`` over a tenant handle, taking a pydantic
+input model and returning a pydantic output model, plus a :class:`ToolSpec` in
+:data:`TOOLS` carrying the name, the description written for an LLM deciding
+when to call it, and the behaviour hints (read-only, destructive, idempotent).
+Everything public is imported from here; the private modules hold the tools by
+theme (``_recall``: recall and knowledge search, ``_remember``, ``_profiles``:
 get_profile, update_profile, forget).
 
 Every adapter is a thin translation of these: the MCP server
-(:mod:`mcp_server.server`) turns each spec into an MCP tool whose arguments are
+(:mod:`convmem_mcp.server`) turns each spec into an MCP tool whose arguments are
 the input model's fields; the LangChain adapter can use ``spec.input_model`` as
 ``args_schema`` and call ``spec.run``. Nothing here imports the MCP SDK.
 
@@ -19,9 +19,9 @@ that says what to do (bad input is a :class:`memory_core.ValidationError`,
 including input that fails the models' own validation). Adapters turn those
 into their framework's tool error; nothing is ever returned as error text.
 
-The tenant is an argument of every function, never a field of an input model:
-the adapter decides it (from configuration, or from an authenticated token),
-so a caller can never name another tenant.
+The tenant is the handle's (``memory.tenant(name)``), never a field of an input
+model: the adapter picks the handle (from configuration, or from an
+authenticated token), so a caller can never name another tenant.
 
 The tools: ``recall`` (customer context, optionally with cited knowledge),
 ``search_knowledge`` (cited passages of the knowledge bases), ``remember``
@@ -114,10 +114,11 @@ __all__ = [
 class ToolSpec:
     """One agent tool: everything an adapter needs to expose it.
 
-    ``run(memory, tenant, request)`` does the work; ``description`` is written
-    for an LLM deciding when to call the tool; the flags are the behaviour hints
-    (MCP tool annotations): ``read_only`` (changes nothing), ``destructive``
-    (may delete or overwrite), ``idempotent`` (repeating it changes nothing more).
+    ``run(memory, request)`` does the work in the tenant of the handle ``memory``;
+    ``description`` is written for an LLM deciding when to call the tool; the
+    flags are the behaviour hints (MCP tool annotations): ``read_only`` (changes
+    nothing), ``destructive`` (may delete or overwrite), ``idempotent``
+    (repeating it changes nothing more).
     """
 
     name: str
@@ -125,7 +126,7 @@ class ToolSpec:
     description: str
     input_model: type[BaseModel]
     output_model: type[BaseModel]
-    run: Callable[[Memory, str, Any], BaseModel]
+    run: Callable[[Memory, Any], BaseModel]
     read_only: bool
     destructive: bool
     idempotent: bool

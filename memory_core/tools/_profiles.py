@@ -96,23 +96,21 @@ class ProfileOutput(Model):
     counts: ProfileCounts
 
 
-def get_profile(memory: Memory, tenant: str, request: GetProfileInput) -> ProfileOutput:
+def get_profile(memory: Memory, request: GetProfileInput) -> ProfileOutput:
     """Who the customer is: identifiers, traits, latest conversations with their
     summaries, and counts."""
-    return _profile_view(memory, tenant, request.profile, request.recent_conversations)
+    return _profile_view(memory, request.profile, request.recent_conversations)
 
 
-def _profile_view(memory: Memory, tenant: str, ref: str, recent: int) -> ProfileOutput:
-    profile = memory.get_profile(ref, tenant=tenant)
-    identifiers = memory.identifiers(profile.id, tenant=tenant)
-    traits = memory.traits(profile.id, tenant=tenant)
-    conversations = (
-        memory.list_conversations(profile.id, tenant=tenant, limit=recent) if recent else []
-    )
+def _profile_view(memory: Memory, ref: str, recent: int) -> ProfileOutput:
+    profile = memory.profiles.get(ref)
+    identifiers = memory.profiles.identifiers(profile.id)
+    traits = memory.traits.list(profile.id)
+    conversations = memory.conversations.list(profile.id, limit=recent) if recent else []
     # Both newest first by the conversation's start: the summaries of the `recent` latest
     # conversations are among the `recent` latest summaries.
     summaries: dict[str, Summary] = (
-        {s.conversation_id: s for s in memory.summaries(profile.id, tenant=tenant, limit=recent)}
+        {s.conversation_id: s for s in memory.summaries.list(profile.id, limit=recent)}
         if conversations
         else {}
     )
@@ -121,8 +119,8 @@ def _profile_view(memory: Memory, tenant: str, ref: str, recent: int) -> Profile
     counts = ProfileCounts(
         identifiers=len(identifiers),
         traits=len(traits),
-        conversations=memory.backend.count(tenant, Collection.CONVERSATIONS, mine),
-        messages=memory.backend.count(tenant, Collection.MESSAGES, mine),
+        conversations=memory.backend.count(memory.name, Collection.CONVERSATIONS, mine),
+        messages=memory.backend.count(memory.name, Collection.MESSAGES, mine),
     )
     return ProfileOutput(
         profile_id=profile.id,
@@ -190,7 +188,7 @@ class UpdateProfileOutput(Model):
     )
 
 
-def update_profile(memory: Memory, tenant: str, request: UpdateProfileInput) -> UpdateProfileOutput:
+def update_profile(memory: Memory, request: UpdateProfileInput) -> UpdateProfileOutput:
     """Set or clear traits and link identifiers. All input is checked before any write."""
     if not (request.set_traits or request.clear_traits or request.link_identifiers):
         raise ValidationError(
@@ -201,24 +199,20 @@ def update_profile(memory: Memory, tenant: str, request: UpdateProfileInput) -> 
         raise ValidationError(f"traits both set and cleared: {', '.join(both)}; choose one")
     region = memory.settings.default_region
     idents = [parse_identifier(i, default_region=region) for i in request.link_identifiers]
-    profile = memory.get_profile(request.profile, tenant=tenant)
+    profile = memory.profiles.get(request.profile)
     merged: list[str] = []
     for ident in idents:
         before = {profile.id}
-        owner = memory.find_profile(ident, tenant=tenant)
+        owner = memory.profiles.find(ident)
         if owner is not None:
             before.add(owner.id)
-        profile = memory.link_identifier(profile.id, ident, tenant=tenant)
+        profile = memory.profiles.link(profile.id, ident)
         merged += sorted(before - {profile.id})
     for key, value in request.set_traits.items():
-        memory.set_trait(profile.id, key, value, tenant=tenant, source=TRAIT_SOURCE)
-    cleared = [
-        key
-        for key in request.clear_traits
-        if memory.delete_trait(profile.id, key, tenant=tenant).total
-    ]
+        memory.traits.set(profile.id, key, value, source=TRAIT_SOURCE)
+    cleared = [key for key in request.clear_traits if memory.traits.delete(profile.id, key).total]
     return UpdateProfileOutput(
-        profile=_profile_view(memory, tenant, profile.id, 5),
+        profile=_profile_view(memory, profile.id, 5),
         set_traits=list(request.set_traits),
         cleared_traits=cleared,
         linked_identifiers=[str(i) for i in idents],
@@ -242,12 +236,12 @@ class ForgetInput(Model):
     )
 
 
-def forget(memory: Memory, tenant: str, request: ForgetInput) -> DeletionReceipt:
+def forget(memory: Memory, request: ForgetInput) -> DeletionReceipt:
     """Delete permanently, from every index, and return the deletion receipt."""
     if request.target == "message":
-        return memory.delete_message(request.id, tenant=tenant)
+        return memory.conversations.delete_message(request.id)
     if request.target == "conversation":
-        return memory.delete_conversation(request.id, tenant=tenant)
+        return memory.conversations.delete(request.id)
     if request.target == "observation":
-        return memory.delete_observation(request.id, tenant=tenant)
-    return memory.delete_profile(request.id, tenant=tenant)
+        return memory.observations.delete(request.id)
+    return memory.profiles.delete(request.id)

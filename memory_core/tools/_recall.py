@@ -94,7 +94,7 @@ class RecallOutput(Model):
     )
 
 
-def recall(memory: Memory, tenant: str, request: RecallInput) -> RecallOutput:
+def recall(memory: Memory, request: RecallInput) -> RecallOutput:
     """What matters about a customer now: traits, observations and summaries, then
     messages ranked against the query (or the conversation's last turns), optionally
     cited knowledge, and the delimited context."""
@@ -124,14 +124,13 @@ def recall(memory: Memory, tenant: str, request: RecallInput) -> RecallOutput:
         result = memory.recall(
             request.profile,
             request.query,
-            tenant=tenant,
             conversation_id=request.conversation_id,
             options=options,
         )
     except NotFoundError as exc:
-        raise _with_knowledge_bases(memory, tenant, exc, request.knowledge_bases) from exc
+        raise _with_knowledge_bases(memory, exc, request.knowledge_bases) from exc
     knowledge = [i.id for i in result.items if i.type is ItemType.KNOWLEDGE]
-    citations = _citations(memory, tenant, knowledge) if knowledge else {}
+    citations = _citations(memory, knowledge) if knowledge else {}
     return RecallOutput(
         profile_id=result.profile_id,
         query=result.query,
@@ -143,8 +142,9 @@ def recall(memory: Memory, tenant: str, request: RecallInput) -> RecallOutput:
     )
 
 
-def _citations(memory: Memory, tenant: str, chunk_ids: list[str]) -> dict[str, Citation]:
+def _citations(memory: Memory, chunk_ids: list[str]) -> dict[str, Citation]:
     """The citations of knowledge chunks, by chunk id (chunks removed meanwhile are left out)."""
+    tenant = memory.name
     chunks = [
         c for c in memory.backend.get(tenant, Collection.CHUNKS, chunk_ids) if isinstance(c, Chunk)
     ]
@@ -170,14 +170,14 @@ def _citations(memory: Memory, tenant: str, chunk_ids: list[str]) -> dict[str, C
 
 
 def _with_knowledge_bases(
-    memory: Memory, tenant: str, exc: NotFoundError, wanted: list[str] | None
+    memory: Memory, exc: NotFoundError, wanted: list[str] | None
 ) -> NotFoundError:
     """``exc``, naming the knowledge bases that exist when the missing thing was one."""
-    if not wanted or not str(exc).startswith("knowledge base"):
+    if not wanted or exc.kind != "knowledge_base":
         return exc
-    names = [kb.name for kb in memory.list_knowledge_bases(tenant=tenant)]
+    names = [kb.name for kb in memory.knowledge.bases.list()]
     known = ", ".join(repr(n) for n in names) if names else "none yet"
-    return NotFoundError(f"{exc}; the knowledge bases here are: {known}")
+    return NotFoundError(f"{exc}; the knowledge bases here are: {known}", kind=exc.kind)
 
 
 # -- search_knowledge -------------------------------------------------------------
@@ -227,14 +227,11 @@ class SearchKnowledgeOutput(Model):
     )
 
 
-def search_knowledge(
-    memory: Memory, tenant: str, request: SearchKnowledgeInput
-) -> SearchKnowledgeOutput:
+def search_knowledge(memory: Memory, request: SearchKnowledgeInput) -> SearchKnowledgeOutput:
     """The knowledge-base passages that best answer a question, each with its citation."""
     try:
-        hits = memory.search_knowledge(
+        hits = memory.knowledge.search(
             request.query,
-            tenant=tenant,
             kb=request.knowledge_bases,
             sources=request.sources,
             tags=request.tags,
@@ -242,11 +239,12 @@ def search_knowledge(
             min_score=request.min_score,
         )
     except NotFoundError as exc:
-        raise _with_knowledge_bases(memory, tenant, exc, request.knowledge_bases) from exc
-    if not hits and not memory.list_knowledge_bases(tenant=tenant):
+        raise _with_knowledge_bases(memory, exc, request.knowledge_bases) from exc
+    if not hits and not memory.knowledge.bases.list():
         raise NotFoundError(
             "there is no knowledge base to search yet: an administrator adds documents with "
-            "`convmem knowledge add <knowledge base> <file or URL>`; answer without it meanwhile"
+            "`convmem knowledge add <knowledge base> <file or URL>`; answer without it meanwhile",
+            kind="knowledge_base",
         )
     return SearchKnowledgeOutput(
         query=request.query,

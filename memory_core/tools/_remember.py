@@ -157,7 +157,7 @@ class RememberOutput(Model):
     )
 
 
-def remember(memory: Memory, tenant: str, request: RememberInput) -> RememberOutput:
+def remember(memory: Memory, request: RememberInput) -> RememberOutput:
     """Store messages in a conversation (starting it and resolving the customer as
     needed), record observations, and close the conversation, running extraction.
 
@@ -166,16 +166,16 @@ def remember(memory: Memory, tenant: str, request: RememberInput) -> RememberOut
     messages were stored, the error says what was done."""
     existing = None
     if request.conversation_id is not None:
-        existing = _find_conversation(memory, tenant, request.conversation_id)
+        existing = _find_conversation(memory, request.conversation_id)
     _check_request(request, existing)
     if existing is not None:
-        _check_owner(memory, tenant, request, existing)
+        _check_owner(memory, request, existing)
     if request.observations:
-        _check_observations(memory, tenant, request, existing)
+        _check_observations(memory, request, existing)
 
     profile_id: str | None = None
     if existing is not None:
-        profile_id = memory.get_profile(existing.profile_id, tenant=tenant).id  # after merges
+        profile_id = memory.profiles.get(existing.profile_id).id  # after merges
     conversation = existing
     added: list[str] = []
     skipped = 0
@@ -193,27 +193,21 @@ def remember(memory: Memory, tenant: str, request: RememberInput) -> RememberOut
                 "subject": request.subject,
                 "ended": False,  # closed below through end_conversation, which extracts
                 "messages": [m.model_dump(exclude_none=True) for m in request.messages],
-            },
-            tenant=tenant,
+            }
         )
         conversation, profile_id = result.conversation, result.profile.id
         added, skipped = [m.id for m in result.messages], result.skipped
         merged = list(result.merged_profile_ids)
     if profile_id is None:
-        profile_id = _known_customer(memory, tenant, request)
-    known = (
-        {o.id for o in memory.observations(profile_id, tenant=tenant)}
-        if request.observations
-        else set()
-    )
+        profile_id = _known_customer(memory, request)
+    known = {o.id for o in memory.observations.list(profile_id)} if request.observations else set()
     observations: list[ObservationOut] = []
     for n, o in enumerate(request.observations):
         try:
-            recorded = memory.remember_observation(
+            recorded = memory.observations.add(
                 profile_id,
                 o.text,
                 o.kind,
-                tenant=tenant,
                 evidence=o.evidence,
                 source=TRAIT_SOURCE,
                 trait_key=o.trait_key,
@@ -226,8 +220,8 @@ def remember(memory: Memory, tenant: str, request: RememberInput) -> RememberOut
     summary = None
     if request.end_conversation and conversation is not None:
         was_open = conversation.status is ConversationStatus.OPEN
-        conversation = memory.end_conversation(conversation.id, tenant=tenant)
-        summary = _summary(memory, tenant, conversation.id) if was_open else None
+        conversation = memory.conversations.end(conversation.id)
+        summary = _summary(memory, conversation.id) if was_open else None
     return RememberOutput(
         conversation_id=conversation.id if conversation is not None else None,
         profile_id=profile_id,
@@ -276,7 +270,8 @@ def _check_request(request: RememberInput, existing: Conversation | None) -> Non
     if existing is None and request.conversation_id is not None and not request.messages:
         raise NotFoundError(
             f"conversation {request.conversation_id!r} does not exist; to start it, give its "
-            "first messages with channel and the customer's identifiers"
+            "first messages with channel and the customer's identifiers",
+            kind="conversation",
         )
     named = bool(request.customer) or request.profile_id is not None
     if existing is None and request.messages:
@@ -302,17 +297,15 @@ def _check_request(request: RememberInput, existing: Conversation | None) -> Non
             )
 
 
-def _check_owner(
-    memory: Memory, tenant: str, request: RememberInput, existing: Conversation
-) -> None:
+def _check_owner(memory: Memory, request: RememberInput, existing: Conversation) -> None:
     """An existing conversation is only added to for its own customer: a profile_id or
     an identifier of somebody else is refused rather than merging the two customers
     (merging is a deliberate act: update_profile with link_identifiers)."""
-    owner = memory.get_profile(existing.profile_id, tenant=tenant).id
+    owner = memory.profiles.get(existing.profile_id).id
     for ref in (request.profile_id, *request.customer):
         if ref is None:
             continue
-        profile = memory.find_profile(ref, tenant=tenant)
+        profile = memory.profiles.find(ref)
         if profile is not None and profile.id != owner:
             raise ValidationError(
                 f"conversation {existing.id!r} belongs to another customer than {ref!r}; "
@@ -322,21 +315,21 @@ def _check_owner(
 
 
 def _check_observations(
-    memory: Memory, tenant: str, request: RememberInput, existing: Conversation | None
+    memory: Memory, request: RememberInput, existing: Conversation | None
 ) -> None:
     """Refuse observations the engine would refuse, before anything is written."""
     given = {m.id for m in request.messages if m.id is not None}
     customer: str | None = None  # the profile they are about, if it exists already
     if existing is not None:
-        customer = memory.get_profile(existing.profile_id, tenant=tenant).id
+        customer = memory.profiles.get(existing.profile_id).id
     elif request.messages:
         for ref in (request.profile_id, *request.customer):
-            found = memory.find_profile(ref, tenant=tenant) if ref is not None else None
+            found = memory.profiles.find(ref) if ref is not None else None
             if found is not None:
                 customer = found.id
                 break
     else:
-        customer = _known_customer(memory, tenant, request)
+        customer = _known_customer(memory, request)
     for n, obs in enumerate(request.observations):
         if why := sensitive(obs.text):
             raise ValidationError(f"observations.{n}: not remembered, the text {why}")
@@ -346,14 +339,15 @@ def _check_observations(
             kind=obs.kind, text=obs.text, trait_key=obs.trait_key, value=obs.value
         )
         try:
-            screen_observation(memory, tenant, proposal)  # the tenant's policy: kinds, keys, topics
+            # the tenant's policy: kinds, keys, topics
+            screen_observation(memory._ctx, memory.name, proposal)
         except ValidationError as exc:
             raise ValidationError(f"observations.{n}: {exc}") from exc
         for message_id in obs.evidence:
             if message_id in given:
                 continue
             try:
-                message = memory.get_message(message_id, tenant=tenant)
+                message = memory.conversations.get_message(message_id)
             except NotFoundError:
                 message = None
             if message is None or message.profile_id != customer:
@@ -363,20 +357,21 @@ def _check_observations(
                 )
 
 
-def _known_customer(memory: Memory, tenant: str, request: RememberInput) -> str:
+def _known_customer(memory: Memory, request: RememberInput) -> str:
     """The profile observations without a conversation are about: the first of
     profile_id and the customer identifiers that is known."""
     refs = [r for r in (request.profile_id, *request.customer) if r is not None]
     first: NotFoundError | None = None
     for ref in refs:
         try:
-            return memory.get_profile(ref, tenant=tenant).id
+            return memory.profiles.get(ref).id
         except NotFoundError as exc:
             first = first or exc
     assert first is not None
     raise NotFoundError(
         f"{first}; observations are recorded for a known customer: store a message from them "
-        "first (remember with messages), or give their profile_id"
+        "first (remember with messages), or give their profile_id",
+        kind=first.kind,
     )
 
 
@@ -391,15 +386,15 @@ def _observed(known: set[str], observation: Observation) -> ObservationOut:
     )
 
 
-def _summary(memory: Memory, tenant: str, conversation_id: str) -> str | None:
+def _summary(memory: Memory, conversation_id: str) -> str | None:
     try:
-        return memory.get_summary(conversation_id, tenant=tenant).text
+        return memory.summaries.get(conversation_id).text
     except NotFoundError:  # extraction is off, or pending (the model was unreachable)
         return None
 
 
-def _find_conversation(memory: Memory, tenant: str, conversation_id: str) -> Conversation | None:
+def _find_conversation(memory: Memory, conversation_id: str) -> Conversation | None:
     try:
-        return memory.get_conversation(conversation_id, tenant=tenant)
+        return memory.conversations.get(conversation_id)
     except NotFoundError:
         return None

@@ -707,20 +707,19 @@ def test_the_engine_runs_unchanged_and_deleting_a_customer_leaves_nothing(
             ("phone:+16175550199", "Unrelated customer asking about the router too"),
         ]
     ):
-        memory.ingest(
+        memory.tenant(tenant).ingest(
             {
                 "channel": "sms",
                 "customer": [who],
                 "messages": [{"role": "customer", "text": text, "ts": T0 + timedelta(hours=i)}],
             },
-            tenant=tenant,
         )
-    ann = memory.merge_profiles("phone:+16175550142", "email:ann@example.com", tenant=tenant)
-    recalled = memory.recall(ann.id, "router problems", tenant=tenant)
+    ann = memory.tenant(tenant).profiles.merge("phone:+16175550142", "email:ann@example.com")
+    recalled = memory.tenant(tenant).recall(ann.id, "router problems")
     texts = " ".join(item.text for item in recalled.items)
     assert "router keeps dropping" in texts and "Unrelated customer" not in texts
 
-    receipt = memory.delete_profile(ann.id, tenant=tenant)
+    receipt = memory.tenant(tenant).profiles.delete(ann.id)
     assert receipt.total > 0
     for collection, spec in COLLECTIONS.items():
         if "profile_id" in spec.filter_fields:

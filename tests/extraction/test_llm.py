@@ -126,7 +126,7 @@ def client(**options: Any) -> LLMClient:
 
 @pytest.fixture
 def llm_memory(memory: Memory) -> Memory:
-    memory.extractor = LLMExtractor(client=client())
+    memory.observations.extractor = LLMExtractor(client=client())
     return memory
 
 
@@ -198,7 +198,7 @@ def test_a_valid_reply_is_stored_with_evidence_usage_and_the_model_name(
 ) -> None:
     provider.script = [provider.json(good_reply())]
     cid = talk(llm_memory, THREE_TURNS)
-    llm_memory.end_conversation(cid)
+    llm_memory.conversations.end(cid)
 
     [request] = provider.bodies
     assert request["model"] == "gpt-4o-mini"
@@ -207,21 +207,21 @@ def test_a_valid_reply_is_stored_with_evidence_usage_and_the_model_name(
     assert "[m1] 2024-05-08 14:00 customer: Please text me, don't call." in user
     assert "[m2] 2024-05-08 14:01 human_agent: Sure. Anything else?" in user
 
-    messages = llm_memory.list_messages(cid)
-    observations = {o.text: o for o in llm_memory.observations(CUSTOMER)}
+    messages = llm_memory.conversations.list_messages(cid)
+    observations = {o.text: o for o in llm_memory.observations.list(CUSTOMER)}
     assert set(observations) == {
         "Prefers SMS over phone calls",
         "Lives in Denver, CO (moved in April 2024)",
     }
     assert observations["Prefers SMS over phone calls"].evidence == (messages[0].id,)
     assert observations["Prefers SMS over phone calls"].extractor == "litellm/openai/gpt-4o-mini"
-    views = {v.key: v.value for v in llm_memory.trait_views(CUSTOMER)}
+    views = {v.key: v.value for v in llm_memory.traits.views(CUSTOMER)}
     assert views == {"location": "Denver, CO", "preferred_channel": "sms"}
-    summary = llm_memory.get_summary(cid)
+    summary = llm_memory.summaries.get(cid)
     assert summary.outcome.value == "resolved"
     assert summary.evidence == (messages[0].id, messages[2].id, messages[3].id)
 
-    record = llm_memory.extraction_status(cid)
+    record = llm_memory.observations.extraction_status(cid)
     assert record is not None and record.status is ExtractionStatus.DONE
     assert record.usage.calls == 1
     assert record.usage.prompt_tokens > 300  # the instructions and the transcript
@@ -237,7 +237,7 @@ def test_malformed_json_is_repaired_not_retried(llm_memory: Memory, provider: Fa
         json.loads(broken)
     provider.script = [lambda body: completion(broken, body=body)]
     cid = talk(llm_memory, THREE_TURNS)
-    report = llm_memory.extract(cid)
+    report = llm_memory.observations.extract(cid)
     assert len(provider.bodies) == 1
     assert report.count(Decision.ADD) == 2
     assert "repaired malformed JSON" in report.usage.notes
@@ -252,23 +252,23 @@ def test_a_truncated_reply_is_asked_again_with_a_larger_budget(
         provider.json(good_reply()),
     ]
     cid = talk(llm_memory, THREE_TURNS)
-    report = llm_memory.extract(cid)
+    report = llm_memory.observations.extract(cid)
     assert [b["max_tokens"] for b in provider.bodies] == [2048, 4096]
     assert report.status == "done" and report.count(Decision.ADD) == 2
     assert report.usage.calls == 2  # the truncated reply was paid for too
-    assert len(llm_memory.observations(CUSTOMER)) == 2  # nothing from the cut-off half
+    assert len(llm_memory.observations.list(CUSTOMER)) == 2  # nothing from the cut-off half
 
 
 def test_a_rate_limit_is_retried_with_backoff(memory: Memory, provider: FakeProvider) -> None:
     waits: list[float] = []
-    memory.extractor = LLMExtractor(client=client(sleep=waits.append, backoff=0.5))
+    memory.observations.extractor = LLMExtractor(client=client(sleep=waits.append, backoff=0.5))
     provider.script = [rate_limited(), rate_limited(), provider.json(good_reply())]
     cid = talk(memory, THREE_TURNS)
-    report = memory.extract(cid)
+    report = memory.observations.extract(cid)
     assert waits == [0.5, 1.0]
     assert report.status == "done"
     assert report.usage.calls == 3
-    assert len(memory.observations(CUSTOMER)) == 2
+    assert len(memory.observations.list(CUSTOMER)) == 2
 
 
 def test_a_timeout_leaves_the_conversation_pending_and_stores_nothing(
@@ -276,25 +276,25 @@ def test_a_timeout_leaves_the_conversation_pending_and_stores_nothing(
 ) -> None:
     provider.script = [httpx.ReadTimeout("timed out")] * 3
     cid = talk(llm_memory, THREE_TURNS)
-    ended = llm_memory.end_conversation(cid)  # does not raise
+    ended = llm_memory.conversations.end(cid)  # does not raise
     assert ended.status.value == "ended"
     assert len(provider.bodies) == 3
     assert "pending" in caplog.text
-    record = llm_memory.extraction_status(cid)
+    record = llm_memory.observations.extraction_status(cid)
     assert record is not None and record.status is ExtractionStatus.PENDING
     assert record.usage.calls == 3 and "Timeout" in (record.error or "")
-    assert llm_memory.observations(CUSTOMER) == []
-    assert llm_memory.summaries(CUSTOMER) == []
-    assert llm_memory.traits(CUSTOMER) == []
+    assert llm_memory.observations.list(CUSTOMER) == []
+    assert llm_memory.summaries.list(CUSTOMER) == []
+    assert llm_memory.traits.list(CUSTOMER) == []
 
     with pytest.raises(ModelError, match="no usable reply after 3 attempts"):
         provider.script = [httpx.ConnectTimeout("timed out")] * 3
-        llm_memory.extract(cid)
+        llm_memory.observations.extract(cid)
 
     provider.script = [provider.json(good_reply())]  # the provider is back: the back-fill retries
-    batch = llm_memory.extract_all()
+    batch = llm_memory.observations.extract_all()
     assert (batch.extracted, batch.pending) == (1, 0)
-    assert len(llm_memory.observations(CUSTOMER)) == 2
+    assert len(llm_memory.observations.list(CUSTOMER)) == 2
 
 
 def test_garbage_items_are_rejected_and_never_stored(
@@ -327,9 +327,11 @@ def test_garbage_items_are_rejected_and_never_stored(
         )
     ]  # fmt: skip
     cid = talk(llm_memory, THREE_TURNS)
-    report = llm_memory.extract(cid)
-    assert [o.text for o in llm_memory.observations(CUSTOMER)] == ["Prefers SMS over phone calls"]
-    assert llm_memory.traits(CUSTOMER) == []
+    report = llm_memory.observations.extract(cid)
+    assert [o.text for o in llm_memory.observations.list(CUSTOMER)] == [
+        "Prefers SMS over phone calls"
+    ]
+    assert llm_memory.traits.list(CUSTOMER) == []
     assert len(report.rejected) == 8
     joined = "\n".join(report.rejected)
     assert "kind" in joined and "confidence" in joined and "m99" in joined and "pigeon" in joined
@@ -359,9 +361,9 @@ def test_an_agents_words_are_not_taken_as_customer_facts(
         llm_memory,
         [("customer", "Why is my bill so high?"), ("human_agent", "You're on the Premium plan.")],
     )
-    report = llm_memory.extract(cid)
-    assert llm_memory.observations(CUSTOMER) == []
-    assert llm_memory.traits(CUSTOMER) == []
+    report = llm_memory.observations.extract(cid)
+    assert llm_memory.observations.list(CUSTOMER) == []
+    assert llm_memory.traits.list(CUSTOMER) == []
     assert any("no customer message" in r for r in report.rejected)
 
 
@@ -410,8 +412,8 @@ def test_an_unknown_model_costs_zero_with_a_note(provider: FakeProvider) -> None
 
 def test_the_llm_reconciler_judges_close_statements(memory: Memory, provider: FakeProvider) -> None:
     llm = client()
-    memory.extractor = LLMExtractor(client=llm)
-    assert isinstance(memory.reconciler, LLMReconciler)
+    memory.observations.extractor = LLMExtractor(client=llm)
+    assert isinstance(memory.observations.reconciler, LLMReconciler)
     first = {
         "kind": "behaviour",
         "text": "Usually calls in the evening after work",
@@ -420,7 +422,9 @@ def test_the_llm_reconciler_judges_close_statements(memory: Memory, provider: Fa
     }
     second = {**first, "text": "Calls in the evening, usually right after finishing work"}
     provider.script = [provider.json(good_reply(observations=[first], traits=[]))]
-    memory.extract(talk(memory, [("customer", "I usually call after work, evenings.")]))
+    memory.observations.extract(
+        talk(memory, [("customer", "I usually call after work, evenings.")])
+    )
 
     def reconcile(body: dict[str, Any]) -> httpx.Response:
         prompt = body["messages"][1]["content"]
@@ -433,10 +437,10 @@ def test_the_llm_reconciler_judges_close_statements(memory: Memory, provider: Fa
     later = talk(
         memory, [("customer", "Evenings after work are when I call.")], start=T0 + timedelta(days=3)
     )
-    report = memory.extract(later)
+    report = memory.observations.extract(later)
     assert [d.decision for d in report.decisions] == [Decision.DUPLICATE]
     assert report.usage.calls == 2  # extraction and reconciliation
-    [only] = memory.observations(CUSTOMER)
+    [only] = memory.observations.list(CUSTOMER)
     assert len(only.evidence) == 2
 
 
@@ -451,9 +455,9 @@ def test_the_settings_choose_the_llm_extractor(
     monkeypatch.setenv("CONVMEM_LLM_API_BASE", API_BASE)
     settings = load_settings(data_dir=tmp_path)
     with Memory(SQLiteBackend(tmp_path / "m.db"), HashEmbedder(), settings=settings) as memory:
-        assert memory.extractor.name == "litellm/openai/gpt-4o-mini"
+        assert memory.observations.extractor.name == "litellm/openai/gpt-4o-mini"
         provider.script = [provider.json(good_reply())]
         cid = talk(memory, THREE_TURNS)
-        memory.end_conversation(cid)
-        assert len(memory.observations(CUSTOMER)) == 2
+        memory.conversations.end(cid)
+        assert len(memory.observations.list(CUSTOMER)) == 2
         assert memory.backend.count("default", Collection.SUMMARIES) == 1

@@ -25,19 +25,22 @@ T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
 def talk(memory: Memory, customer: str, text: str, *, tenant: str = "default") -> str:
     """One ended conversation (extraction runs when it ends); returns its id."""
-    conv = memory.start_conversation("chat", [customer], started_at=T0, tenant=tenant)
-    memory.add_message(conv.id, "customer", text, ts=T0, tenant=tenant)
-    memory.add_message(conv.id, "human_agent", "Thanks, noted.", ts=T0 + timedelta(minutes=1))
-    memory.end_conversation(conv.id, tenant=tenant, ended_at=T0 + timedelta(minutes=5))
+    memory = memory.tenant(tenant)
+    conv = memory.conversations.add("chat", [customer], started_at=T0)
+    memory.conversations.add_message(conv.id, "customer", text, ts=T0)
+    memory.conversations.add_message(
+        conv.id, "human_agent", "Thanks, noted.", ts=T0 + timedelta(minutes=1)
+    )
+    memory.conversations.end(conv.id, ended_at=T0 + timedelta(minutes=5))
     return conv.id
 
 
 def test_a_denied_observation_raises_policy_denied_and_writes_nothing(memory: Memory) -> None:
-    memory.set_policy(
+    memory.governance.policy.set(
         {"remember": {"deny_observation_kinds": ["complaint"], "deny_trait_keys": ["dob"]}}
     )
-    memory.create_profile([ANN])
-    before = memory.audit()
+    memory.profiles.add([ANN])
+    before = memory.governance.audit.list()
     refusals = [
         (("Complained about the late refund", "complaint"), {}, "complaint observations"),
         (("Born on 1 May 1980", "fact"), {"trait_key": "dob", "value": "1980-05-01"}, "'dob'"),
@@ -45,21 +48,21 @@ def test_a_denied_observation_raises_policy_denied_and_writes_nothing(memory: Me
     ]
     for args, kwargs, reason in refusals:
         with pytest.raises(PolicyDenied, match=re.escape(reason)) as caught:
-            memory.remember_observation(ANN, *args, **kwargs)  # type: ignore[arg-type]
+            memory.observations.add(ANN, *args, **kwargs)  # type: ignore[arg-type]
         assert isinstance(caught.value, ValidationError)  # callers catching that still do
-        assert "get_policy()" in str(caught.value)  # says where to look
+        assert "governance.policy.get()" in str(caught.value)  # says where to look
     assert memory.backend.count("default", Collection.OBSERVATIONS) == 0
-    assert memory.audit() == before
+    assert memory.governance.audit.list() == before
     assert memory_core.PolicyDenied is PolicyDenied
 
 
 def test_a_remembered_observation_is_redacted_and_audited(memory: Memory) -> None:
-    memory.set_policy(
+    memory.governance.policy.set(
         {"redaction": {"custom": [{"name": "order_ref", "pattern": r"ORD-\d{6}"}]}},
     )
-    profile = memory.create_profile([ANN])
+    profile = memory.profiles.add([ANN])
     with acting_as("agent:jane", reason="call notes"):
-        note = memory.remember_observation(
+        note = memory.observations.add(
             ANN,
             f"Wants refunds of ORD-123456 paid to IBAN {IBAN}",
             "preference",
@@ -71,7 +74,7 @@ def test_a_remembered_observation_is_redacted_and_audited(memory: Memory) -> Non
     stored = memory.backend.find("default", Collection.OBSERVATIONS)
     assert IBAN not in json.dumps([o.model_dump(mode="json") for o in stored])
 
-    [event] = memory.audit(action="remember_observation")
+    [event] = memory.governance.audit.list(action="remember_observation")
     assert (event.actor, event.reason, event.target) == (
         "agent:jane",
         "call notes",
@@ -84,7 +87,7 @@ def test_a_remembered_observation_is_redacted_and_audited(memory: Memory) -> Non
         "source": "agent",
     }
     # The same note again merges into the known one, and that is audited too.
-    again = memory.remember_observation(
+    again = memory.observations.add(
         ANN,
         f"wants refunds of ORD-123456 paid to  IBAN {IBAN}",
         "preference",
@@ -92,33 +95,37 @@ def test_a_remembered_observation_is_redacted_and_audited(memory: Memory) -> Non
         value=IBAN,
     )
     assert again.id == note.id
-    assert [e.details["decision"] for e in memory.audit(action="remember_observation")] == [
+    assert [
+        e.details["decision"] for e in memory.governance.audit.list(action="remember_observation")
+    ] == [
         "add",
         "duplicate",
     ]
-    dumped = json.dumps([e.model_dump(mode="json") for e in memory.audit()])
+    dumped = json.dumps([e.model_dump(mode="json") for e in memory.governance.audit.list()])
     for content in ("ORD-123456", IBAN, "[REDACTED", "refunds"):
         assert content not in dumped
 
 
 def test_declaring_retracting_and_deleting_are_audited(memory: Memory) -> None:
     with acting_as("admin:kim"):
-        memory.declare_trait("seats", "int", description="Licensed seats")
-    [declared] = memory.audit(action="declare_trait")
+        memory.traits.declare("seats", "int", description="Licensed seats")
+    [declared] = memory.governance.audit.list(action="declare_trait")
     assert (declared.actor, declared.target, declared.details) == (
         "admin:kim",
         "trait_schema:seats",
         {"type": "int"},
     )
     talk(memory, ANN, "I have two dogs.")
-    [dogs] = memory.observations(ANN)
-    memory.retract_observation(dogs.id, reason="they rehomed one")
-    memory.delete_observation(dogs.id)
-    assert [(e.action, e.target) for e in memory.audit()][-2:] == [
+    [dogs] = memory.observations.list(ANN)
+    memory.observations.retract(dogs.id, reason="they rehomed one")
+    memory.observations.delete(dogs.id)
+    assert [(e.action, e.target) for e in memory.governance.audit.list()][-2:] == [
         ("retract_observation", f"observation:{dogs.id}"),
         ("delete_observation", f"observation:{dogs.id}"),
     ]
-    assert "rehomed" not in json.dumps([e.model_dump(mode="json") for e in memory.audit()])
+    assert "rehomed" not in json.dumps(
+        [e.model_dump(mode="json") for e in memory.governance.audit.list()]
+    )
 
 
 def test_explain_links_the_audit_events_of_the_observation_and_its_conversation(
@@ -126,10 +133,10 @@ def test_explain_links_the_audit_events_of_the_observation_and_its_conversation(
 ) -> None:
     conv = talk(memory, ANN, "Hi, I live in Boston.")
     other = talk(memory, BOB, "I live in Chicago.")  # another customer's trail stays out
-    [boston] = memory.observations(ANN)
-    said = memory.explain(boston.id).messages[0]
+    [boston] = memory.observations.list(ANN)
+    said = memory.observations.explain(boston.id).messages[0]
     with acting_as("agent:jane"):
-        moved = memory.remember_observation(
+        moved = memory.observations.add(
             ANN,
             "Lives in Denver",
             "context",
@@ -139,7 +146,7 @@ def test_explain_links_the_audit_events_of_the_observation_and_its_conversation(
         )
     assert moved.decision is Decision.UPDATE and moved.id != boston.id
 
-    why = memory.explain(moved.id)
+    why = memory.observations.explain(moved.id)
     trail = [(e.action, e.target) for e in why.audit]
     conversation = f"conversation:{conv}"
     assert trail == [
@@ -154,9 +161,11 @@ def test_explain_links_the_audit_events_of_the_observation_and_its_conversation(
     assert all(other not in e.target for e in why.audit)
     assert [e.ts for e in why.audit] == sorted(e.ts for e in why.audit)
 
-    memory.retract_observation(moved.id)
-    retracted = memory.explain(moved.id)
+    memory.observations.retract(moved.id)
+    retracted = memory.observations.explain(moved.id)
     assert retracted.observation.status is ObservationStatus.DELETED
     assert [e.action for e in retracted.audit][-1] == "retract_observation"
     # The old version's explanation shows the same trail (the history is shared).
-    assert [e.id for e in memory.explain(boston.id).audit] == [e.id for e in retracted.audit]
+    assert [e.id for e in memory.observations.explain(boston.id).audit] == [
+        e.id for e in retracted.audit
+    ]

@@ -88,7 +88,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert [k["id"] for k in listed] == [key_id]
     assert "secret_hash" not in listed[0] and token.rsplit(".", 1)[1] not in json.dumps(listed)
     with Memory.open(db, embedder="hash") as memory:
-        assert memory.authorize(token).role.value == "read"
+        assert memory.tenants.authorize(token).role.value == "read"
     run("keys", "revoke", key_id, "--db", str(db))
     assert json.loads(run("keys", "list", "--json", "--db", str(db))) == []
 
@@ -107,5 +107,5 @@ def test_tenants_create_then_keys_list_and_delete(tmp_path: Path) -> None:
     receipt = json.loads(run("tenants", "delete", "default", "--yes", "--db", db, "--json"))
     assert receipt["target"] == "tenant:default" and receipt["deleted"]["messages"] == 1
     with Memory.open(db, embedder="hash") as memory:
-        assert memory.list_tenants() == ["acme"]  # acme and its key untouched
-        assert [k.name for k in memory.list_api_keys(tenant="acme")] == ["bot"]
+        assert memory.tenants.list() == ["acme"]  # acme and its key untouched
+        assert [k.name for k in memory.tenant("acme").governance.keys.list()] == ["bot"]

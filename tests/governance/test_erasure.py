@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from memory_core._engine import embedding_texts
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
 from memory_core.embedding import HashEmbedder
 from memory_core.embedding.base import CachedEmbedder
+from memory_core.embedding.texts import embedding_texts
 from memory_core.extraction.base import (
     ExtractionInput,
     ExtractionOutput,
@@ -79,7 +79,8 @@ def db(memory: Memory) -> Path:
 def seed(memory: Memory, marker: str, tenant: str = "default") -> tuple[str, str]:
     """Another customer's history, then the marked customer's; returns the
     marked conversation and the message holding the marker."""
-    memory.extractor = EchoExtractor()
+    memory.observations.extractor = EchoExtractor()
+    memory = memory.tenant(tenant)
     for i in range(20):
         memory.ingest(
             {
@@ -90,7 +91,6 @@ def seed(memory: Memory, marker: str, tenant: str = "default") -> tuple[str, str
                     {"role": "human_agent", "text": "It ships tomorrow."},
                 ],
             },
-            tenant=tenant,
         )
     result = memory.ingest(
         {
@@ -102,16 +102,15 @@ def seed(memory: Memory, marker: str, tenant: str = "default") -> tuple[str, str
                 {"role": "human_agent", "text": "Noted, thank you"},
             ],
         },
-        tenant=tenant,
     )
-    memory.extract(result.conversation.id, tenant=tenant, force=True)
+    memory.observations.extract(result.conversation.id, force=True)
     return result.conversation.id, result.messages[1].id
 
 
 DELETIONS: dict[str, Callable[[Memory, str, str], DeletionReceipt]] = {
-    "message": lambda m, conv, msg: m.delete_message(msg),
-    "conversation": lambda m, conv, msg: m.delete_conversation(conv),
-    "profile_by_identifier": lambda m, conv, msg: m.delete_profile(PHONE),
+    "message": lambda m, conv, msg: m.conversations.delete_message(msg),
+    "conversation": lambda m, conv, msg: m.conversations.delete(conv),
+    "profile_by_identifier": lambda m, conv, msg: m.profiles.delete(PHONE),
 }
 
 
@@ -123,7 +122,7 @@ def test_deleted_text_does_not_survive_in_the_database_files(
     stem = marker[:-3]
     conv, msg = seed(memory, marker)
     observations = memory.backend.find("default", Collection.OBSERVATIONS)
-    assert any(marker in o.text for o in observations)  # type: ignore[attr-defined]
+    assert any(marker in o.text for o in observations)
     checkpoint(memory)
     before = scan(db, [marker, stem])
     assert before.get(db.name) == [marker, stem], before  # the scan can see it
@@ -148,13 +147,13 @@ def test_deleting_a_tenant_leaves_nothing_and_is_audited_outside_it(
     memory: Memory, db: Path
 ) -> None:
     marker = marker_word()
-    memory.create_tenant("acme")
+    memory.tenants.add("acme")
     seed(memory, marker, tenant="acme")
-    receipt = memory.delete_tenant("acme")
+    receipt = memory.tenants.delete("acme")
     assert receipt.deleted["messages"] == 43
     assert scan(db, [marker, marker[:-3]]) == {}
-    assert "acme" not in memory.list_tenants()
-    events = memory.audit(tenant="_system", action="delete_tenant")
+    assert "acme" not in memory.tenants.list()
+    events = memory.tenants.audit(action="delete_tenant")
     assert [e.target for e in events] == ["tenant:acme"]
     assert events[0].details["messages"] == 43
 
@@ -162,13 +161,13 @@ def test_deleting_a_tenant_leaves_nothing_and_is_audited_outside_it(
 def test_audit_log_keeps_the_deletion_but_not_the_content(memory: Memory, tmp_path: Path) -> None:
     marker = marker_word()
     seed(memory, marker)
-    profile = memory.get_profile(PHONE)
-    receipt = memory.delete_profile(PHONE)
-    events = memory.audit(action="delete_profile")
+    profile = memory.profiles.get(PHONE)
+    receipt = memory.profiles.delete(PHONE)
+    events = memory.governance.audit.list(action="delete_profile")
     assert [e.target for e in events] == [f"profile:{profile.id}"]
     assert events[0].details["messages"] == receipt.deleted["messages"] == 3
     out = tmp_path / "audit.jsonl"
-    assert memory.export_audit(out) == len(memory.audit())
+    assert memory.governance.audit.export(out) == len(memory.governance.audit.list())
     dumped = out.read_text()
     assert marker not in dumped and "6175550142" not in dumped and "codeword" not in dumped
 
@@ -183,7 +182,7 @@ def test_deleting_a_message_reembeds_the_turn_that_had_it_as_context(memory: Mem
         }
     )
     last = result.messages[2]
-    memory.delete_message(result.messages[1].id)
+    memory.conversations.delete_message(result.messages[1].id)
     expected = embedding_texts([texts[0], texts[2]], None, memory.settings.embed_context_turns)[1]
     vector = Vectors(memory.embedder.model_id, HashEmbedder().embed_batch([expected]))
     hits = memory.backend.search(
@@ -205,7 +204,7 @@ def test_embedding_cache_is_purged_on_deletion(memory: Memory) -> None:
     assert isinstance(cache, CachedEmbedder)
     key = hashlib.sha256(text.encode()).digest()
     assert key in cache._cache
-    memory.delete_message(result.messages[0].id)
+    memory.conversations.delete_message(result.messages[0].id)
     assert key not in cache._cache
     assert len(cache._cache) == 0
     # forget() drops single texts
@@ -218,12 +217,10 @@ def test_observation_deletion_is_audited_and_purged(memory: Memory, db: Path) ->
     marker = marker_word()
     seed(memory, marker)
     target = next(
-        o
-        for o in memory.backend.find("default", Collection.OBSERVATIONS)
-        if marker in o.text  # type: ignore[attr-defined]
+        o for o in memory.backend.find("default", Collection.OBSERVATIONS) if marker in o.text
     )
-    memory.delete_observation(target.id)
-    assert [e.target for e in memory.audit(action="delete_observation")] == [
+    memory.observations.delete(target.id)
+    assert [e.target for e in memory.governance.audit.list(action="delete_observation")] == [
         f"observation:{target.id}"
     ]
     # The message and summary still hold the marker; the observation's FTS terms are gone.

@@ -41,7 +41,7 @@ class TwoVersions:
 
 def test_export_holds_everything_about_the_profile_and_nothing_else(memory: Memory) -> None:
     extractor = TwoVersions()
-    memory.extractor = extractor
+    memory.observations.extractor = extractor
     one = memory.ingest(
         {
             "channel": "sms",
@@ -49,7 +49,7 @@ def test_export_holds_everything_about_the_profile_and_nothing_else(memory: Memo
             "messages": [{"role": "customer", "text": "I live in Boston"}],
         }
     )
-    memory.extract(one.conversation.id)
+    memory.observations.extract(one.conversation.id)
     extractor.city = "Denver"
     two = memory.ingest(
         {
@@ -58,9 +58,11 @@ def test_export_holds_everything_about_the_profile_and_nothing_else(memory: Memo
             "messages": [{"role": "customer", "text": "I moved to Denver"}],
         }
     )
-    survivor = memory.merge_profiles("phone:+16175550142", "email:ann@example.com")
-    memory.extract(two.conversation.id)  # on the merged profile: Denver supersedes Boston
-    memory.set_trait(survivor.id, "tier", "gold", source="crm")
+    survivor = memory.profiles.merge("phone:+16175550142", "email:ann@example.com")
+    memory.observations.extract(
+        two.conversation.id
+    )  # on the merged profile: Denver supersedes Boston
+    memory.traits.set(survivor.id, "tier", "gold", source="crm")
     memory.ingest(  # someone else
         {
             "channel": "sms",
@@ -69,7 +71,7 @@ def test_export_holds_everything_about_the_profile_and_nothing_else(memory: Memo
         }
     )
 
-    doc = memory.export_profile("email:ann@example.com")
+    doc = memory.profiles.export("email:ann@example.com").model_dump(mode="json")
     json.dumps(doc)  # one JSON document
     assert doc["format"] == "convmem.subject-access/1"
     assert doc["profile"]["id"] == survivor.id
@@ -90,5 +92,5 @@ def test_export_holds_everything_about_the_profile_and_nothing_else(memory: Memo
     assert "unrelated customer" not in json.dumps(doc)
     assert "merge_profiles" in [e["action"] for e in doc["audit"]]
     # the export itself is audited (counts only)
-    event = memory.audit(action="export_profile")[0]
+    event = memory.governance.audit.list(action="export_profile")[0]
     assert event.details["messages"] == 2 and event.target == f"profile:{survivor.id}"

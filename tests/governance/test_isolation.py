@@ -36,7 +36,7 @@ class Isolation(RuleBasedStateMachine):
             settings=load_settings(data_dir=self.dir),
         )
         for t in TENANTS:
-            self.memory.create_tenant(t)
+            self.memory.tenants.add(t)
         self.n = 0
         self.live: dict[Key, dict[str, str]] = {}  # message id -> token, per customer
         self.conversations: dict[Key, dict[str, set[str]]] = {}  # conv id -> message ids
@@ -55,7 +55,7 @@ class Isolation(RuleBasedStateMachine):
     @rule(t=st.sampled_from(TENANTS), c=st.integers(0, 2), n=st.integers(1, 3))
     def ingest(self, t: str, c: int, n: int) -> None:
         tokens = [self.token() for _ in range(n)]
-        result = self.memory.ingest(
+        result = self.memory.tenant(t).ingest(
             {
                 "channel": "chat",
                 "customer": [CUSTOMERS[c]],
@@ -63,7 +63,6 @@ class Isolation(RuleBasedStateMachine):
                     {"role": "customer", "text": f"{tok} about my order"} for tok in tokens
                 ],
             },
-            tenant=t,
         )
         live = self.live.setdefault((t, c), {})
         for m, tok in zip(result.messages, tokens, strict=True):
@@ -78,7 +77,7 @@ class Isolation(RuleBasedStateMachine):
             return
         tok = self.token()
         old = self.trait.get((t, c))
-        self.memory.set_trait(CUSTOMERS[c], "note", tok, tenant=t)
+        self.memory.tenant(t).traits.set(CUSTOMERS[c], "note", tok)
         if old is not None:
             self.dead.add(old)
         self.trait[(t, c)] = tok
@@ -88,7 +87,7 @@ class Isolation(RuleBasedStateMachine):
     def delete_message(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(k for k, v in self.live.items() if v)))
         mid = data.draw(st.sampled_from(sorted(self.live[key])))
-        self.memory.delete_message(mid, tenant=key[0])
+        self.memory.tenant(key[0]).conversations.delete_message(mid)
         self.dead |= {mid, self.live[key].pop(mid)}
 
     @precondition(lambda self: any(self.conversations.values()))
@@ -96,7 +95,7 @@ class Isolation(RuleBasedStateMachine):
     def delete_conversation(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(k for k, v in self.conversations.items() if v)))
         conv = data.draw(st.sampled_from(sorted(self.conversations[key])))
-        self.memory.delete_conversation(conv, tenant=key[0])
+        self.memory.tenant(key[0]).conversations.delete(conv)
         for mid in self.conversations[key].pop(conv):
             if mid in self.live[key]:
                 self.dead |= {mid, self.live[key].pop(mid)}
@@ -105,7 +104,7 @@ class Isolation(RuleBasedStateMachine):
     @rule(data=st.data())
     def delete_profile(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(self.live)))
-        self.memory.delete_profile(CUSTOMERS[key[1]], tenant=key[0])
+        self.memory.tenant(key[0]).profiles.delete(CUSTOMERS[key[1]])
         for mid, tok in self.live.pop(key).items():
             self.dead |= {mid, tok}
         self.conversations.pop(key, None)
@@ -137,12 +136,11 @@ class Isolation(RuleBasedStateMachine):
             for c, ident in enumerate(CUSTOMERS):
                 key = (t, c)
                 if key not in self.live:
-                    assert self.memory.find_profile(ident, tenant=t) is None
+                    assert self.memory.tenant(t).profiles.find(ident) is None
                     continue
-                result = self.memory.recall(
+                result = self.memory.tenant(t).recall(
                     ident,
                     everything,
-                    tenant=t,
                     options=RecallOptions(limits={ItemType.MESSAGE: 50, ItemType.TRAIT: 10}),
                 )
                 recalled = {
@@ -154,10 +152,12 @@ class Isolation(RuleBasedStateMachine):
                 recalled = {tok.removeprefix("note:").strip() for tok in recalled}
                 assert recalled <= self.tokens_of(key), (key, recalled - self.tokens_of(key))
                 traits = [
-                    tr.value for tr in self.memory.traits(ident, tenant=t) if isinstance(tr, Trait)
+                    tr.value
+                    for tr in self.memory.tenant(t).traits.list(ident)
+                    if isinstance(tr, Trait)
                 ]
                 assert traits == ([self.trait[key]] if key in self.trait else [])
-                profile = self.memory.get_profile(ident, tenant=t)
+                profile = self.memory.tenant(t).profiles.get(ident)
                 other = TENANTS[1 - TENANTS.index(t)]
                 assert (
                     self.memory.backend.find(
@@ -168,7 +168,7 @@ class Isolation(RuleBasedStateMachine):
         for mid in (d for d in self.dead if d.startswith("msg_")):
             for t in TENANTS:
                 try:
-                    self.memory.get_message(mid, tenant=t)
+                    self.memory.tenant(t).conversations.get_message(mid)
                 except NotFoundError:
                     continue
                 raise AssertionError(f"deleted message {mid} came back in {t}")

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp_server.bench import HttpServerProcess, http_client  # noqa: E402
+from convmem_mcp.bench import HttpServerProcess, http_client  # noqa: E402
 from memory_core.memory import Memory  # noqa: E402
 from tests.mcp_server.conftest import (  # noqa: E402
     PHONE,
@@ -31,16 +31,16 @@ def keys(
     root = tmp_path_factory.mktemp("mcp-keys")
     db = root / "keys.db"
     with Memory.open(db, embedder="hash") as memory:
-        for tenant in ("tenant-a", "tenant-b"):
-            memory.create_tenant(tenant)
+        a_keys = memory.tenants.add("tenant-a").governance.keys
+        b_keys = memory.tenants.add("tenant-b").governance.keys
         issued = {
-            "a_read": memory.create_api_key("read", "dashboard", tenant="tenant-a").secret,
-            "a_write": memory.create_api_key("write", "ingest", tenant="tenant-a").secret,
-            "a_admin": memory.create_api_key("admin", "ops", tenant="tenant-a").secret,
-            "b_admin": memory.create_api_key("admin", "ops", tenant="tenant-b").secret,
+            "a_read": a_keys.add("read", "dashboard").secret,
+            "a_write": a_keys.add("write", "ingest").secret,
+            "a_admin": a_keys.add("admin", "ops").secret,
+            "b_admin": b_keys.add("admin", "ops").secret,
         }
-        revoked = memory.create_api_key("admin", "old", tenant="tenant-a")
-        memory.revoke_api_key(revoked.key_id, tenant="tenant-a")
+        revoked = a_keys.add("admin", "old")
+        a_keys.revoke(revoked.key_id)
         issued["revoked"] = revoked.secret
     environ = child_env(XDG_DATA_HOME=str(root / "data"))
     with HttpServerProcess(db, {STATIC: "tenant-a"}, environ=environ) as server:
@@ -73,11 +73,10 @@ async def test_roles_are_enforced_per_tool(keys: tuple[HttpServerProcess, dict[s
             forgot = ok(await admin.call_tool("forget", {"target": "conversation", "id": "k-1"}))
             assert forgot
     with Memory.open(server.db, embedder="hash") as memory:
-        actors = {e.actor for e in memory.audit(tenant="tenant-a", action="ingest")}
+        audit = memory.tenant("tenant-a").governance.audit
+        actors = {e.actor for e in audit.list(action="ingest")}
         assert len(actors) == 1 and actors.pop().startswith("key:key_")
-        assert memory.audit(tenant="tenant-a", action="delete_conversation")[0].actor.startswith(
-            "key:"
-        )
+        assert audit.list(action="delete_conversation")[0].actor.startswith("key:")
 
 
 async def test_a_key_of_one_tenant_never_touches_another(

@@ -38,27 +38,28 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Memory:
     memory = Memory(
         SQLiteBackend(tmp_path / "m.db"), HashEmbedder(), settings=load_settings(data_dir=tmp_path)
     )
-    memory.create_tenant("acme")
-    memory.create_tenant("other")
+    memory.tenants.add("acme")
+    memory.tenants.add("other")
     return memory
 
 
 def test_settings_file_policies_per_tenant_and_default(configured: Memory) -> None:
-    acme = configured.get_policy(tenant="acme")
+    acme = configured.tenant("acme").governance.policy.get()
     assert acme.remember.deny_trait_keys == ["date_of_birth", "opinion:*"]
     assert acme.retention.messages is None  # a tenant's own policy replaces "*" whole
     assert [c.name for c in acme.redaction.custom] == ["ticket"]
-    other = configured.get_policy(tenant="other")
+    other = configured.tenant("other").governance.policy.get()
     assert other.retention.messages == timedelta(days=365)
     assert other.remember.deny_topics  # defaults: special categories never remembered
-    assert configured.redact("TCK-123456 and SSN 536-90-4399", tenant="acme") == (
+    assert configured.tenant("acme").governance.redact("TCK-123456 and SSN 536-90-4399") == (
         "[REDACTED:ticket] and SSN 536-90-4399"  # acme only redacts cards and tickets
     )
     configured.close()
 
 
 def test_excluded_roles_and_channels_are_not_stored(configured: Memory) -> None:
-    result = configured.ingest(
+    acme = configured.tenant("acme")
+    result = acme.ingest(
         {
             "channel": "chat",
             "customer": ["email:ann@example.com"],
@@ -66,37 +67,36 @@ def test_excluded_roles_and_channels_are_not_stored(configured: Memory) -> None:
                 {"role": "system", "text": "internal routing note"},
                 {"role": "customer", "text": "hello"},
             ],
-        },
-        tenant="acme",
+        }
     )
     assert [m.text for m in result.messages] == ["hello"] and result.dropped == 1
-    call = configured.ingest(
+    call = acme.ingest(
         {
             "channel": "voice",
             "customer": ["email:ann@example.com"],
             "subject": "call about TCK-123456",
             "messages": [{"role": "customer", "text": "a transcript"}],
-        },
-        tenant="acme",
+        }
     )
     assert call.messages == [] and call.dropped == 1
-    assert configured.get_conversation(call.conversation.id, tenant="acme").subject is None
-    event = configured.audit(tenant="acme", action="ingest")[-1]
+    assert acme.conversations.get(call.conversation.id).subject is None
+    event = acme.governance.audit.list(action="ingest")[-1]
     assert event.details["dropped"] == 1 and event.details["messages"] == 0
     configured.close()
 
 
 def test_denied_trait_keys_are_refused(configured: Memory) -> None:
-    profile = configured.create_profile(["email:ann@example.com"], tenant="acme")
+    acme = configured.tenant("acme")
+    profile = acme.profiles.add(["email:ann@example.com"])
     with pytest.raises(ValidationError, match="not remembered"):
-        configured.set_trait(profile.id, "date_of_birth", "1980-01-01", tenant="acme")
-    configured.set_trait(profile.id, "tier", "gold", tenant="acme")
+        acme.traits.set(profile.id, "date_of_birth", "1980-01-01")
+    acme.traits.set(profile.id, "tier", "gold")
     configured.close()
 
 
 def test_api_policy_wins_persists_and_can_be_cleared(configured: Memory, tmp_path: Path) -> None:
-    stored = configured.set_policy(
-        {"redaction": {"detectors": ["iban"]}, "retention": {"summaries": "90d"}}, tenant="other"
+    stored = configured.tenant("other").governance.policy.set(
+        {"redaction": {"detectors": ["iban"]}, "retention": {"summaries": "90d"}}
     )
     assert stored.retention.summaries == timedelta(days=90)
     assert stored.retention.messages is None
@@ -106,20 +106,21 @@ def test_api_policy_wins_persists_and_can_be_cleared(configured: Memory, tmp_pat
         HashEmbedder(),
         settings=load_settings(data_dir=tmp_path),
     )
-    assert reopened.get_policy(tenant="other") == stored
-    assert reopened.audit(tenant="other", action="set_policy")[0].details == {"cleared": 0}
-    cleared = reopened.set_policy(None, tenant="other")
+    other = reopened.tenant("other")
+    assert other.governance.policy.get() == stored
+    assert other.governance.audit.list(action="set_policy")[0].details == {"cleared": 0}
+    cleared = other.governance.policy.set(None)
     assert cleared.retention.messages == timedelta(days=365)  # back to the settings' "*"
     reopened.close()
 
 
 def test_invalid_policies_are_clear_errors(tmp_path: Path, memory: Memory) -> None:
     with pytest.raises(ValidationError, match="invalid policy"):
-        memory.set_policy({"retention": {"messages": "-3d"}})
+        memory.governance.policy.set({"retention": {"messages": "-3d"}})
     with pytest.raises(ValidationError, match="invalid policy"):
-        memory.set_policy({"redaction": {"national_ids": ["xx_id"]}})
+        memory.governance.policy.set({"redaction": {"national_ids": ["xx_id"]}})
     with pytest.raises(ValidationError, match="invalid policy"):
-        memory.set_policy({"remember": {"unknown": True}})
+        memory.governance.policy.set({"remember": {"unknown": True}})
     with pytest.raises(ConfigError, match="policy of tenant 'acme' is invalid"):
         load_settings(policies={"acme": {"retention": {"messages": "3 fortnights"}}})
 
@@ -142,3 +143,14 @@ def test_topic_lexicons_match_whole_words_and_custom_terms() -> None:
     assert matcher.topics("The therapist said hello") == ["health"]
     assert matcher.topics("Please install the window blinds on Friday") == []
     assert not TopicMatcher([])
+
+
+def test_the_policy_names_exactly_the_national_ids_the_redactor_knows() -> None:
+    """policy.py owns the names (so it need not import redaction); redaction implements them."""
+    from memory_core.governance.policy import NATIONAL_ID_NAMES, RedactionPolicy
+    from memory_core.governance.redaction import NATIONAL_IDS
+
+    assert tuple(NATIONAL_IDS) == NATIONAL_ID_NAMES
+    assert RedactionPolicy(national_ids=list(NATIONAL_ID_NAMES)).national_ids
+    with pytest.raises(ValueError, match=r"unknown national ids \['xx_id'\]"):
+        RedactionPolicy(national_ids=["xx_id"])

@@ -194,10 +194,10 @@ def test_messages_are_redacted_before_storing_and_embedding(memory: Memory) -> N
         }
     )
     assert result.redacted == 1
-    stored = memory.get_message(result.messages[0].id)
+    stored = memory.conversations.get_message(result.messages[0].id)
     assert stored.text == "Refund to [REDACTED:card] please"
     assert stored.metadata == {"k": "[REDACTED:secret]"}
-    assert memory.get_conversation(result.conversation.id).subject == (
+    assert memory.conversations.get(result.conversation.id).subject == (
         "refund to card [REDACTED:card]"
     )
     assert not any("4111" in t or KEY in t for t in recorder.seen)
@@ -246,8 +246,8 @@ class ScriptedExtractor:
 
 
 def test_extraction_output_is_screened_and_redacted(memory: Memory) -> None:
-    memory.set_policy({"remember": {"deny_observation_kinds": ["complaint"]}})
-    memory.extractor = ScriptedExtractor()
+    memory.governance.policy.set({"remember": {"deny_observation_kinds": ["complaint"]}})
+    memory.observations.extractor = ScriptedExtractor()
     conv = memory.ingest(
         {
             "channel": "chat",
@@ -255,9 +255,9 @@ def test_extraction_output_is_screened_and_redacted(memory: Memory) -> None:
             "messages": [{"role": "customer", "text": "I want my refund on the card on file"}],
         }
     ).conversation
-    report = memory.extract(conv.id, force=True)
+    report = memory.observations.extract(conv.id, force=True)
     observations = memory.backend.find("default", Collection.OBSERVATIONS)
-    texts = sorted(o.text for o in observations)  # type: ignore[attr-defined]
+    texts = sorted(o.text for o in observations)
     assert texts == ["Keeps card [REDACTED:card] on file"]
     assert any("health" in r for r in report.rejected)
     assert any("complaint" in r for r in report.rejected)
@@ -274,8 +274,8 @@ def test_extraction_output_is_screened_and_redacted(memory: Memory) -> None:
 
 
 def test_knowledge_text_is_redacted_before_chunking(memory: Memory) -> None:
-    memory.create_knowledge_base("it")
-    memory.add_source(
+    memory.knowledge.bases.add("it")
+    memory.knowledge.sources.add(
         "it",
         content=f"# VPN setup\n\nThe shared deploy key is {KEY}; rotate it monthly.\n",
         source_type="markdown",
@@ -287,16 +287,17 @@ def test_knowledge_text_is_redacted_before_chunking(memory: Memory) -> None:
 
 
 def test_redaction_can_be_turned_off_per_tenant(memory: Memory) -> None:
-    memory.create_tenant("raw")
-    memory.set_policy(Policy.model_validate({"redaction": {"enabled": False}}), tenant="raw")
-    result = memory.ingest(
+    memory.tenants.add("raw")
+    raw = memory.tenant("raw")
+    raw.governance.policy.set(Policy.model_validate({"redaction": {"enabled": False}}))
+    result = raw.ingest(
         {
             "channel": "sms",
             "customer": ["phone:+16175550100"],
             "messages": [{"role": "customer", "text": f"card {CARD}"}],
         },
-        tenant="raw",
     )
-    message = memory.get_message(result.messages[0].id, tenant="raw")
+    message = raw.conversations.get_message(result.messages[0].id)
     assert isinstance(message, Message) and CARD in message.text
-    assert memory.redact(f"card {CARD}") == "card [REDACTED:card]"  # default tenant still does
+    # the default tenant still does
+    assert memory.governance.redact(f"card {CARD}") == "card [REDACTED:card]"

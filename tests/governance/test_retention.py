@@ -42,6 +42,7 @@ class OnePerMessage:
 
 
 def converse(memory: Memory, day: int, word: str, tenant: str = "default") -> str:
+    memory = memory.tenant(tenant)
     result = memory.ingest(
         {
             "channel": "sms",
@@ -51,9 +52,8 @@ def converse(memory: Memory, day: int, word: str, tenant: str = "default") -> st
                 {"role": "customer", "text": f"hello about {word}", "ts": T0 + timedelta(days=day)}
             ],
         },
-        tenant=tenant,
     )
-    memory.extract(result.conversation.id, tenant=tenant)
+    memory.observations.extract(result.conversation.id)
     return result.conversation.id
 
 
@@ -62,14 +62,14 @@ def count(memory: Memory, collection: Collection, tenant: str = "default") -> in
 
 
 def test_messages_expire_with_what_only_they_supported(memory: Memory) -> None:
-    memory.extractor = OnePerMessage()
-    memory.set_policy({"retention": {"messages": "30d"}})
+    memory.observations.extractor = OnePerMessage()
+    memory.governance.policy.set({"retention": {"messages": "30d"}})
     old = converse(memory, 0, "apples")
     converse(memory, 40, "pears")
     assert count(memory, Collection.OBSERVATIONS) == 2
 
-    assert memory.gc(now=T0 + timedelta(days=20)).total == 0  # nothing expired yet
-    receipt = memory.gc(now=T0 + timedelta(days=45))
+    assert memory.tenants.gc(now=T0 + timedelta(days=20)).total == 0  # nothing expired yet
+    receipt = memory.tenants.gc(now=T0 + timedelta(days=45))
 
     assert receipt.deleted == {
         "messages": 1,
@@ -79,43 +79,42 @@ def test_messages_expire_with_what_only_they_supported(memory: Memory) -> None:
         "conversations": 1,
     }
     assert count(memory, Collection.MESSAGES) == 1
-    assert [o.text for o in memory.backend.find("default", Collection.OBSERVATIONS)] == [  # type: ignore[attr-defined]
+    assert [o.text for o in memory.backend.find("default", Collection.OBSERVATIONS)] == [
         "Mentioned pears"
     ]
     with pytest.raises(LookupError):
-        memory.get_conversation(old)
-    event = memory.audit(action="gc")[0]
+        memory.conversations.get(old)
+    event = memory.governance.audit.list(action="gc")[0]
     assert event.details["messages"] == 1 and event.target == "tenant:default"
-    assert memory.gc(now=T0 + timedelta(days=45)).total == 0  # idempotent
+    assert memory.tenants.gc(now=T0 + timedelta(days=45)).total == 0  # idempotent
 
 
 def test_observations_and_summaries_have_their_own_ttl(memory: Memory) -> None:
-    memory.extractor = OnePerMessage()
-    memory.set_policy({"retention": {"observations": "P10D", "summaries": "2w"}})
+    memory.observations.extractor = OnePerMessage()
+    memory.governance.policy.set({"retention": {"observations": "P10D", "summaries": "2w"}})
     converse(memory, 0, "apples")
     # observations are dated by when they were last updated (now), summaries by
     # their conversation's start (T0)
-    receipt = memory.gc(now=T0 + timedelta(days=15))
+    receipt = memory.tenants.gc(now=T0 + timedelta(days=15))
     assert receipt.deleted == {"summaries": 1}
-    receipt = memory.gc(now=datetime.now(UTC) + timedelta(days=11))
+    receipt = memory.tenants.gc(now=datetime.now(UTC) + timedelta(days=11))
     assert receipt.deleted == {"observations": 1}
     assert count(memory, Collection.MESSAGES) == 1  # messages kept: no TTL set
 
 
 def test_gc_runs_over_every_tenant_by_its_own_policy(memory: Memory) -> None:
-    memory.create_tenant("short")
-    memory.create_tenant("forever")
-    memory.set_policy({"retention": {"messages": "1d"}}, tenant="short")
+    memory.tenants.add("short")
+    memory.tenants.add("forever")
+    memory.tenant("short").governance.policy.set({"retention": {"messages": "1d"}})
     for tenant in ("short", "forever"):
-        memory.ingest(
+        memory.tenant(tenant).ingest(
             {
                 "channel": "sms",
                 "customer": ["phone:+16175550142"],
                 "messages": [{"role": "customer", "text": "hi", "ts": T0}],
             },
-            tenant=tenant,
         )
-    receipt = memory.gc(now=T0 + timedelta(days=3))
+    receipt = memory.tenants.gc(now=T0 + timedelta(days=3))
     assert receipt.tenant == "*" and receipt.deleted["messages"] == 1
     assert count(memory, Collection.MESSAGES, "short") == 0
     assert count(memory, Collection.MESSAGES, "forever") == 1
@@ -131,7 +130,7 @@ def test_retention_from_the_settings_file(tmp_path, monkeypatch) -> None:  # typ
     monkeypatch.setenv("CONVMEM_CONFIG", str(config))
     settings = load_settings(data_dir=tmp_path)
     with Memory(SQLiteBackend(tmp_path / "m.db"), HashEmbedder(), settings=settings) as memory:
-        assert memory.get_policy().retention.messages == timedelta(days=7)
+        assert memory.governance.policy.get().retention.messages == timedelta(days=7)
         memory.ingest(
             {
                 "channel": "sms",
@@ -139,7 +138,7 @@ def test_retention_from_the_settings_file(tmp_path, monkeypatch) -> None:  # typ
                 "messages": [{"role": "customer", "text": "hi", "ts": T0}],
             }
         )
-        assert memory.gc(now=T0 + timedelta(days=8)).deleted["messages"] == 1
+        assert memory.tenants.gc(now=T0 + timedelta(days=8)).deleted["messages"] == 1
 
 
 class FakeMemory:
@@ -169,6 +168,6 @@ def test_scheduler_runs_on_demand_and_on_its_thread() -> None:
 
 def test_scheduler_keeps_going_after_a_failed_run(memory: Memory) -> None:
     memory.close()  # every gc() now fails with a StorageError
-    scheduler = RetentionScheduler(memory, interval=3600)
+    scheduler = RetentionScheduler(memory.tenants, interval=3600)
     assert scheduler.run_once() is None
     assert scheduler.last_error is not None and scheduler.runs == 1

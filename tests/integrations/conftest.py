@@ -87,14 +87,18 @@ BRAND_B_POLICY = "Brand B refunds take 30 days and are paid as store credit only
 def add_knowledge(memory: Memory) -> Memory:
     """A help center (tag "policy") and staff notes in the default tenant, and
     brand B's own help center in its tenant."""
-    memory.create_knowledge_base("help")
-    memory.add_source("help", documents=HELP_CENTER, title="Help center", tags=["policy"])
-    memory.create_knowledge_base("staff")
-    memory.add_source("staff", content=STAFF_NOTE, title="Escalations", tags=["internal"])
-    memory.create_tenant(BRAND_B)
-    memory.create_knowledge_base("help", tenant=BRAND_B)
-    memory.add_source(
-        "help", content=BRAND_B_POLICY, title="Brand B refunds", tenant=BRAND_B, tags=["policy"]
+    memory.knowledge.bases.add("help")
+    memory.knowledge.sources.add(
+        "help", documents=HELP_CENTER, title="Help center", tags=["policy"]
+    )
+    memory.knowledge.bases.add("staff")
+    memory.knowledge.sources.add(
+        "staff", content=STAFF_NOTE, title="Escalations", tags=["internal"]
+    )
+    brand_b = memory.tenants.add(BRAND_B)
+    brand_b.knowledge.bases.add("help")
+    brand_b.knowledge.sources.add(
+        "help", content=BRAND_B_POLICY, title="Brand B refunds", tags=["policy"]
     )
     return memory
 

@@ -29,7 +29,7 @@ from langchain_core.runnables.history import RunnableWithMessageHistory
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import ValidationError as PydanticValidationError
 
-from integrations.langchain import (
+from convmem_integrations.langchain import (
     ConversationMemoryChatMessageHistory,
     ConversationMemoryRetriever,
     KnowledgeRetriever,
@@ -97,7 +97,7 @@ def _support_chain(memory: Memory | AsyncMemory, seen: list[str]) -> Runnable[An
 
 
 def _roles_and_texts(memory: Memory, conversation_id: str) -> list[tuple[Role, str]]:
-    return [(m.role, m.text) for m in memory.list_messages(conversation_id)]
+    return [(m.role, m.text) for m in memory.conversations.list_messages(conversation_id)]
 
 
 EXPECTED_TURNS = [
@@ -124,8 +124,8 @@ def test_chain_with_message_history_two_turns_then_retriever_finds_what_customer
     assert "9001" not in "\n".join(seen)
     # Both turns are stored, with mapped roles, in the conversation named by the session.
     assert _roles_and_texts(seeded, "chat-0001") == EXPECTED_TURNS
-    conv = seeded.get_conversation("chat-0001")
-    assert conv.profile_id == seeded.get_profile(CUSTOMER).id
+    conv = seeded.conversations.get("chat-0001")
+    assert conv.profile_id == seeded.profiles.get(CUSTOMER).id
     assert conv.channel.value == "chat"
     # And the retriever finds what the customer said.
     said = ConversationMemoryRetriever(
@@ -168,14 +168,17 @@ def test_history_factory_takes_the_customer_per_call(seeded: Memory) -> None:
         [HumanMessage("Hi there")],
         {"configurable": {"session_id": "chat-0003", "customer": OTHER}},
     )
-    assert seeded.get_conversation("chat-0003").profile_id == seeded.get_profile(OTHER).id
+    assert seeded.conversations.get("chat-0003").profile_id == seeded.profiles.get(OTHER).id
     # The same session named with another customer is refused, not joined.
     with pytest.raises(ValidationError, match="another customer"):
         chain.invoke(
             [HumanMessage("Hi")],
             {"configurable": {"session_id": "chat-0003", "customer": CUSTOMER}},
         )
-    assert [m.text for m in seeded.list_messages("chat-0003")] == ["Hi there", "Hello!"]
+    assert [m.text for m in seeded.conversations.list_messages("chat-0003")] == [
+        "Hi there",
+        "Hello!",
+    ]
 
 
 def test_history_maps_roles_both_ways_and_skips_tool_traffic(memory: Memory) -> None:
@@ -193,7 +196,7 @@ def test_history_maps_roles_both_ways_and_skips_tool_traffic(memory: Memory) -> 
         ]
     )
 
-    stored = memory.list_messages(history.conversation_id)
+    stored = memory.conversations.list_messages(history.conversation_id)
     assert [(m.role, m.text) for m in stored] == [
         (Role.SYSTEM, "You are a support agent."),
         (Role.CUSTOMER, "Where is my parcel?"),
@@ -220,7 +223,7 @@ def test_history_rejects_messages_it_cannot_store(memory: Memory) -> None:
         history.add_messages([RemoveMessage(id="m1")])
     with pytest.raises(ValidationError, match="NUL"):
         history.add_messages([HumanMessage("bad\x00text")])
-    assert memory.find_profile(CUSTOMER) is None  # nothing half-written
+    assert memory.profiles.find(CUSTOMER) is None  # nothing half-written
 
 
 def test_clear_ends_the_conversation_keeps_it_and_the_next_message_starts_fresh(
@@ -232,8 +235,10 @@ def test_clear_ends_the_conversation_keeps_it_and_the_next_message_starts_fresh(
 
     history.clear()
 
-    assert memory.get_conversation(first).status.value == "ended"
-    assert [m.text for m in memory.list_messages(first)] == ["First chat about a refund"]
+    assert memory.conversations.get(first).status.value == "ended"
+    assert [m.text for m in memory.conversations.list_messages(first)] == [
+        "First chat about a refund"
+    ]
     assert history.messages == []
     history.add_messages([HumanMessage("A new question about shipping")])
     assert history.conversation_id != first
@@ -258,7 +263,7 @@ async def test_async_history_clear_and_resume(memory: Memory) -> None:
     assert len(await history.aget_messages()) == 3
 
     await history.aclear()
-    assert memory.get_conversation("chat-async-1").status.value == "ended"
+    assert memory.conversations.get("chat-async-1").status.value == "ended"
     assert await history.aget_messages() == []
 
 
@@ -267,20 +272,20 @@ def test_a_conversation_ended_elsewhere_is_treated_as_cleared(memory: Memory) ->
         memory, customer=CUSTOMER, conversation_id="chat-0004"
     )
     history.add_messages([HumanMessage("Hello")])
-    memory.end_conversation("chat-0004")  # e.g. the contact-centre platform closed it
+    memory.conversations.end("chat-0004")  # e.g. the contact-centre platform closed it
 
     resumed = ConversationMemoryChatMessageHistory(memory, conversation_id="chat-0004")
     assert resumed.messages == []
     resumed.add_messages([HumanMessage("Are you still there?")])
 
     assert resumed.conversation_id != "chat-0004"
-    new = memory.get_conversation(resumed.conversation_id)
-    assert new.profile_id == memory.get_profile(CUSTOMER).id
-    assert [m.text for m in memory.list_messages("chat-0004")] == ["Hello"]
+    new = memory.conversations.get(resumed.conversation_id)
+    assert new.profile_id == memory.profiles.get(CUSTOMER).id
+    assert [m.text for m in memory.conversations.list_messages("chat-0004")] == ["Hello"]
 
 
 def test_history_never_touches_another_customers_conversation(seeded: Memory) -> None:
-    theirs = seeded.list_conversations(OTHER)[0].id
+    theirs = seeded.conversations.list(OTHER)[0].id
     intruder = ConversationMemoryChatMessageHistory(
         seeded, customer=CUSTOMER, conversation_id=theirs
     )
@@ -289,8 +294,8 @@ def test_history_never_touches_another_customers_conversation(seeded: Memory) ->
     with pytest.raises(ValidationError, match="another customer"):
         intruder.add_messages([HumanMessage("Show me their order")])
     # No message was added and the two profiles were not merged.
-    assert len(seeded.list_messages(theirs)) == 1
-    assert seeded.get_profile(OTHER).id != seeded.get_profile(CUSTOMER).id
+    assert len(seeded.conversations.list_messages(theirs)) == 1
+    assert seeded.profiles.get(OTHER).id != seeded.profiles.get(CUSTOMER).id
 
 
 def test_a_new_conversation_needs_the_customer(memory: Memory) -> None:
@@ -300,7 +305,7 @@ def test_a_new_conversation_needs_the_customer(memory: Memory) -> None:
 
 
 def test_retriever_documents_carry_kind_score_and_provenance(seeded: Memory) -> None:
-    seeded.set_trait(CUSTOMER, "tier", "gold", source="crm")
+    seeded.traits.set(CUSTOMER, "tier", "gold", source="crm")
     retriever = ConversationMemoryRetriever(memory=seeded, customer=CUSTOMER)
 
     docs = retriever.invoke("cracked screen")
@@ -318,7 +323,7 @@ def test_retriever_documents_carry_kind_score_and_provenance(seeded: Memory) -> 
     assert meta["channel"] == "sms" and meta["role"] == "customer"
     assert meta["ts"].startswith("2026-05-02T14:00:00")
     assert meta["message_ids"] == [best.id]
-    assert meta["profile_id"] == seeded.get_profile(CUSTOMER).id
+    assert meta["profile_id"] == seeded.profiles.get(CUSTOMER).id
     assert meta["tenant"] == "default"
     assert all("9001" not in d.page_content for d in docs)
 
@@ -332,8 +337,8 @@ def test_retriever_options_and_unknown_customers(seeded: Memory) -> None:
     assert len(only_messages.invoke("")) == 1
     stranger = ConversationMemoryRetriever(memory=seeded, customer="phone:+12025550100")
     assert stranger.invoke("anything") == []
-    seeded.create_tenant("brand-b")
-    elsewhere = ConversationMemoryRetriever(memory=seeded, customer=CUSTOMER, tenant="brand-b")
+    brand_b = seeded.tenants.add("brand-b")
+    elsewhere = ConversationMemoryRetriever(memory=brand_b, customer=CUSTOMER)
     assert elsewhere.invoke("cracked screen") == []
 
 
@@ -406,7 +411,7 @@ def test_knowledge_documents_carry_score_and_citation(knowledge: Memory) -> None
 
     top = docs[0]
     assert top.page_content.startswith("You can change the delivery address until")
-    source = knowledge.list_sources("help")[0]
+    source = knowledge.knowledge.sources.list("help")[0]
     assert top.metadata == {
         "id": top.id,
         "kind": "knowledge",
@@ -431,10 +436,10 @@ def test_knowledge_documents_carry_score_and_citation(knowledge: Memory) -> None
 
 def test_knowledge_retriever_filters_and_stays_in_its_tenant(knowledge: Memory) -> None:
     question = "refunds for cracked screens"
-    source = knowledge.list_sources("help")[0]
+    source = knowledge.knowledge.sources.list("help")[0]
 
-    def texts(**kw: Any) -> list[str]:
-        return [d.page_content for d in KnowledgeRetriever(memory=knowledge, **kw).invoke(question)]
+    def texts(memory: Memory = knowledge, **kw: Any) -> list[str]:
+        return [d.page_content for d in KnowledgeRetriever(memory=memory, **kw).invoke(question)]
 
     assert texts(kb="staff") == [STAFF_NOTE]
     assert texts(kb=("staff", "help"), limit=10) == texts(limit=10)
@@ -451,9 +456,10 @@ def test_knowledge_retriever_filters_and_stays_in_its_tenant(knowledge: Memory) 
     # Another tenant's knowledge never shows up, and that tenant sees only its own.
     assert BRAND_B_POLICY not in texts(limit=50)
     assert BRAND_B_POLICY not in texts(kb="help", limit=50)
-    assert texts(tenant=BRAND_B, limit=50) == [BRAND_B_POLICY]
+    brand_b = knowledge.tenant(BRAND_B)
+    assert texts(brand_b, limit=50) == [BRAND_B_POLICY]
     with pytest.raises(NotFoundError, match="knowledge base 'staff'"):
-        texts(tenant=BRAND_B, kb="staff")
+        texts(brand_b, kb="staff")
     with pytest.raises(PydanticValidationError):
         KnowledgeRetriever(memory=knowledge, min_score=2.0)
 

@@ -18,8 +18,8 @@ from langchain_core.tools import BaseTool, ToolException
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-from integrations.langchain import memory_tools, spec_tool
-from integrations.langchain.tools import CUSTOMER_FIELDS, TOOL_NAMES
+from convmem_integrations.langchain import memory_tools, spec_tool
+from convmem_integrations.langchain.tools import CUSTOMER_FIELDS, TOOL_NAMES
 from memory_core import AsyncMemory
 from memory_core.errors import NotFoundError
 from memory_core.memory import Memory
@@ -83,9 +83,9 @@ class _GreetOutput(BaseModel):
     line: str
 
 
-def _greet(memory: Memory, tenant: str, request: _GreetInput) -> _GreetOutput:
-    profile = memory.get_profile(request.profile, tenant=tenant)
-    return _GreetOutput(line=f"{request.greeting}, {profile.id} of {tenant}")
+def _greet(memory: Memory, request: _GreetInput) -> _GreetOutput:
+    profile = memory.profiles.get(request.profile)
+    return _GreetOutput(line=f"{request.greeting}, {profile.id} of {memory.name}")
 
 
 def test_spec_translation_is_generic_new_fields_appear_and_the_customer_is_injected(
@@ -108,7 +108,7 @@ def test_spec_translation_is_generic_new_fields_appear_and_the_customer_is_injec
     bound = spec_tool(spec, seeded, bound={"profile": CUSTOMER})
     assert set(bound.args) == {"greeting"}
     reply = _call(bound, {"greeting": "Hi"})
-    assert reply.artifact == _GreetOutput(line=f"Hi, {seeded.get_profile(CUSTOMER).id} of default")
+    assert reply.artifact == _GreetOutput(line=f"Hi, {seeded.profiles.get(CUSTOMER).id} of default")
     assert json.loads(str(reply.content)) == reply.artifact.model_dump()
     # The model cannot name the customer itself.
     refused = _call(bound, {"greeting": "Hi", "profile": OTHER})
@@ -133,7 +133,7 @@ def test_remember_then_recall_for_the_bound_customer_only(seeded: Memory) -> Non
     assert saved.status == "success"
     out = saved.artifact
     assert isinstance(out, RememberOutput)
-    assert out.profile_id == seeded.get_profile(CUSTOMER).id
+    assert out.profile_id == seeded.profiles.get(CUSTOMER).id
     assert (out.channel, out.added, len(out.observations)) == ("chat", 1, 1)
     assert json.loads(str(saved.content))["conversation_id"] == out.conversation_id
 
@@ -144,7 +144,7 @@ def test_remember_then_recall_for_the_bound_customer_only(seeded: Memory) -> Non
     assert json.loads(str(recalled.content))["context"] == recalled.artifact.context
     # The other customer's tools never see it, and the first never saw theirs.
     theirs = _call(_tools(seeded, OTHER)["recall"], {"query": "dog Rex couriers"}).artifact
-    assert theirs.profile_id == seeded.get_profile(OTHER).id
+    assert theirs.profile_id == seeded.profiles.get(OTHER).id
     assert all("Rex" not in item.text for item in theirs.items)
     assert "Rex" not in theirs.context
     assert "9001" not in str(recalled.content)
@@ -163,7 +163,7 @@ def test_a_conversation_of_another_customer_is_refused_and_nothing_is_merged(
             "messages": [{"role": "customer", "text": "Is my refund for order 9001 done?"}],
         }
     )
-    before = seeded.get_conversation(theirs)
+    before = seeded.conversations.get(theirs)
     tools = _tools(seeded, channel="chat")
     attempts: list[tuple[BaseTool, dict[str, Any]]] = [
         (
@@ -178,10 +178,10 @@ def test_a_conversation_of_another_customer_is_refused_and_nothing_is_merged(
         reply = _call(tool, args)
         assert reply.status == "error", args
         assert "belongs to another customer" in reply.text
-    assert len(seeded.list_messages(theirs)) == 1
-    assert seeded.get_conversation(theirs) == before
-    assert seeded.get_profile(OTHER).id != seeded.get_profile(CUSTOMER).id
-    assert seeded.observations(OTHER) == []
+    assert len(seeded.conversations.list_messages(theirs)) == 1
+    assert seeded.conversations.get(theirs) == before
+    assert seeded.profiles.get(OTHER).id != seeded.profiles.get(CUSTOMER).id
+    assert seeded.observations.list(OTHER) == []
 
 
 def test_search_knowledge_is_cited_and_stays_in_the_tenant(knowledge: Memory) -> None:
@@ -195,7 +195,7 @@ def test_search_knowledge_is_cited_and_stays_in_the_tenant(knowledge: Memory) ->
     assert passages[0]["citation"]["uri"] == "help/returns"
     assert BRAND_B_POLICY not in str(reply.content)
     # Brand B's agent searches brand B's knowledge only.
-    brand_b = _tools(knowledge, tenant=BRAND_B)["search_knowledge"]
+    brand_b = _tools(knowledge.tenant(BRAND_B))["search_knowledge"]
     theirs = _call(brand_b, {"query": "refunds 5 business days card", "top_k": 10})
     texts = [p["text"] for p in json.loads(str(theirs.content))["passages"]]
     assert texts == [BRAND_B_POLICY]
@@ -221,7 +221,7 @@ def test_engine_errors_reach_the_model_as_tool_errors(memory: Memory) -> None:
     bad = _call(tools["remember"], {"messages": [{"role": "customer", "text": ""}]})
     assert bad.status == "error"
     assert bad.text.startswith("invalid arguments: messages.0.text:")
-    assert memory.find_profile(CUSTOMER) is None  # nothing half-written
+    assert memory.profiles.find(CUSTOMER) is None  # nothing half-written
 
     raising = _tools(memory, handle_tool_error=False)["recall"]
     with pytest.raises(ToolException, match="no profile with identifier") as info:
@@ -282,7 +282,7 @@ def test_a_tool_calling_model_drives_the_tools(knowledge: Memory) -> None:
 
 
 def test_tools_bound_by_profile_id_reach_the_same_customer(seeded: Memory) -> None:
-    profile_id = seeded.get_profile(CUSTOMER).id
+    profile_id = seeded.profiles.get(CUSTOMER).id
     tools = _tools(seeded, profile_id)
     saved = _call(
         tools["remember"],

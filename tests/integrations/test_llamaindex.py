@@ -24,7 +24,7 @@ from llama_index.core.schema import MetadataMode
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from integrations.llamaindex import (
+from convmem_integrations.llamaindex import (
     ConversationChatMemory,
     ConversationMemoryBlock,
     ConversationMemoryRetriever,
@@ -80,7 +80,7 @@ def test_query_engine_with_mock_llm_answers_from_recalled_nodes(seeded: Memory) 
 
 
 def test_query_engine_returns_nodes_from_both_retrievers(seeded: Memory) -> None:
-    seeded.set_trait(CUSTOMER, "preferred_channel", "sms", source="crm")
+    seeded.traits.set(CUSTOMER, "preferred_channel", "sms", source="crm")
     fused = QueryFusionRetriever(
         [
             ConversationMemoryRetriever(seeded, CUSTOMER, options=TRAITS),
@@ -131,7 +131,7 @@ def test_knowledge_query_engine_answers_from_cited_chunks(knowledge: Memory) -> 
     )
     assert meta["heading_path"] == ["Returns and refunds", "Refunds"]
     assert (meta["kind"], meta["position"], meta["tenant"]) == ("knowledge", 1, "default")
-    assert meta["kb_id"] == knowledge.get_knowledge_base("help").id
+    assert meta["kb_id"] == knowledge.knowledge.bases.get("help").id
     assert top.node.node_id == meta["id"] and top.score == meta["score"]
     assert len(response.source_nodes) == 2
     assert all(h.node.metadata["kb_id"] == meta["kb_id"] for h in response.source_nodes)
@@ -184,7 +184,7 @@ def test_knowledge_retriever_filters_and_tenants(knowledge: Memory) -> None:
     # Each tenant searches its own knowledge only, whatever the query.
     everything = texts(KnowledgeRetriever(knowledge, limit=50), "Brand B refunds store credit")
     assert BRAND_B_POLICY not in everything and len(everything) == 5
-    assert texts(KnowledgeRetriever(knowledge, tenant=BRAND_B, limit=50), question) == [
+    assert texts(KnowledgeRetriever(knowledge.tenant(BRAND_B), limit=50), question) == [
         BRAND_B_POLICY
     ]
     with pytest.raises(NotFoundError, match="knowledge base 'nope'"):
@@ -214,8 +214,8 @@ async def test_knowledge_query_engine_async_runs_off_the_event_loop(
 
 def test_retriever_for_unknown_customer_or_other_tenant_is_empty(seeded: Memory) -> None:
     assert ConversationMemoryRetriever(seeded, "phone:+12025550100").retrieve("x") == []
-    seeded.create_tenant("brand-b")
-    assert ConversationMemoryRetriever(seeded, CUSTOMER, tenant="brand-b").retrieve("x") == []
+    brand_b = seeded.tenants.add("brand-b")
+    assert ConversationMemoryRetriever(brand_b, CUSTOMER).retrieve("x") == []
 
 
 def test_chat_engine_memory_captures_each_turn_and_feeds_recall(seeded: Memory) -> None:
@@ -228,7 +228,7 @@ def test_chat_engine_memory_captures_each_turn_and_feeds_recall(seeded: Memory) 
     chat.chat("Any news on my replacement?")
     chat.chat("And remember: no calls, texts only.")
 
-    stored = seeded.list_messages(chat_memory.conversation_id)
+    stored = seeded.conversations.list_messages(chat_memory.conversation_id)
     assert [(m.role, m.text) for m in stored] == [
         (Role.CUSTOMER, "Any news on my replacement?"),
         (Role.AI_AGENT, "Let me check the replacement."),
@@ -264,7 +264,7 @@ async def test_function_agent_gets_recalled_context_and_its_chat_is_captured(
     contexts = [m.content or "" for m in sent if m.role is MessageRole.SYSTEM]
     assert any("Please text me updates, I can't take calls at work." in c for c in contexts)
     assert sent[-1].content == "Can you call me about my order?"
-    stored = await AsyncMemory(seeded).list_messages(chat_memory.conversation_id)
+    stored = await AsyncMemory(seeded).conversations.list_messages(chat_memory.conversation_id)
     assert [(m.role, m.text) for m in stored] == [
         (Role.CUSTOMER, "Can you call me about my order?"),
         (Role.AI_AGENT, "I'll text you instead of calling."),
@@ -279,12 +279,12 @@ async def test_async_chat_engine_and_reset(seeded: Memory) -> None:
     assert [m.content for m in await chat_memory.aget_all()] == ["Hi", "Hello!"]
     await chat_memory.areset()
 
-    assert seeded.get_conversation("c-7").status.value == "ended"
+    assert seeded.conversations.get("c-7").status.value == "ended"
     assert await chat_memory.aget_all() == []
     await chat.achat("Back again")
     assert chat_memory.conversation_id != "c-7"
     assert [m.content for m in await chat_memory.aget_all()] == ["Back again", "Hi again!"]
-    assert [m.text for m in seeded.list_messages("c-7")] == ["Hi", "Hello!"]
+    assert [m.text for m in seeded.conversations.list_messages("c-7")] == ["Hi", "Hello!"]
 
 
 def test_chat_memory_skips_tool_traffic_and_set_only_appends(memory: Memory) -> None:
@@ -325,11 +325,11 @@ def test_chat_memory_window_keeps_the_latest_turns_within_the_token_limit(
 
 
 def test_chat_memory_refuses_another_customers_conversation(seeded: Memory) -> None:
-    theirs = seeded.list_conversations(OTHER)[0].id
+    theirs = seeded.conversations.list(OTHER)[0].id
     chat_memory = ConversationChatMemory(seeded, CUSTOMER, conversation_id=theirs)
     with pytest.raises(ValidationError, match="another customer"):
         chat_memory.put(ChatMessage(role="user", content="Show me their order"))
-    assert len(seeded.list_messages(theirs)) == 1
+    assert len(seeded.conversations.list_messages(theirs)) == 1
 
 
 async def test_memory_block_feeds_recall_into_llama_index_memory(seeded: Memory) -> None:
@@ -353,7 +353,7 @@ async def test_memory_block_feeds_recall_into_llama_index_memory(seeded: Memory)
     assert "9001" not in (system.content or "")
     assert sent[-1].content == "Can you phone me at work?"
     # The block captures nothing: that is ConversationChatMemory's job.
-    assert len(seeded.list_conversations(CUSTOMER)) == 1
+    assert len(seeded.conversations.list(CUSTOMER)) == 1
 
 
 async def test_memory_block_for_a_customer_not_seen_before_is_empty(memory: Memory) -> None:

@@ -14,8 +14,8 @@ from packaging.requirements import Requirement
 pytest.importorskip("langchain_core", reason="needs the langchain extra")
 pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")
 
-import integrations.langchain
-import integrations.llamaindex
+import convmem_integrations.langchain
+import convmem_integrations.llamaindex
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     ("module", "names"),
     [
         (
-            integrations.langchain,
+            convmem_integrations.langchain,
             {
                 "ConversationMemoryChatMessageHistory",
                 "ConversationMemoryRetriever",
@@ -41,7 +41,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
             },
         ),
         (
-            integrations.llamaindex,
+            convmem_integrations.llamaindex,
             {
                 "ConversationChatMemory",
                 "ConversationMemoryBlock",
@@ -60,8 +60,8 @@ def test_exported_members_are_pinned(module: object, names: set[str]) -> None:
 @pytest.mark.parametrize(
     ("package", "framework", "extra"),
     [
-        ("integrations.langchain", "langchain_core", "langchain"),
-        ("integrations.llamaindex", "llama_index", "llamaindex"),
+        ("convmem_integrations.langchain", "langchain_core", "langchain"),
+        ("convmem_integrations.llamaindex", "llama_index", "llamaindex"),
     ],
 )
 def test_importing_without_the_extra_says_what_to_install(
@@ -78,7 +78,8 @@ def test_memory_core_never_imports_the_adapters_or_frameworks() -> None:
     code = (
         "import sys, memory_core, memory_core.memory, memory_core.aio;"
         "bad = sorted(m for m in sys.modules"
-        " if m.split('.')[0] in {'integrations', 'langchain_core', 'llama_index'});"
+        " if m.split('.')[0] in"
+        " {'convmem_integrations', 'convmem_mcp', 'langchain_core', 'llama_index'});"
         "print(bad)"
     )
     proc = _run(code)

@@ -59,20 +59,19 @@ def assert_gone(memory: Memory, needles: list[str], tenant: str = "default") -> 
 
 def seed(memory: Memory, marker: str, tenant: str = "default") -> Source:
     """A knowledge base ``help`` with an ordinary source, then one holding ``marker``."""
-    memory.create_knowledge_base("help", tenant=tenant)
-    memory.add_source(
+    knowledge = memory.tenant(tenant).knowledge
+    knowledge.bases.add("help")
+    knowledge.sources.add(
         "help",
         content=f"# Shipping\n\nWe ship to all 50 states within five days. {FILLER}\n",
         source_type="markdown",
         uri="kb://shipping",
-        tenant=tenant,
     )
-    secret = memory.add_source(
+    secret = knowledge.sources.add(
         "help",
         content=secret_document(marker),
         source_type="markdown",
         uri="kb://escalations",
-        tenant=tenant,
     )
     assert secret.status is SourceStatus.READY and secret.chunk_count >= 1
     return secret
@@ -81,8 +80,8 @@ def seed(memory: Memory, marker: str, tenant: str = "default") -> Source:
 # -- deletion leaves nothing -----------------------------------------------------------
 
 DELETIONS: dict[str, Callable[[Memory, Source], DeletionReceipt]] = {
-    "remove_source": lambda m, s: m.remove_source(s.id),
-    "delete_knowledge_base": lambda m, s: m.delete_knowledge_base("help"),
+    "remove_source": lambda m, s: m.knowledge.sources.delete(s.id),
+    "delete_knowledge_base": lambda m, s: m.knowledge.bases.delete("help"),
 }
 
 
@@ -98,8 +97,8 @@ def test_deleted_knowledge_text_does_not_survive_in_the_database_files(
     assert isinstance(cache, CachedEmbedder)
     keys = [hashlib.sha256(t.encode()).digest() for t in texts]
     assert all(k in cache._cache for k in keys)
-    assert memory.search_knowledge(marker, mode="keyword")
-    searcher = memory._searcher()
+    assert memory.knowledge.search(marker, mode="keyword")
+    searcher = memory._ctx.searcher
     assert any(key[0] == "default" for key in searcher._cache)  # the tenant's source list
     checkpoint(memory)
     assert scan(db_of(memory), [marker, stem]).get(db_of(memory).name) == [marker, stem]
@@ -110,11 +109,13 @@ def test_deleted_knowledge_text_does_not_survive_in_the_database_files(
     assert_gone(memory, [marker, stem])
     assert not any(k in cache._cache for k in keys)  # cached vectors of the text went too
     assert not any(key[0] == "default" for key in searcher._cache)
-    assert memory.search_knowledge(marker, mode="keyword") == []
-    [event] = memory.audit(action=how)
+    assert memory.knowledge.search(marker, mode="keyword") == []
+    [event] = memory.governance.audit.list(action=how)
     assert event.target == receipt.target
     assert event.details["chunks"] == receipt.deleted["chunks"]
-    assert marker not in json.dumps([e.model_dump(mode="json") for e in memory.audit()])
+    assert marker not in json.dumps(
+        [e.model_dump(mode="json") for e in memory.governance.audit.list()]
+    )
     memory.close()
     assert scan(db_of(memory), [marker, stem]) == {}
 
@@ -125,10 +126,10 @@ def test_a_refresh_that_drops_or_replaces_a_page_leaves_nothing_of_its_text(
 ) -> None:
     marker = marker_word()
     stem = marker[:-3]
-    memory.create_knowledge_base("help")
+    memory.knowledge.bases.add("help")
     kept = DocumentIn(uri="shipping", text=f"We ship to all 50 states within five days. {FILLER}")
     marked = DocumentIn(uri="escalations", text=secret_document(marker), format="markdown")
-    source = memory.add_source("help", documents=[kept, marked], title="Handbook")
+    source = memory.knowledge.sources.add("help", documents=[kept, marked], title="Handbook")
     old_texts = [c.text for c in chunks_of(memory, source.id) if c.page_uri == "escalations"]
     assert old_texts and all(marker in t for t in old_texts)
     checkpoint(memory)
@@ -138,7 +139,7 @@ def test_a_refresh_that_drops_or_replaces_a_page_leaves_nothing_of_its_text(
         pages = [kept]
     else:
         pages = [kept, marked.model_copy(update={"text": "# Escalations\n\nAsk a supervisor."})]
-    refreshed = memory.refresh_source(source.id, documents=pages)
+    refreshed = memory.knowledge.sources.refresh(source.id, documents=pages)
 
     assert refreshed.status is SourceStatus.READY and refreshed.version == 2
     assert_gone(memory, [marker, stem])
@@ -146,8 +147,8 @@ def test_a_refresh_that_drops_or_replaces_a_page_leaves_nothing_of_its_text(
     assert isinstance(cache, CachedEmbedder)
     assert not any(hashlib.sha256(t.encode()).digest() in cache._cache for t in old_texts)
     # The page that stayed is still there, not re-embedded, and searchable.
-    assert memory.search_knowledge("ship to all 50 states", limit=1)[0].citation.uri == "shipping"
-    [event] = memory.audit(action="refresh_source")
+    assert memory.knowledge.search("ship to all 50 states", limit=1)[0].citation.uri == "shipping"
+    [event] = memory.governance.audit.list(action="refresh_source")
     assert event.details["removed"] == len(old_texts)
 
 
@@ -156,11 +157,11 @@ def test_a_recrawl_whose_page_disappeared_leaves_nothing_of_it(tmp_path: Path, s
     site.html("/", "Help", f"<p>Welcome to the help centre. {FILLER}</p>", ["/escalations"])
     site.html("/escalations", "Escalations", f"<p>The codeword is {marker}. {FILLER}</p>")
     with open_memory(tmp_path / "web.db") as memory:
-        memory.create_knowledge_base("web")
-        source = memory.add_source("web", site.base, crawl=CrawlOptions(max_depth=1))
+        memory.knowledge.bases.add("web")
+        source = memory.knowledge.sources.add("web", site.base, crawl=CrawlOptions(max_depth=1))
         assert any(marker in c.text for c in chunks_of(memory, source.id))
         del site.routes["/escalations"]  # now a 404
-        refreshed = memory.refresh_source(source.id)
+        refreshed = memory.knowledge.sources.refresh(source.id)
         assert refreshed.status is SourceStatus.READY
         assert {c.page_uri for c in chunks_of(memory, source.id)} == {site.base + "/"}
         assert_gone(memory, [marker, marker[:-3]])
@@ -170,33 +171,33 @@ def test_a_recrawl_whose_page_disappeared_leaves_nothing_of_it(tmp_path: Path, s
 def test_a_knowledge_deletion_in_one_tenant_never_touches_another(memory: Memory) -> None:
     shared, only_acme, only_globex = marker_word(), marker_word(), marker_word()
     for tenant, own in (("acme", only_acme), ("globex", only_globex)):
-        memory.create_tenant(tenant)
-        memory.create_knowledge_base("help", tenant=tenant)
-        memory.add_source(
+        handle = memory.tenants.add(tenant)
+        handle.knowledge.bases.add("help")
+        handle.knowledge.sources.add(
             "help",
             content=f"# Codes\n\nShared {shared}, own {own}. {FILLER}\n",
             source_type="markdown",
             uri="kb://codes",  # the same URI and knowledge base name in both tenants
-            tenant=tenant,
         )
-    globex_before = memory.search_knowledge(shared, tenant="globex", mode="keyword")
+    acme, globex = memory.tenant("acme"), memory.tenant("globex")
+    globex_before = globex.knowledge.search(shared, mode="keyword")
     assert len(globex_before) == 1
 
-    memory.delete_knowledge_base("help", tenant="acme")
+    acme.knowledge.bases.delete("help")
 
-    assert memory.search_knowledge(shared, tenant="acme", mode="keyword") == []
-    assert memory.search_knowledge(shared, tenant="globex", mode="keyword") == globex_before
-    assert memory.search_knowledge(only_globex, tenant="globex", mode="keyword")
-    assert [kb.name for kb in memory.list_knowledge_bases(tenant="globex")] == ["help"]
-    assert len(memory.list_sources(tenant="globex")) == 1
+    assert acme.knowledge.search(shared, mode="keyword") == []
+    assert globex.knowledge.search(shared, mode="keyword") == globex_before
+    assert globex.knowledge.search(only_globex, mode="keyword")
+    assert [kb.name for kb in globex.knowledge.bases.list()] == ["help"]
+    assert len(globex.knowledge.sources.list()) == 1
     found = scan(db_of(memory), [shared, only_acme, only_globex])
     assert found == {db_of(memory).name: [shared, only_globex]}  # acme's own text is gone
-    assert [e.action for e in memory.audit(tenant="acme")][-1] == "delete_knowledge_base"
-    assert "delete_knowledge_base" not in [e.action for e in memory.audit(tenant="globex")]
+    assert [e.action for e in acme.governance.audit.list()][-1] == "delete_knowledge_base"
+    assert "delete_knowledge_base" not in [e.action for e in globex.governance.audit.list()]
     # Deleting the tenant drops its cached source lists too; the other's stay usable.
-    memory.delete_tenant("acme")
-    assert not any(key[0] == "acme" for key in memory._searcher()._cache)
-    assert memory.search_knowledge(shared, tenant="globex", mode="keyword") == globex_before
+    memory.tenants.delete("acme")
+    assert not any(key[0] == "acme" for key in memory._ctx.searcher._cache)
+    assert globex.knowledge.search(shared, mode="keyword") == globex_before
 
 
 # -- audit -----------------------------------------------------------------------------
@@ -205,20 +206,22 @@ def test_a_knowledge_deletion_in_one_tenant_never_touches_another(memory: Memory
 def test_every_knowledge_write_is_audited_without_content(memory: Memory) -> None:
     marker = marker_word()
     with acting_as("admin:kim", reason="onboarding the help centre"):
-        kb = memory.create_knowledge_base("ops-handbook")
-        source = memory.add_source(
+        kb = memory.knowledge.bases.add("ops-handbook")
+        source = memory.knowledge.sources.add(
             "ops-handbook", content=secret_document(marker), source_type="markdown", uri="kb://esc"
         )
-        again = memory.add_source(  # the same URI again is a refresh
+        again = memory.knowledge.sources.add(  # the same URI again is a refresh
             "ops-handbook", content=secret_document(marker), source_type="markdown", uri="kb://esc"
         )
-        changed = memory.refresh_source(source.id, content="# Escalations\n\nAsk a supervisor.")
-        failed = memory.refresh_source(source.id, content="   ")  # nothing to index
-        receipt = memory.remove_source(source.id)
-        memory.delete_knowledge_base("ops-handbook")
+        changed = memory.knowledge.sources.refresh(
+            source.id, content="# Escalations\n\nAsk a supervisor."
+        )
+        failed = memory.knowledge.sources.refresh(source.id, content="   ")  # nothing to index
+        receipt = memory.knowledge.sources.delete(source.id)
+        memory.knowledge.bases.delete("ops-handbook")
     assert again.id == source.id and failed.status is SourceStatus.FAILED
 
-    events = memory.audit()
+    events = memory.governance.audit.list()
     assert [(e.action, e.target) for e in events] == [
         ("create_knowledge_base", f"knowledge_base:{kb.id}"),
         ("add_source", f"source:{source.id}"),
@@ -262,8 +265,8 @@ def test_a_card_number_in_a_document_never_reaches_chunks_indexes_or_vectors(
 ) -> None:
     recorder = CountingEmbedder(HashEmbedder())
     memory.embedder.inner = recorder  # type: ignore[attr-defined]
-    memory.create_knowledge_base("billing")
-    source = memory.add_source(
+    memory.knowledge.bases.add("billing")
+    source = memory.knowledge.sources.add(
         "billing",
         documents=[
             DocumentIn(
@@ -276,7 +279,7 @@ def test_a_card_number_in_a_document_never_reaches_chunks_indexes_or_vectors(
         ],
         title=f"Billing notes for {CARD}",
     )
-    refreshed = memory.refresh_source(
+    refreshed = memory.knowledge.sources.refresh(
         source.id,
         documents=[DocumentIn(uri="refunds", text=f"Refunds go back to card {CARD}. {FILLER}")],
     )
@@ -287,10 +290,10 @@ def test_a_card_number_in_a_document_never_reaches_chunks_indexes_or_vectors(
     chunks = chunks_of(memory, source.id)
     assert chunks and any("[REDACTED:card]" in c.text for c in chunks)
     stored = json.dumps([c.model_dump(mode="json") for c in chunks])
-    stored += memory.get_source(source.id).model_dump_json()
+    stored += memory.knowledge.sources.get(source.id).model_dump_json()
     assert not any(form in stored for form in CARD_FORMS)
-    assert memory.get_source(source.id).title == "Billing notes for [REDACTED:card]"
+    assert memory.knowledge.sources.get(source.id).title == "Billing notes for [REDACTED:card]"
     for query in ("4111", CARD_FORMS[1]):
-        assert memory.search_knowledge(query, mode="keyword") == []
+        assert memory.knowledge.search(query, mode="keyword") == []
     checkpoint(memory)
     assert scan(db_of(memory), CARD_FORMS) == {}

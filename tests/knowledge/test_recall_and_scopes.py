@@ -27,10 +27,10 @@ def setup(memory: Memory) -> None:
             ],
         }
     )
-    memory.create_knowledge_base("support")
-    memory.create_knowledge_base("marketing")
+    memory.knowledge.bases.add("support")
+    memory.knowledge.bases.add("marketing")
     long = " ".join(["Routers carry a two year warranty covering hardware faults."] * 6)
-    memory.add_source(
+    memory.knowledge.sources.add(
         "support",
         documents=[
             DocumentIn(uri=f"kb/{i}", title=f"Router article {i}", text=f"Router tip {i}. {long}")
@@ -38,7 +38,7 @@ def setup(memory: Memory) -> None:
         ],
         title="Support articles",
     )
-    memory.add_source("marketing", content="Router sale: routers are 20% off this week.")
+    memory.knowledge.sources.add("marketing", content="Router sale: routers are 20% off this week.")
 
 
 def test_recall_leaves_knowledge_out_unless_asked(memory: Memory) -> None:
@@ -111,7 +111,7 @@ def test_chunk_keyword_searches_are_narrowed_to_kb_and_source_scopes(
     assert query.startswith("scope : (") and scope_token("t", "default") not in query
 
     assert isinstance(memory.backend, SQLiteBackend)
-    support = memory.get_knowledge_base("support").id
+    support = memory.knowledge.bases.get("support").id
     hits = memory.backend.search(
         "default",
         Collection.CHUNKS,

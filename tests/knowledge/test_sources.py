@@ -60,8 +60,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
 def test_every_file_type_is_indexed_and_searchable_with_citations(
     memory: Memory, files: dict[str, Path]
 ) -> None:
-    memory.create_knowledge_base("help", description="customer help centre")
-    sources = {name: memory.add_source("help", path) for name, path in files.items()}
+    memory.knowledge.bases.add("help", description="customer help centre")
+    sources = {name: memory.knowledge.sources.add("help", path) for name, path in files.items()}
     for name, source in sources.items():
         assert source.status is SourceStatus.READY, (name, source.error)
         assert source.version == 1 and source.chunk_count >= 1
@@ -76,26 +76,30 @@ def test_every_file_type_is_indexed_and_searchable_with_citations(
         "serial number for a warranty claim": ("pdf", "serial number", ("Warranty", "Claims")),
     }
     for query, (name, snippet, headings) in cases.items():
-        hits = memory.search_knowledge(query, kb="help", limit=3)
+        hits = memory.knowledge.search(query, kb="help", limit=3)
         top = hits[0]
         assert top.citation.source_id == sources[name].id, query
         assert snippet in top.text
         assert top.citation.uri == files[name].resolve().as_uri()
         assert top.citation.heading_path == headings
         assert 0.0 <= top.score <= 1.0
-    pdf_hit = memory.search_knowledge("serial number warranty claim", limit=1)[0]
+    pdf_hit = memory.knowledge.search("serial number warranty claim", limit=1)[0]
     assert pdf_hit.citation.page == 2
     assert "Claims" in str(pdf_hit.citation) and "p.2" in str(pdf_hit.citation)
 
 
 def test_inline_content_and_documents_sources(memory: Memory) -> None:
-    memory.create_knowledge_base("kb")
-    inline = memory.add_source("kb", content="Gift cards never expire.", title="Gift cards")
+    memory.knowledge.bases.add("kb")
+    inline = memory.knowledge.sources.add(
+        "kb", content="Gift cards never expire.", title="Gift cards"
+    )
     assert inline.uri.startswith("inline:") and inline.status is SourceStatus.READY
-    again = memory.add_source("kb", content="Gift cards never expire.", title="Gift cards")
+    again = memory.knowledge.sources.add(
+        "kb", content="Gift cards never expire.", title="Gift cards"
+    )
     assert again.id == inline.id and again.version == 1, "same content: same source, no new version"
 
-    docs = memory.add_source(
+    docs = memory.knowledge.sources.add(
         "kb",
         documents=[
             DocumentIn(uri="policy/returns", title="Returns", text="Returns take 30 days."),
@@ -106,48 +110,48 @@ def test_inline_content_and_documents_sources(memory: Memory) -> None:
         title="Policies",
     )
     assert docs.page_count == 2 and docs.chunk_count == 2
-    hit = memory.search_knowledge("late fee", kb="kb", limit=1)[0]
+    hit = memory.knowledge.search("late fee", kb="kb", limit=1)[0]
     assert hit.citation.uri == "policy/fees" and hit.citation.source_title == "Policies"
     assert hit.citation.page_title == "Fees"
 
 
 def test_filters_by_knowledge_base_source_and_tags(memory: Memory, tmp_path: Path) -> None:
-    memory.create_knowledge_base("billing")
-    memory.create_knowledge_base("tech")
-    a = memory.add_source(
+    memory.knowledge.bases.add("billing")
+    memory.knowledge.bases.add("tech")
+    a = memory.knowledge.sources.add(
         "billing", content="Refunds are paid to the original card.", tags=["refunds"]
     )
-    b = memory.add_source(
+    b = memory.knowledge.sources.add(
         "billing", content="Refund requests need an order number.", tags=["orders"]
     )
-    c = memory.add_source("tech", content="A refund of the router fee is automatic.")
-    everything = {h.citation.source_id for h in memory.search_knowledge("refund", limit=10)}
+    c = memory.knowledge.sources.add("tech", content="A refund of the router fee is automatic.")
+    everything = {h.citation.source_id for h in memory.knowledge.search("refund", limit=10)}
     assert everything == {a.id, b.id, c.id}
-    assert {h.citation.source_id for h in memory.search_knowledge("refund", kb="tech")} == {c.id}
-    by_id = memory.get_knowledge_base("billing").id
-    assert {h.citation.source_id for h in memory.search_knowledge("refund", kb=[by_id])} == {
+    assert {h.citation.source_id for h in memory.knowledge.search("refund", kb="tech")} == {c.id}
+    by_id = memory.knowledge.bases.get("billing").id
+    assert {h.citation.source_id for h in memory.knowledge.search("refund", kb=[by_id])} == {
         a.id,
         b.id,
     }
-    assert {h.citation.source_id for h in memory.search_knowledge("refund", sources=[b.id])} == {
+    assert {h.citation.source_id for h in memory.knowledge.search("refund", sources=[b.id])} == {
         b.id
     }
-    assert {h.citation.source_id for h in memory.search_knowledge("refund", tags=["refunds"])} == {
+    assert {h.citation.source_id for h in memory.knowledge.search("refund", tags=["refunds"])} == {
         a.id
     }
-    assert memory.search_knowledge("refund", kb="billing", tags=["nope"]) == []
+    assert memory.knowledge.search("refund", kb="billing", tags=["nope"]) == []
     for mode in ("keyword", "vector"):
-        hits = memory.search_knowledge("refund", kb="tech", mode=mode)
+        hits = memory.knowledge.search("refund", kb="tech", mode=mode)
         assert {h.citation.source_id for h in hits} == {c.id}
     with pytest.raises(NotFoundError):
-        memory.search_knowledge("refund", kb="missing")
+        memory.knowledge.search("refund", kb="missing")
     with pytest.raises(NotFoundError):
-        memory.search_knowledge("refund", sources=["src_missing"])
+        memory.knowledge.search("refund", sources=["src_missing"])
 
 
 def test_top_k_and_relevance_threshold(memory: Memory) -> None:
-    memory.create_knowledge_base("kb")
-    memory.add_source(
+    memory.knowledge.bases.add("kb")
+    memory.knowledge.sources.add(
         "kb",
         documents=[
             DocumentIn(uri=f"d{i}", text=f"Topic {i}: parking at store {i}.") for i in range(12)
@@ -155,31 +159,31 @@ def test_top_k_and_relevance_threshold(memory: Memory) -> None:
         + [DocumentIn(uri="x", text="Loyalty points expire after a year.")],
         title="Stores",
     )
-    assert len(memory.search_knowledge("parking store", limit=4)) == 4
-    hits = memory.search_knowledge("loyalty points expire", limit=13)
+    assert len(memory.knowledge.search("parking store", limit=4)) == 4
+    hits = memory.knowledge.search("loyalty points expire", limit=13)
     assert hits[0].citation.uri == "x"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    strict = memory.search_knowledge("loyalty points expire", limit=13, min_score=hits[0].score)
+    strict = memory.knowledge.search("loyalty points expire", limit=13, min_score=hits[0].score)
     assert [h.citation.uri for h in strict] == ["x"]
 
 
 def test_duplicate_source_is_a_refresh_and_a_type_clash_is_a_conflict(
     memory: Memory, files: dict[str, Path]
 ) -> None:
-    memory.create_knowledge_base("kb")
-    first = memory.add_source("kb", files["markdown"], tags=["a"])
-    second = memory.add_source("kb", str(files["markdown"]), tags=["b"])
+    memory.knowledge.bases.add("kb")
+    first = memory.knowledge.sources.add("kb", files["markdown"], tags=["a"])
+    second = memory.knowledge.sources.add("kb", str(files["markdown"]), tags=["b"])
     assert second.id == first.id and second.version == 1 and second.tags == ("b",)
-    assert len(memory.list_sources("kb")) == 1
+    assert len(memory.knowledge.sources.list("kb")) == 1
     with pytest.raises(ConflictError, match="already source"):
-        memory.add_source("kb", files["markdown"], source_type="text")
-    memory.create_knowledge_base("other")
-    elsewhere = memory.add_source("other", files["markdown"])
+        memory.knowledge.sources.add("kb", files["markdown"], source_type="text")
+    memory.knowledge.bases.add("other")
+    elsewhere = memory.knowledge.sources.add("other", files["markdown"])
     assert elsewhere.id != first.id, "the same file may be in another knowledge base"
 
 
 def test_bad_input_is_refused_and_nothing_is_written(memory: Memory, tmp_path: Path) -> None:
-    memory.create_knowledge_base("kb")
+    memory.knowledge.bases.add("kb")
     big = tmp_path / "big.md"
     with big.open("wb") as handle:
         handle.truncate(51_000_000)
@@ -199,81 +203,82 @@ def test_bad_input_is_refused_and_nothing_is_written(memory: Memory, tmp_path: P
     ]
     for path, match in cases:
         with pytest.raises(ValidationError, match=match):
-            memory.add_source("kb", path)
+            memory.knowledge.sources.add("kb", path)
     with pytest.raises(ValidationError, match="over the 100-byte limit"):
-        memory.add_source("kb", content="x" * 101, max_bytes=100)
+        memory.knowledge.sources.add("kb", content="x" * 101, max_bytes=100)
     with pytest.raises(ValidationError, match="exactly one"):
-        memory.add_source("kb", content="a", documents=[DocumentIn(text="b")])
+        memory.knowledge.sources.add("kb", content="a", documents=[DocumentIn(text="b")])
     with pytest.raises(ValidationError, match="invalid tag"):
-        memory.add_source("kb", content="a", tags=["has space"])
+        memory.knowledge.sources.add("kb", content="a", tags=["has space"])
     with pytest.raises(NotFoundError):
-        memory.add_source("nope", content="a")
-    assert memory.list_sources() == []
+        memory.knowledge.sources.add("nope", content="a")
+    assert memory.knowledge.sources.list() == []
     assert memory.backend.count("default", Collection.CHUNKS) == 0
 
 
 def test_knowledge_base_names_are_unique_and_deletion_removes_everything(
     memory: Memory, files: dict[str, Path]
 ) -> None:
-    kb = memory.create_knowledge_base("help")
+    kb = memory.knowledge.bases.add("help")
     with pytest.raises(ConflictError):
-        memory.create_knowledge_base("help")
+        memory.knowledge.bases.add("help")
     with pytest.raises(ValidationError):
-        memory.create_knowledge_base(" padded ")
-    memory.add_source("help", files["text"])
-    memory.add_source("help", files["faq_csv"])
-    assert [k.name for k in memory.list_knowledge_bases()] == ["help"]
-    receipt = memory.delete_knowledge_base("help")
+        memory.knowledge.bases.add(" padded ")
+    memory.knowledge.sources.add("help", files["text"])
+    memory.knowledge.sources.add("help", files["faq_csv"])
+    assert [k.name for k in memory.knowledge.bases.list()] == ["help"]
+    receipt = memory.knowledge.bases.delete("help")
     assert receipt.deleted == {"chunks": 3, "sources": 2, "knowledge_bases": 1}
-    assert memory.list_knowledge_bases() == [] and memory.list_sources() == []
+    assert memory.knowledge.bases.list() == [] and memory.knowledge.sources.list() == []
     assert memory.backend.count("default", Collection.CHUNKS, Where(eq={"kb_id": kb.id})) == 0
     with pytest.raises(NotFoundError):
-        memory.get_knowledge_base("help")
+        memory.knowledge.bases.get("help")
 
 
 def test_tenants_are_hard_partitions_for_knowledge(memory: Memory) -> None:
     """Same knowledge base names and texts in two tenants never leak into each other."""
-    memory.create_tenant("acme")
-    memory.create_tenant("globex")
+    memory.tenants.add("acme")
+    memory.tenants.add("globex")
     ids = {}
     for tenant in ("acme", "globex"):
-        memory.create_knowledge_base("policies", tenant=tenant)
-        ids[tenant] = memory.add_source(
+        knowledge = memory.tenant(tenant).knowledge
+        knowledge.bases.add("policies")
+        ids[tenant] = knowledge.sources.add(
             "policies",
             documents=[DocumentIn(uri="refunds", text=f"Refunds take 30 days at {tenant}.")],
             title="Policies",
-            tenant=tenant,
         )
     for tenant, other in (("acme", "globex"), ("globex", "acme")):
-        hits = memory.search_knowledge("refunds take 30 days", tenant=tenant, limit=50)
+        knowledge = memory.tenant(tenant).knowledge
+        hits = knowledge.search("refunds take 30 days", limit=50)
         assert hits and all(h.citation.source_id == ids[tenant].id for h in hits)
         assert all(other not in h.text for h in hits)
         with pytest.raises(NotFoundError):
-            memory.get_source(ids[other].id, tenant=tenant)
+            knowledge.sources.get(ids[other].id)
         with pytest.raises(NotFoundError):
-            memory.remove_source(ids[other].id, tenant=tenant)
+            knowledge.sources.delete(ids[other].id)
         with pytest.raises(NotFoundError):
-            memory.search_knowledge("refunds", tenant=tenant, sources=[ids[other].id])
-    memory.delete_knowledge_base("policies", tenant="acme")
-    assert memory.search_knowledge("refunds take 30 days", tenant="acme") == []
-    assert len(memory.search_knowledge("refunds take 30 days", tenant="globex")) == 1
+            knowledge.search("refunds", sources=[ids[other].id])
+    memory.tenant("acme").knowledge.bases.delete("policies")
+    assert memory.tenant("acme").knowledge.search("refunds take 30 days") == []
+    assert len(memory.tenant("globex").knowledge.search("refunds take 30 days")) == 1
     with pytest.raises(NotFoundError):
-        memory.search_knowledge("refunds", tenant="initech")
+        memory.tenant("initech").knowledge.search("refunds")
 
 
 def test_removing_a_source_removes_every_chunk_from_every_index(
     memory: Memory, files: dict[str, Path]
 ) -> None:
-    memory.create_knowledge_base("kb")
-    keep = memory.add_source("kb", files["text"])
-    gone = memory.add_source("kb", files["markdown"])
-    receipt = memory.remove_source(gone.id)
+    memory.knowledge.bases.add("kb")
+    keep = memory.knowledge.sources.add("kb", files["text"])
+    gone = memory.knowledge.sources.add("kb", files["markdown"])
+    receipt = memory.knowledge.sources.delete(gone.id)
     assert receipt.deleted == {"chunks": gone.chunk_count, "sources": 1}
     for mode in ("keyword", "vector", "hybrid"):
-        hits = memory.search_knowledge("returns damaged parcels", mode=mode, limit=50)
+        hits = memory.knowledge.search("returns damaged parcels", mode=mode, limit=50)
         assert {h.citation.source_id for h in hits} <= {keep.id}
     assert memory.backend.count("default", Collection.CHUNKS, Where(eq={"source_id": gone.id})) == 0
     with pytest.raises(NotFoundError):
-        memory.get_source(gone.id)
+        memory.knowledge.sources.get(gone.id)
     with pytest.raises(NotFoundError):
-        memory.remove_source(gone.id)
+        memory.knowledge.sources.delete(gone.id)

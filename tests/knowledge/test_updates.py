@@ -42,17 +42,17 @@ def test_refresh_reembeds_only_changed_pages_and_drops_vanished_ones(tmp_path: P
     doc = tmp_path / "handbook.md"
     doc.write_text("# Handbook\n\nVacation is 25 days.\n\n## Sick leave\n\nTell your manager.\n")
     with open_memory(db) as memory:
-        memory.create_knowledge_base("hr")
-        files = memory.add_source("hr", doc)
-        docs = memory.add_source("hr", documents=_docs("v1", 5), title="Policies")
+        memory.knowledge.bases.add("hr")
+        files = memory.knowledge.sources.add("hr", doc)
+        docs = memory.knowledge.sources.add("hr", documents=_docs("v1", 5), title="Policies")
     assert docs.chunk_count == 5
 
     counting = CountingEmbedder(HashEmbedder())
     with open_memory(db, counting) as memory:  # a fresh process: no embedding cache
-        same = memory.refresh_source(files.id)
+        same = memory.knowledge.sources.refresh(files.id)
         assert same.version == 1 and counting.texts == [], "unchanged: nothing re-embedded"
         new_docs = _docs("v2", 4, changed=[2])  # page-2 changed, page-4 vanished
-        refreshed = memory.refresh_source(docs.id, documents=new_docs)
+        refreshed = memory.knowledge.sources.refresh(docs.id, documents=new_docs)
         assert refreshed.version == 2 and refreshed.status is SourceStatus.READY
         assert len(counting.texts) == 1 and "v2 rules apply" in counting.texts[0]
         assert refreshed.chunk_count == 4 and refreshed.page_count == 4
@@ -64,7 +64,7 @@ def test_refresh_reembeds_only_changed_pages_and_drops_vanished_ones(tmp_path: P
             "page-2",
             "page-3",
         ]
-        hits = memory.search_knowledge("policy page rules", limit=20)
+        hits = memory.knowledge.search("policy page rules", limit=20)
         assert not any(h.citation.uri == "page-4" for h in hits)
         assert any("v2 rules apply" in h.text for h in hits)
         assert not any("stable rules apply" in h.text and h.citation.uri == "page-2" for h in hits)
@@ -73,10 +73,10 @@ def test_refresh_reembeds_only_changed_pages_and_drops_vanished_ones(tmp_path: P
             "# Handbook\n\nVacation is 30 days.\n\n## Sick leave\n\nTell your manager.\n"
         )
         counting.texts.clear()
-        updated = memory.add_source("hr", doc)  # re-adding refreshes
+        updated = memory.knowledge.sources.add("hr", doc)  # re-adding refreshes
         assert updated.id == files.id and updated.version == 2
         assert counting.texts and all("Handbook" in t for t in counting.texts)
-        hits = memory.search_knowledge("vacation days", kb="hr", sources=[files.id], limit=5)
+        hits = memory.knowledge.search("vacation days", kb="hr", sources=[files.id], limit=5)
         assert "30 days" in hits[0].text and all("25 days" not in h.text for h in hits)
 
 
@@ -107,8 +107,10 @@ def test_a_search_during_an_update_sees_the_old_or_the_new_version_never_a_mix(
     memory = open_memory(tmp_path / "k.db", embedder)
     n = 150
     changed = range(0, n, 2)  # half the pages change, the other half stay
-    memory.create_knowledge_base("kb")
-    source = memory.add_source("kb", documents=_docs("old", n, changed=changed), title="P")
+    memory.knowledge.bases.add("kb")
+    source = memory.knowledge.sources.add(
+        "kb", documents=_docs("old", n, changed=changed), title="P"
+    )
     old = {f"page-{i}": "old" if i in changed else "stable" for i in range(n)}
     new = {f"page-{i}": "new" if i in changed else "stable" for i in range(n)}
 
@@ -118,7 +120,7 @@ def test_a_search_during_an_update_sees_the_old_or_the_new_version_never_a_mix(
 
     def hammer() -> None:
         while not stop.is_set():
-            hits = memory.search_knowledge("policy page rules apply", limit=1000)
+            hits = memory.knowledge.search("policy page rules apply", limit=1000)
             state = {h.citation.uri: h.text.split(": ")[1].split()[0] for h in hits}
             if state == old:
                 seen.append("old")
@@ -134,9 +136,11 @@ def test_a_search_during_an_update_sees_the_old_or_the_new_version_never_a_mix(
     thread.start()
     try:
         embedder.armed.set()
-        refreshed = memory.refresh_source(source.id, documents=_docs("new", n, changed=changed))
+        refreshed = memory.knowledge.sources.refresh(
+            source.id, documents=_docs("new", n, changed=changed)
+        )
         embedder.armed.clear()
-        final = memory.search_knowledge("policy page rules apply", limit=1000)
+        final = memory.knowledge.search("policy page rules apply", limit=1000)
     finally:
         stop.set()
         thread.join(timeout=WAIT)
@@ -152,33 +156,35 @@ def test_a_search_during_an_update_sees_the_old_or_the_new_version_never_a_mix(
 def test_a_failed_refresh_keeps_the_published_version(memory: Memory, tmp_path: Path) -> None:
     doc = tmp_path / "guide.md"
     doc.write_text("# Guide\n\nThe warranty lasts two years.\n")
-    memory.create_knowledge_base("kb")
-    source = memory.add_source("kb", doc)
+    memory.knowledge.bases.add("kb")
+    source = memory.knowledge.sources.add("kb", doc)
     doc.unlink()
-    failed = memory.refresh_source(source.id)
+    failed = memory.knowledge.sources.refresh(source.id)
     assert failed.status is SourceStatus.FAILED and "cannot read" in (failed.error or "")
     assert failed.version == 1
-    hits = memory.search_knowledge("warranty two years")
+    hits = memory.knowledge.search("warranty two years")
     assert hits and hits[0].citation.source_id == source.id
     doc.write_text("# Guide\n\nThe warranty lasts three years.\n")
-    healed = memory.refresh_source(source.id)
+    healed = memory.knowledge.sources.refresh(source.id)
     assert healed.status is SourceStatus.READY and healed.error is None and healed.version == 2
 
 
 def test_one_source_is_indexed_by_one_writer_at_a_time(memory: Memory) -> None:
-    memory.create_knowledge_base("kb")
-    source = memory.add_source("kb", content="Opening hours are 9 to 5.", uri="hours")
-    indexer = Indexer(memory.backend, memory.embedder, "default", memory.chunking)
+    memory.knowledge.bases.add("kb")
+    source = memory.knowledge.sources.add("kb", content="Opening hours are 9 to 5.", uri="hours")
+    indexer = Indexer(memory.backend, memory.embedder, "default", memory.knowledge.chunking)
     indexer.claim(source.id)  # another writer, mid-way
     with pytest.raises(ConflictError, match="being indexed"):
-        memory.refresh_source(source.id, content="Opening hours are 8 to 6.")
-    assert memory.search_knowledge("opening hours")[0].text == "Opening hours are 9 to 5."
+        memory.knowledge.sources.refresh(source.id, content="Opening hours are 8 to 6.")
+    assert memory.knowledge.search("opening hours")[0].text == "Opening hours are 9 to 5."
 
 
 def test_leftovers_of_a_crashed_update_stay_invisible_and_are_cleaned(memory: Memory) -> None:
-    memory.create_knowledge_base("kb")
-    source = memory.add_source("kb", content="Parking is free after 6 pm.", uri="parking")
-    indexer = Indexer(memory.backend, memory.embedder, "default", memory.chunking)
+    memory.knowledge.bases.add("kb")
+    source = memory.knowledge.sources.add(
+        "kb", content="Parking is free after 6 pm.", uri="parking"
+    )
+    indexer = Indexer(memory.backend, memory.embedder, "default", memory.knowledge.chunking)
     claimed = indexer.claim(source.id)
     with memory.backend.batch():  # a writer staged version 2, then died
         stale = claimed.model_copy(update={"pending_version": 2, "heartbeat_at": None})
@@ -199,13 +205,13 @@ def test_leftovers_of_a_crashed_update_stay_invisible_and_are_cleaned(memory: Me
     memory.backend.upsert(
         "default", Collection.CHUNKS, [ghost], Vectors(memory.embedder.model_id, vectors)
     )
-    texts = [h.text for h in memory.search_knowledge("parking", limit=10)]
+    texts = [h.text for h in memory.knowledge.search("parking", limit=10)]
     assert texts == ["Parking is free after 6 pm."]
-    healed = memory.refresh_source(source.id, content="Parking is free after 7 pm.")
+    healed = memory.knowledge.sources.refresh(source.id, content="Parking is free after 7 pm.")
     assert healed.status is SourceStatus.READY and healed.version == 2
     assert memory.backend.get("default", Collection.CHUNKS, ["chk_ghost"]) == []
-    assert [h.text for h in memory.search_knowledge("parking")] == ["Parking is free after 7 pm."]
-    assert isinstance(memory.get_source(source.id), Source)
+    assert [h.text for h in memory.knowledge.search("parking")] == ["Parking is free after 7 pm."]
+    assert isinstance(memory.knowledge.sources.get(source.id), Source)
 
 
 class RacingBackend(SQLiteBackend):
@@ -224,12 +230,14 @@ class RacingBackend(SQLiteBackend):
 def test_a_search_racing_a_publish_retries_instead_of_returning_a_gap(tmp_path: Path) -> None:
     backend = RacingBackend(tmp_path / "k.db")
     memory = Memory(backend, HashEmbedder(), settings=load_settings(data_dir=tmp_path))
-    memory.create_knowledge_base("kb")
-    source = memory.add_source("kb", documents=_docs("old", 6, changed=[1, 3]), title="P")
-    backend.race = lambda: memory.refresh_source(
+    memory.knowledge.bases.add("kb")
+    source = memory.knowledge.sources.add(
+        "kb", documents=_docs("old", 6, changed=[1, 3]), title="P"
+    )
+    backend.race = lambda: memory.knowledge.sources.refresh(
         source.id, documents=_docs("new", 6, changed=[1, 3])
     )
-    hits = memory.search_knowledge("policy page rules apply", limit=100)
+    hits = memory.knowledge.search("policy page rules apply", limit=100)
     assert backend.race is None, "the publish ran in the middle of the search"
     assert sorted(h.citation.uri for h in hits) == [f"page-{i}" for i in range(6)]
     assert {h.text.split(": ")[1].split()[0] for h in hits} == {"new", "stable"}
@@ -239,12 +247,12 @@ def test_a_search_racing_a_publish_retries_instead_of_returning_a_gap(tmp_path: 
 def test_a_new_embedding_model_reindexes_everything_on_refresh(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     with open_memory(db) as memory:
-        memory.create_knowledge_base("kb")
-        source = memory.add_source("kb", documents=_docs("v1", 3), title="P")
+        memory.knowledge.bases.add("kb")
+        source = memory.knowledge.sources.add("kb", documents=_docs("v1", 3), title="P")
     counting = CountingEmbedder(HashEmbedder(64))  # another model id
     with open_memory(db, counting) as memory:
-        assert memory.search_knowledge("policy page", mode="vector") == []  # old vectors only
+        assert memory.knowledge.search("policy page", mode="vector") == []  # old vectors only
         counting.texts.clear()
-        refreshed = memory.refresh_source(source.id, documents=_docs("v1", 3))
+        refreshed = memory.knowledge.sources.refresh(source.id, documents=_docs("v1", 3))
         assert refreshed.version == 2 and len(counting.texts) == 3
-        assert len(memory.search_knowledge("policy page", mode="vector")) == 3
+        assert len(memory.knowledge.search("policy page", mode="vector")) == 3

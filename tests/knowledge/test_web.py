@@ -81,8 +81,8 @@ def crawled_uris(memory: Memory, source_id: str) -> set[str]:
 
 def test_a_site_is_crawled_politely_within_its_limits(memory: Memory, site: Site) -> None:
     build(site)
-    memory.create_knowledge_base("web")
-    source = memory.add_source(
+    memory.knowledge.bases.add("web")
+    source = memory.knowledge.sources.add(
         "web", site.base + "/", tags=["site"], crawl=CrawlOptions(max_depth=2, concurrency=3)
     )
     assert source.status is SourceStatus.READY, source.error
@@ -99,14 +99,14 @@ def test_a_site_is_crawled_politely_within_its_limits(memory: Memory, site: Site
     assert "/logo.png: not an HTML page (image/png)" in notes
     assert "/private/secret: disallowed by robots.txt" in notes
 
-    hit = memory.search_knowledge("how much is the basic plan", kb="web", limit=1)[0]
+    hit = memory.knowledge.search("how much is the basic plan", kb="web", limit=1)[0]
     assert hit.citation.uri == site.base + "/pricing", "the redirect target is the page"
     assert hit.citation.heading_path == ("Pricing", "Plans")
     assert hit.citation.source_title == "ACME Help Centre"
     assert "20 dollars" in hit.text
-    warranty = memory.search_knowledge("router warranty years", limit=1)[0]
+    warranty = memory.knowledge.search("router warranty years", limit=1)[0]
     assert warranty.citation.uri == site.base + "/hidden", "found through the sitemap"
-    everything = " ".join(h.text for h in memory.search_knowledge("ACME", limit=50))
+    everything = " ".join(h.text for h in memory.knowledge.search("ACME", limit=50))
     for boilerplate in ("window.tracking", "Site navigation", "Cookie", "salary"):
         assert boilerplate not in everything
 
@@ -117,51 +117,51 @@ def test_a_recrawl_reindexes_changed_pages_and_drops_vanished_ones(
     build(site)
     db = tmp_path / "k.db"
     with open_memory(db) as memory:
-        memory.create_knowledge_base("web")
-        source = memory.add_source("web", site.base, crawl=CrawlOptions(max_depth=1))
+        memory.knowledge.bases.add("web")
+        source = memory.knowledge.sources.add("web", site.base, crawl=CrawlOptions(max_depth=1))
         assert site.base + "/about" in crawled_uris(memory, source.id)
 
     build(site, changing="Our summer sale ends on August 31.")
     del site.routes["/about"]  # now a 404
     counting = CountingEmbedder(HashEmbedder())
     with open_memory(db, counting) as memory:
-        refreshed = memory.refresh_source(source.id)
+        refreshed = memory.knowledge.sources.refresh(source.id)
         assert refreshed.status is SourceStatus.READY and refreshed.version == 2
         assert counting.texts and all("summer sale" in t for t in counting.texts)
         uris = crawled_uris(memory, source.id)
         assert site.base + "/about" not in uris and site.base + "/changing" in uris
-        hits = memory.search_knowledge("when does the sale end", limit=3)
+        hits = memory.knowledge.search("when does the sale end", limit=3)
         assert "August 31" in hits[0].text
-        assert all("April 30" not in h.text for h in memory.search_knowledge("sale", limit=50))
-        about = memory.search_knowledge("founded in Denver 1999", kb="web", limit=50)
+        assert all("April 30" not in h.text for h in memory.knowledge.search("sale", limit=50))
+        about = memory.knowledge.search("founded in Denver 1999", kb="web", limit=50)
         assert all(h.citation.uri != site.base + "/about" for h in about)
 
         counting.texts.clear()
-        again = memory.refresh_source(source.id)
+        again = memory.knowledge.sources.refresh(source.id)
         assert again.version == 2 and counting.texts == [], "nothing changed: nothing re-embedded"
 
 
 def test_a_page_failing_transiently_keeps_its_last_version(memory: Memory, site: Site) -> None:
     build(site)
-    memory.create_knowledge_base("web")
-    source = memory.add_source("web", site.base, crawl=CrawlOptions(max_depth=1))
+    memory.knowledge.bases.add("web")
+    source = memory.knowledge.sources.add("web", site.base, crawl=CrawlOptions(max_depth=1))
     site.routes["/pricing"] = Route(503, b"busy")
-    refreshed = memory.refresh_source(source.id)
+    refreshed = memory.knowledge.sources.refresh(source.id)
     assert refreshed.status is SourceStatus.READY
     assert any("HTTP 503 (kept its last indexed version)" in n for n in refreshed.notes)
     assert site.base + "/pricing" in crawled_uris(memory, source.id)
-    assert "20 dollars" in memory.search_knowledge("basic plan price", limit=1)[0].text
+    assert "20 dollars" in memory.knowledge.search("basic plan price", limit=1)[0].text
 
 
 def test_limits_pages_and_response_size(memory: Memory, site: Site) -> None:
     build(site)
     site.html("/pricing", "Pricing", "<p>" + "Huge price list. " * 5000 + "</p>")
-    memory.create_knowledge_base("web")
-    small = memory.add_source(
+    memory.knowledge.bases.add("web")
+    small = memory.knowledge.sources.add(
         "web", site.base, crawl=CrawlOptions(max_depth=2, max_pages=3, use_sitemap=False)
     )
     assert small.page_count == 3
-    capped = memory.add_source(
+    capped = memory.knowledge.sources.add(
         "web",
         site.base + "/old-pricing",
         crawl=CrawlOptions(max_depth=0, max_page_bytes=10_000),
@@ -178,14 +178,14 @@ def free_port() -> int:
 
 def test_unreachable_and_non_html_urls_fail_with_the_reason(memory: Memory, site: Site) -> None:
     build(site)
-    memory.create_knowledge_base("web")
-    down = memory.add_source("web", f"http://127.0.0.1:{free_port()}/")
+    memory.knowledge.bases.add("web")
+    down = memory.knowledge.sources.add("web", f"http://127.0.0.1:{free_port()}/")
     assert down.status is SourceStatus.FAILED and down.version == 0
     assert "could not reach" in (down.error or "") and "ConnectError" in (down.error or "")
-    image = memory.add_source("web", site.base + "/logo.png")
+    image = memory.knowledge.sources.add("web", site.base + "/logo.png")
     assert image.status is SourceStatus.FAILED
     assert "not an HTML page (image/png)" in (image.error or "")
-    gone = memory.add_source("web", site.base + "/missing")
+    gone = memory.knowledge.sources.add("web", site.base + "/missing")
     assert "HTTP 404" in (gone.error or "")
-    assert memory.search_knowledge("router", kb="web") == []
-    assert {s.status for s in memory.list_sources("web")} == {SourceStatus.FAILED}
+    assert memory.knowledge.search("router", kb="web") == []
+    assert {s.status for s in memory.knowledge.sources.list("web")} == {SourceStatus.FAILED}

@@ -15,7 +15,7 @@ import pytest
 from mcp.server import MCPServer
 from mcp.types import CallToolResult
 
-from mcp_server.server import AppState, create_server
+from convmem_mcp.server import AppState, create_server
 from memory_core.memory import Memory
 
 PHONE = "phone:+16175550142"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import mcp_server
-from mcp_server.auth import TOKENS_ENV, TokenTable, digest
-from mcp_server.bench import convmem_command
+import convmem_mcp
+from convmem_mcp.auth import TOKENS_ENV, TokenTable, digest
+from convmem_mcp.bench import convmem_command
 from memory_core.errors import ConfigError
 from tests.mcp_server.conftest import child_env
 
@@ -80,17 +80,17 @@ def test_mcp_token_prints_a_token_and_its_digest_entry(tmp_path: Path) -> None:
 
 def test_importing_the_package_or_its_cli_does_not_load_the_sdk() -> None:
     code = (
-        "import sys, mcp_server\n"
+        "import sys, convmem_mcp\n"
         "assert not [m for m in sys.modules if m.startswith('memory_core')]\n"
-        "import mcp_server.cli\n"
+        "import convmem_mcp.cli\n"
         "assert not [m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, env=child_env())
 
 
 def test_public_surface_is_pinned() -> None:
-    assert sorted(mcp_server.__all__) == ["TOOLS", "TokenTable", "ToolSpec", "create_server"]
-    for name in mcp_server.__all__:
-        assert getattr(mcp_server, name) is not None
+    assert sorted(convmem_mcp.__all__) == ["TOOLS", "TokenTable", "ToolSpec", "create_server"]
+    for name in convmem_mcp.__all__:
+        assert getattr(convmem_mcp, name) is not None
     with pytest.raises(AttributeError):
-        _ = mcp_server.nothing_here
+        _ = convmem_mcp.nothing_here

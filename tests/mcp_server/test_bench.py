@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mcp_server.bench import run_mcp_bench
+from convmem_mcp.bench import run_mcp_bench
 
 
 def test_every_tool_is_timed_on_each_transport(tmp_path: Path) -> None:

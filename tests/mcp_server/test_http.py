@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from mcp import MCPError
 
-from mcp_server.bench import HttpServerProcess, convmem_command, http_client
+from convmem_mcp.bench import HttpServerProcess, convmem_command, http_client
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, child_env, error_text, first_exchange, ok
 
@@ -222,9 +222,9 @@ def test_http_without_tokens_refuses_to_start(tmp_path: Path) -> None:
 def test_http_with_only_revoked_api_keys_refuses_to_start(tmp_path: Path) -> None:
     db = tmp_path / "revoked.db"
     with Memory.open(db, embedder="hash") as memory:
-        memory.create_tenant("acme")
-        old = memory.create_api_key("admin", "old", tenant="acme")
-        memory.revoke_api_key(old.key_id, tenant="acme")
+        keys = memory.tenants.add("acme").governance.keys
+        old = keys.add("admin", "old")
+        keys.revoke(old.key_id)
     done = _serve_http(db)
     assert done.returncode == 2
     assert "no API key is stored and no bearer token" in " ".join(done.stderr.split())
@@ -233,11 +233,11 @@ def test_http_with_only_revoked_api_keys_refuses_to_start(tmp_path: Path) -> Non
 async def test_http_starts_with_api_keys_alone(tmp_path: Path) -> None:
     db = tmp_path / "keys.db"
     with Memory.open(db, embedder="hash") as memory:
-        for tenant in ("acme", "globex"):
-            memory.create_tenant(tenant)
-        writer = memory.create_api_key("write", "agent", tenant="acme").secret
-        memory.create_api_key("read", "dashboard", tenant="acme")
-        other = memory.create_api_key("admin", "ops", tenant="globex").secret
+        acme_keys = memory.tenants.add("acme").governance.keys
+        globex_keys = memory.tenants.add("globex").governance.keys
+        writer = acme_keys.add("write", "agent").secret
+        acme_keys.add("read", "dashboard")
+        other = globex_keys.add("admin", "ops").secret
     environ = child_env(XDG_DATA_HOME=str(tmp_path / "data"))
     with HttpServerProcess(db, {}, environ=environ) as server:  # no token table at all
         assert any(
@@ -260,8 +260,9 @@ async def test_http_starts_with_api_keys_alone(tmp_path: Path) -> None:
                 )
         # Keys are looked up per request: revoked while the server runs, refused at once.
         with Memory.open(db, embedder="hash") as memory:
-            [key] = [k for k in memory.list_api_keys(tenant="acme") if k.name == "agent"]
-            memory.revoke_api_key(key.id, tenant="acme")
+            acme_keys = memory.tenant("acme").governance.keys
+            [key] = [k for k in acme_keys.list() if k.name == "agent"]
+            acme_keys.revoke(key.id)
         headers = {**JSONRPC_HEADERS, "Authorization": f"Bearer {writer}"}
         revoked = httpx2.post(server.url, json=_initialize(), headers=headers, timeout=10)
         assert revoked.status_code == 401

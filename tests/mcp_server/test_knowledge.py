@@ -10,7 +10,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.server import MCPServer
 
-from mcp_server.server import AppState, create_server
+from convmem_mcp.server import AppState, create_server
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, error_text, first_exchange, ok
 
@@ -30,19 +30,19 @@ RETURNS_URI = "https://help.example.com/returns"
 
 def add_knowledge(memory: Memory, tenant: str = "default") -> dict[str, str]:
     """Two knowledge bases: help (a Markdown policy, tagged) and marketing (one line)."""
-    help_kb = memory.create_knowledge_base("help", tenant=tenant, description="Policies")
-    policy = memory.add_source(
+    knowledge = memory.tenant(tenant).knowledge
+    help_kb = knowledge.bases.add("help", description="Policies")
+    policy = knowledge.sources.add(
         "help",
-        tenant=tenant,
         content=RETURNS,
         source_type="markdown",
         uri=RETURNS_URI,
         title="Returns policy",
         tags=["policy"],
     )
-    marketing = memory.create_knowledge_base("marketing", tenant=tenant)
-    sale = memory.add_source(
-        "marketing", tenant=tenant, content="Router sale: routers are 20% off.", title="Sale"
+    marketing = knowledge.bases.add("marketing")
+    sale = knowledge.sources.add(
+        "marketing", content="Router sale: routers are 20% off.", title="Sale"
     )
     return {"help": help_kb.id, "policy": policy.id, "marketing": marketing.id, "sale": sale.id}
 
@@ -134,7 +134,7 @@ async def test_search_knowledge_without_any_knowledge_base_says_how_to_add_one(
 
 
 async def test_search_knowledge_stays_in_the_servers_tenant(memory: Memory) -> None:
-    memory.create_tenant("acme")
+    memory.tenants.add("acme")
     add_knowledge(memory, tenant="acme")
     async with Client(create_server(memory=memory), raise_exceptions=True) as default:
         message = error_text(await default.call_tool("search_knowledge", {"query": "router"}))
@@ -247,8 +247,8 @@ async def test_knowledge_base_resources_list_bases_and_their_sources(
     server: MCPServer[AppState], memory: Memory
 ) -> None:
     ids = add_knowledge(memory)
-    broken = memory.create_knowledge_base("web")
-    failed = memory.add_source("web", "http://127.0.0.1:9/", title="Unreachable site")
+    broken = memory.knowledge.bases.add("web")
+    failed = memory.knowledge.sources.add("web", "http://127.0.0.1:9/", title="Unreachable site")
     assert failed.status.value == "failed"
     async with Client(server, raise_exceptions=True) as client:
         listing = await _read_json(client, "convmem://knowledge")
@@ -299,7 +299,7 @@ async def test_reading_an_unknown_knowledge_base_or_status_is_a_protocol_error(
 
 
 async def test_knowledge_resources_stay_in_the_servers_tenant(memory: Memory) -> None:
-    memory.create_tenant("acme")
+    memory.tenants.add("acme")
     ids = add_knowledge(memory, tenant="acme")
     async with Client(create_server(memory=memory), raise_exceptions=True) as default:
         listing = await _read_json(default, "convmem://knowledge")

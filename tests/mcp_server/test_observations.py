@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.server import MCPServer
 
-from mcp_server.server import AppState
+from convmem_mcp.server import AppState
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, error_text, first_exchange, ok
 
@@ -50,7 +50,7 @@ async def test_remember_records_observations_with_messages_of_the_same_call(
         "add",
     )
     assert (second["kind"], second["decision"]) == ("context", "add")
-    stored = {o.id: o for o in memory.observations(PHONE)}
+    stored = {o.id: o for o in memory.observations.list(PHONE)}
     assert set(stored) == {first["id"], second["id"]}
     note = stored[first["id"]]
     assert (note.source, note.evidence) == ("agent", ("sms-1",))
@@ -96,7 +96,7 @@ async def test_remember_observations_alone_reconcile_with_what_is_known(
     assert changed["decision"] == "update"
     assert changed["supersedes"] == first["observations"][0]["id"]
     assert update["conversation_id"] == saved["conversation_id"] and update["added"] == 0
-    assert [o.text for o in memory.observations(PHONE)] == ["Lives in Chicago"]
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Lives in Chicago"]
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ async def test_remember_refuses_what_it_cannot_do_before_writing(
         ok(await client.call_tool("remember", first_exchange()))
         message = error_text(await client.call_tool("remember", arguments))
     assert expected in message
-    assert memory.observations(PHONE) == []
+    assert memory.observations.list(PHONE) == []
 
 
 async def test_an_observation_citing_another_customers_message_stores_nothing(
@@ -150,13 +150,13 @@ async def test_an_observation_citing_another_customers_message_stores_nothing(
         )
         message = error_text(await client.call_tool("remember", arguments))
     assert "'bob-1' is not a message of this customer" in message
-    assert memory.find_profile(PHONE) is None  # the messages were not stored either
+    assert memory.profiles.find(PHONE) is None  # the messages were not stored either
 
 
 async def test_an_observation_the_tenants_policy_refuses_stores_nothing(
     server: MCPServer[AppState], memory: Memory
 ) -> None:
-    memory.set_policy({"remember": {"deny_trait_keys": ["location"]}})
+    memory.governance.policy.set({"remember": {"deny_trait_keys": ["location"]}})
     refused = first_exchange(
         observations=[
             {"text": "Prefers email", "kind": "preference"},
@@ -167,11 +167,11 @@ async def test_an_observation_the_tenants_policy_refuses_stores_nothing(
         message = error_text(await client.call_tool("remember", refused))
         assert "observations.1: not remembered under the policy" in message
         assert "trait key 'location' is not remembered" in message
-        assert memory.find_profile(PHONE) is None  # the messages were not stored either
+        assert memory.profiles.find(PHONE) is None  # the messages were not stored either
         health = first_exchange(observations=[{"text": "Is being treated for diabetes"}])
         message = error_text(await client.call_tool("remember", health))
     assert "observations.0: not remembered under the policy" in message  # built-in topics
-    assert memory.find_profile(PHONE) is None
+    assert memory.profiles.find(PHONE) is None
 
 
 # -- ending a conversation -------------------------------------------------------------
@@ -186,10 +186,10 @@ async def test_ending_a_conversation_summarises_it_and_extracts_observations(
         saved = ok(await client.call_tool("remember", {**args, "end_conversation": True}))
         assert saved["status"] == "ended" and saved["summary"]
         view = ok(await client.call_tool("get_profile", {"profile": PHONE}))
-    record = memory.extraction_status(saved["conversation_id"])
+    record = memory.observations.extraction_status(saved["conversation_id"])
     assert record is not None and record.status.value == "done"
-    assert "Prefers SMS over phone calls" in [o.text for o in memory.observations(PHONE)]
-    assert saved["summary"] == memory.get_summary(saved["conversation_id"]).text
+    assert "Prefers SMS over phone calls" in [o.text for o in memory.observations.list(PHONE)]
+    assert saved["summary"] == memory.summaries.get(saved["conversation_id"]).text
     [conversation] = view["recent_conversations"]
     assert conversation["summary"] == saved["summary"]
     assert conversation["outcome"] in {"resolved", "unresolved", "escalated", "unknown"}
@@ -200,7 +200,9 @@ async def test_a_conversation_can_be_ended_later_without_new_messages(
 ) -> None:
     async with Client(server, raise_exceptions=True) as client:
         saved = ok(await client.call_tool("remember", first_exchange(messages=[TEXT_ME, NOTED])))
-        assert memory.extraction_status(saved["conversation_id"]) is None  # open: not yet
+        assert (
+            memory.observations.extraction_status(saved["conversation_id"]) is None
+        )  # open: not yet
         ended = ok(
             await client.call_tool(
                 "remember", {"conversation_id": saved["conversation_id"], "end_conversation": True}
@@ -218,7 +220,7 @@ async def test_a_conversation_can_be_ended_later_without_new_messages(
             )
         )
     assert again["status"] == "ended" and again["summary"] is None  # already ended: no-op
-    assert [o.text for o in memory.observations(PHONE)] == ["Prefers SMS over phone calls"]
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Prefers SMS over phone calls"]
 
 
 # -- get_profile: summaries ------------------------------------------------------------
@@ -279,9 +281,9 @@ async def test_forget_an_observation_returns_its_receipt(
         )
         recalled = ok(await client.call_tool("recall", {"profile": PHONE, "query": "where"}))
     assert f"observation {latest!r} does not exist" in missing
-    assert memory.observations(PHONE, include_superseded=True) == []
+    assert memory.observations.list(PHONE, include_superseded=True) == []
     assert noted["observations"][0]["id"] not in {i["id"] for i in recalled["items"]}
-    assert [e.target for e in memory.audit(action="delete_observation")] == [
+    assert [e.target for e in memory.governance.audit.list(action="delete_observation")] == [
         f"observation:{latest}"
     ]
 
@@ -291,7 +293,7 @@ async def test_a_refusal_after_messages_were_stored_says_what_was_done(
 ) -> None:
     # The policy drops the AI agent's messages at ingest, so evidence citing one only
     # turns out to be missing once the messages are written.
-    memory.set_policy({"remember": {"exclude_roles": ["ai_agent"]}})
+    memory.governance.policy.set({"remember": {"exclude_roles": ["ai_agent"]}})
     arguments = first_exchange(
         messages=[
             {"role": "customer", "text": "I have two cats.", "id": "c-1"},
@@ -309,6 +311,6 @@ async def test_a_refusal_after_messages_were_stored_says_what_was_done(
     assert "observations.1: evidence must be ids of this customer's messages" in message
     assert "Already done: 1 message(s) stored in conversation chat-7" in message
     assert "the 1 observation(s) before it recorded (the conversation was not ended)" in message
-    assert [m.id for m in memory.list_messages("chat-7")] == ["c-1"]
-    assert [o.text for o in memory.observations(PHONE)] == ["Has two cats"]
-    assert memory.get_conversation("chat-7").status.value == "open"
+    assert [m.id for m in memory.conversations.list_messages("chat-7")] == ["c-1"]
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Has two cats"]
+    assert memory.conversations.get("chat-7").status.value == "open"

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-from mcp_server.bench import stdio_parameters
+from convmem_mcp.bench import stdio_parameters
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, child_env, error_text, first_exchange, ok
 
@@ -33,5 +33,5 @@ async def test_remember_then_recall_over_stdio(tmp_path: Path) -> None:
             assert "no profile" in missing
     # The server wrote to the store it was given, in the tenant it was given.
     with Memory.open(db, embedder="hash") as memory:
-        assert memory.get_profile(PHONE, tenant="acme").id == saved["profile_id"]
-        assert memory.find_profile(PHONE) is None  # not in "default"
+        assert memory.tenant("acme").profiles.get(PHONE).id == saved["profile_id"]
+        assert memory.profiles.find(PHONE) is None  # not in "default"

@@ -7,8 +7,8 @@ import pytest
 from mcp import Client, MCPError
 from mcp.server import MCPServer
 
-from mcp_server.auth import TokenTable
-from mcp_server.server import AppState, create_server
+from convmem_mcp.auth import TokenTable
+from convmem_mcp.server import AppState, create_server
 from memory_core import tools
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, error_text, first_exchange, ok
@@ -105,9 +105,9 @@ async def test_remember_starts_a_conversation_then_appends_to_it(
         )
         assert (more["conversation_id"], more["profile_id"]) == (conv, first["profile_id"])
         assert more["status"] == "ended" and more["message_ids"] == ["sms-3"]
-        stored = memory.list_messages(conv)
+        stored = memory.conversations.list_messages(conv)
         assert [m.text for m in stored][-1] == "Thanks!"
-        assert memory.get_profile(PHONE).id == first["profile_id"]
+        assert memory.profiles.get(PHONE).id == first["profile_id"]
 
 
 async def test_remember_with_known_message_ids_is_safe_to_retry(
@@ -182,12 +182,12 @@ async def test_remember_refuses_another_customers_conversation_without_merging(
         )
         assert "belongs to another customer" in message
         # Nothing merged, nothing written to either customer.
-        assert memory.get_profile("email:bob@example.com").id == bob["profile_id"]
-        assert memory.get_profile(PHONE).id == ann["profile_id"] != bob["profile_id"]
-        texts = [m.text for m in memory.list_messages(ann["conversation_id"])]
+        assert memory.profiles.get("email:bob@example.com").id == bob["profile_id"]
+        assert memory.profiles.get(PHONE).id == ann["profile_id"] != bob["profile_id"]
+        texts = [m.text for m in memory.conversations.list_messages(ann["conversation_id"])]
         assert "Bob again, in Ann's thread." not in texts
-        assert memory.observations(ann["profile_id"]) == []
-        assert memory.observations(bob["profile_id"]) == []
+        assert memory.observations.list(ann["profile_id"]) == []
+        assert memory.observations.list(bob["profile_id"]) == []
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ async def test_remember_refuses_what_it_cannot_start(
             )
         )
         assert expected in message
-        assert memory.list_profiles() == []  # nothing half-written
+        assert memory.profiles.list() == []  # nothing half-written
 
 
 async def test_remember_on_an_ended_conversation_says_to_start_a_new_one(
@@ -423,7 +423,7 @@ async def test_update_profile_checks_everything_before_writing(
             await client.call_tool("update_profile", {"profile": PHONE, **arguments})
         )
         assert expected in message
-        assert memory.traits(PHONE) == []
+        assert memory.traits.list(PHONE) == []
 
 
 # -- forget ---------------------------------------------------------------------------
@@ -448,7 +448,7 @@ async def test_forget_a_message_a_conversation_and_a_profile(
         whole = ok(await client.call_tool("forget", {"target": "profile", "id": PHONE}))
         assert whole["target"] == f"profile:{saved['profile_id']}"
         assert whole["deleted"]["profiles"] == 1 and whole["deleted"]["messages"] == 2
-        assert memory.find_profile(PHONE) is None
+        assert memory.profiles.find(PHONE) is None
         assert "no profile" in error_text(await client.call_tool("recall", {"profile": PHONE}))
         assert other["profile_id"] == saved["profile_id"]
 
@@ -474,8 +474,7 @@ async def test_forget_refuses_unknown_targets(server: MCPServer[AppState]) -> No
 
 
 async def test_a_server_for_one_tenant_never_sees_another(memory: Memory) -> None:
-    memory.create_tenant("acme")
-    memory.ingest(first_exchange(), tenant="acme")
+    memory.tenants.add("acme").ingest(first_exchange())
     async with Client(create_server(memory=memory), raise_exceptions=True) as default:
         assert "no profile" in error_text(await default.call_tool("recall", {"profile": PHONE}))
     async with Client(create_server(memory=memory, tenant="acme")) as acme:
@@ -488,7 +487,7 @@ async def test_a_server_requiring_tokens_refuses_calls_without_one(memory: Memor
     async with Client(create_server(memory=memory, tokens=tokens)) as c:
         message = error_text(await c.call_tool("remember", first_exchange()))
     assert "requires a bearer token" in message
-    assert memory.list_profiles() == []
+    assert memory.profiles.list() == []
 
 
 async def test_the_lifespan_opens_the_configured_store_and_creates_the_tenant(
@@ -503,8 +502,8 @@ async def test_the_lifespan_opens_the_configured_store_and_creates_the_tenant(
     async with Client(create_server(settings)) as c:
         ok(await c.call_tool("remember", first_exchange()))
     with Memory.open(db, embedder="hash") as memory:
-        assert "acme" in memory.list_tenants()
-        assert memory.get_profile(PHONE, tenant="acme") is not None
+        assert "acme" in memory.tenants.list()
+        assert memory.tenant("acme").profiles.get(PHONE) is not None
 
 
 # -- resources and prompts ----------------------------------------------------------------
@@ -568,11 +567,11 @@ async def test_prompts_carry_the_customer_context(server: MCPServer[AppState]) -
 
 
 def test_tool_functions_run_on_memory_without_mcp(memory: Memory) -> None:
-    saved = tools.remember(memory, "default", tools.RememberInput.model_validate(first_exchange()))
-    got = tools.recall(memory, "default", tools.RecallInput(profile=PHONE, query="refund"))
+    saved = tools.remember(memory, tools.RememberInput.model_validate(first_exchange()))
+    got = tools.recall(memory, tools.RecallInput(profile=PHONE, query="refund"))
     assert got.profile_id == saved.profile_id and got.items
     spec = tools.tool_spec("get_profile")
-    view = spec.run(memory, "default", tools.validate_input(spec.input_model, {"profile": PHONE}))
+    view = spec.run(memory, tools.validate_input(spec.input_model, {"profile": PHONE}))
     assert isinstance(view, tools.ProfileOutput) and view.counts.messages == 2
 
 

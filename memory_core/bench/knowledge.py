@@ -5,17 +5,16 @@ latency, each beside a baseline measured in the same run.
   fresh text, beside the embedder alone on the same chunk texts (the
   baseline); and at each size with embeddings cached (the pipeline's own cost).
 - Search latency p50/p95/p99 at each size (chunks spread over sources of 1,000
-  documents in two knowledge bases): ``search_knowledge`` end to end (query
-  embedding included), hybrid search with the query vector given, the same
-  filtered to one knowledge base, and vector search -- beside an exact numpy
-  top-k over the same chunk vectors held in memory.
+  documents in two knowledge bases): ``memory.knowledge.search`` end to end
+  (query embedding included), hybrid search with the query vector given, the
+  same filtered to one knowledge base, and vector search -- beside an exact
+  numpy top-k over the same chunk vectors held in memory.
 
 Documents are sections of real prose (the Python reference manual shipped
 with CPython, so the vocabulary is natural and nothing is downloaded), each
 one chunk (a few make two), drawn from a pool of distinct sections embedded
 once, so 100k chunks do not take 100k model calls (as in the message
-benchmark). Queries
-are 4-9 word spans of those sections.
+benchmark). Queries are 4-9 word spans of those sections.
 """
 
 from __future__ import annotations
@@ -31,21 +30,33 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from memory_core.backends.base import Collection, SearchMode, SupportsExport, Vectors, Where
-from memory_core.bench import Latency, _machine, _numpy_topk
+from memory_core.bench.timing import (
+    Latency,
+    Progress,
+    machine,
+    model_alone,
+    numpy_topk,
+    seconds,
+    ticker,
+    timed,
+)
 from memory_core.config import load_settings
 from memory_core.errors import ConfigError
 from memory_core.knowledge.chunking import context_line
-from memory_core.knowledge.search import DEFAULT_ALPHA, KnowledgeFilter
+from memory_core.knowledge.search import DEFAULT_ALPHA, KnowledgeFilter, KnowledgeSearcher
 from memory_core.knowledge.types import DocumentIn
 from memory_core.memory import Memory
-from memory_core.models import Chunk
 from memory_core.recall import count_tokens
 
-__all__ = ["KnowledgeBenchReport", "run_knowledge_bench", "run_knowledge_bench_cli"]
+__all__ = [
+    "KnowledgeBenchReport",
+    "KnowledgeSizeReport",
+    "print_knowledge_bench",
+    "run_knowledge_bench",
+]
 
 _TOPICS = [
     "Billing",
@@ -151,20 +162,18 @@ def _documents(
 
 
 def bench_fresh(memory: Memory, n: int) -> tuple[float, float]:
-    """(end-to-end chunks/s, embedder-alone chunks/s) on ``n`` fresh one-chunk documents."""
+    """(end-to-end chunks/s, embedder-alone chunks/s) on ``n`` fresh one-chunk documents,
+    indexed in the handle's tenant."""
     sections = _sections(n, seed=101)
-    memory.create_knowledge_base("bench-fresh")
+    memory.knowledge.bases.add("bench-fresh")
     docs = _documents(sections, range(n), 0)
     t = time.perf_counter()
-    source = memory.add_source("bench-fresh", documents=docs, title="fresh")
+    source = memory.knowledge.sources.add("bench-fresh", documents=docs, title="fresh")
     end_to_end = source.chunk_count / (time.perf_counter() - t)
-    chunks = memory.backend.find("default", Collection.CHUNKS, Where(eq={"source_id": source.id}))
-    texts = [c.text for c in chunks if isinstance(c, Chunk)]  # exactly what was embedded
-    inner = getattr(memory.embedder, "inner", memory.embedder)
-    t = time.perf_counter()
-    for start in range(0, len(texts), 128):
-        inner.embed_batch(texts[start : start + 128])
-    alone = len(texts) / (time.perf_counter() - t)
+    mine = Where(eq={"source_id": source.id})
+    texts = [c.text for c in memory.backend.find(memory.name, Collection.CHUNKS, mine)]
+    batches = [texts[start : start + 128] for start in range(0, len(texts), 128)]
+    alone = len(texts) / sum(seconds(model_alone(memory.embedder).embed_batch, batches))
     return end_to_end, alone
 
 
@@ -175,21 +184,20 @@ def bench_size(
     queries: int,
     tick: Callable[[int], None],
 ) -> KnowledgeSizeReport:
-    tenant = f"kbench-{n}"
-    memory.create_tenant(tenant)
+    """Index ``n`` chunks in tenant ``kbench-<n>`` (created), then time searches there."""
+    handle = memory.tenants.add(f"kbench-{n}")
     kbs = ["kb-a", "kb-b"]
     for kb in kbs:
-        memory.create_knowledge_base(kb, tenant=tenant)
+        handle.knowledge.bases.add(kb)
     rng = random.Random(n)
     t0 = time.perf_counter()
     chunks = sources = 0
     for start in range(0, n, _DOCS_PER_SOURCE):
         picks = [rng.randrange(len(pool)) for _ in range(min(_DOCS_PER_SOURCE, n - start))]
-        source = memory.add_source(
+        source = handle.knowledge.sources.add(
             kbs[sources % 2],
             documents=_documents(pool, picks, start),
             title=f"help centre part {sources}",
-            tenant=tenant,
         )
         chunks += source.chunk_count
         sources += 1
@@ -197,14 +205,16 @@ def bench_size(
     build = time.perf_counter() - t0
 
     questions = _questions(pool, queries)
-    end_to_end = _timed(lambda q: memory.search_knowledge(q, tenant=tenant), questions)
-    vectors = memory.embedder.embed_batch(questions)
-    searcher = memory._searcher()
-    model = memory.embedder.model_id
+    # The first call of each measurement warms caches (the vector matrix), untimed.
+    end_to_end = timed(handle.knowledge.search, [questions[0], *questions], warmup=1)
+    vectors = handle.embedder.embed_batch(questions)
+    # The searcher behind memory.knowledge.search, given the query vector.
+    searcher = KnowledgeSearcher(handle.backend)
+    model = handle.embedder.model_id
 
     def run(q: int, mode: SearchMode, flt: KnowledgeFilter) -> object:
         return searcher.search(
-            tenant,
+            handle.name,
             questions[q],
             Vectors(model, vectors[q : q + 1]),
             flt,
@@ -214,12 +224,12 @@ def bench_size(
         )
 
     everything, one_kb = KnowledgeFilter(), KnowledgeFilter(kbs=("kb-a",))
-    ids = list(range(queries))
-    hybrid = _timed(lambda q: run(q, SearchMode.HYBRID, everything), ids)
-    hybrid_kb = _timed(lambda q: run(q, SearchMode.HYBRID, one_kb), ids)
-    vector = _timed(lambda q: run(q, SearchMode.VECTOR, everything), ids)
-    matrix = _stored_vectors(memory, tenant, model)
-    baseline = _timed(lambda q: _numpy_topk(matrix, vectors[q], 10), ids)
+    ids = [0, *range(queries)]
+    hybrid = timed(lambda q: run(q, SearchMode.HYBRID, everything), ids, warmup=1)
+    hybrid_kb = timed(lambda q: run(q, SearchMode.HYBRID, one_kb), ids, warmup=1)
+    vector = timed(lambda q: run(q, SearchMode.VECTOR, everything), ids, warmup=1)
+    matrix = _stored_vectors(handle, model)
+    baseline = timed(lambda q: numpy_topk(matrix, vectors[q], 10), ids, warmup=1)
     return KnowledgeSizeReport(
         chunks=chunks,
         sources=sources,
@@ -234,27 +244,17 @@ def bench_size(
     )
 
 
-def _stored_vectors(memory: Memory, tenant: str, model: str) -> npt.NDArray[np.float32]:
+def _stored_vectors(memory: Memory, model: str) -> npt.NDArray[np.float32]:
     """The tenant's chunk vectors as stored (read back where the backend can export)."""
     backend = memory.backend
     if not isinstance(backend, SupportsExport):  # pragma: no cover - every backend here can
         raise ConfigError(f"the {backend.name} backend cannot export vectors for the baseline")
     arrays = [
         vectors.array
-        for _, vectors in backend.export(tenant, Collection.CHUNKS, batch_size=10_000)
+        for _, vectors in backend.export(memory.name, Collection.CHUNKS, batch_size=10_000)
         if vectors is not None and vectors.model_id == model
     ]
     return np.ascontiguousarray(np.concatenate(arrays))
-
-
-def _timed(fn: Callable[[Any], object], args: Sequence[Any]) -> Latency:
-    fn(args[0])  # warm caches (the vector matrix) outside the measurement
-    seconds = []
-    for arg in args:
-        t = time.perf_counter()
-        fn(arg)
-        seconds.append(time.perf_counter() - t)
-    return Latency.of(seconds)
 
 
 def run_knowledge_bench(
@@ -264,8 +264,9 @@ def run_knowledge_bench(
     fresh_chunks: int = 500,
     pool_size: int = 2000,
     embedder: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> KnowledgeBenchReport:
+    """The knowledge benchmark on a throwaway embedded store."""
     with tempfile.TemporaryDirectory(prefix="convmem-kbench-") as tmp:
         settings = load_settings(backend=f"sqlite:///{Path(tmp) / 'bench.db'}", embedder=embedder)
         with Memory.open(settings=settings) as memory:
@@ -273,7 +274,7 @@ def run_knowledge_bench(
                 progress("knowledge: indexing fresh text", 0, fresh_chunks)
             e2e, alone = bench_fresh(memory, fresh_chunks)
             report = KnowledgeBenchReport(
-                machine=_machine(),
+                machine=machine(),
                 embedder=memory.embedder.model_id,
                 fresh_chunks=fresh_chunks,
                 index_chunks_per_s=round(e2e, 1),
@@ -286,31 +287,13 @@ def run_knowledge_bench(
                 if progress:
                     progress("knowledge: embedding the section pool", start, len(texts))
             for n in sizes:
-                done = 0
-
-                def tick(k: int, n: int = n) -> None:
-                    nonlocal done
-                    done += k
-                    if progress:
-                        progress(f"knowledge: indexing {n:,} chunks", done, n)
-
+                tick = ticker(progress, f"knowledge: indexing {n:,} chunks", n)
                 report.sizes.append(bench_size(memory, n, pool, queries, tick))
     return report
 
 
-def run_knowledge_bench_cli(
-    console: Console, sizes: Sequence[int], *, queries: int, as_json: bool
-) -> dict[str, Any] | None:
-    """Print the knowledge benchmark, or with ``as_json`` return the report instead."""
-    with Progress(console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("knowledge benchmark", total=None)
-
-        def progress(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label, completed=done, total=total)
-
-        report = run_knowledge_bench(sizes, queries=queries, progress=progress)
-    if as_json:
-        return report.to_dict()
+def print_knowledge_bench(console: Console, report: KnowledgeBenchReport) -> None:
+    """The report as tables."""
     console.print(f"[bold]knowledge bench[/] — {report.machine}, embedder {report.embedder}")
     table = Table(title=f"Knowledge indexing (chunks/s, {report.fresh_chunks} fresh chunks)")
     for column in ("end to end", "embedder alone (baseline)"):
@@ -333,16 +316,11 @@ def run_knowledge_bench_cli(
         lat.add_row(
             f"{s.chunks:,}",
             f"{s.index_cached_chunks_per_s:.0f}",
-            _fmt(s.search_end_to_end),
-            _fmt(s.hybrid),
-            _fmt(s.hybrid_one_kb),
-            _fmt(s.vector),
-            _fmt(s.numpy_baseline),
+            s.search_end_to_end.text(1),
+            s.hybrid.text(1),
+            s.hybrid_one_kb.text(1),
+            s.vector.text(1),
+            s.numpy_baseline.text(1),
             f"{s.vector_ratio:.2f}x",
         )
     console.print(lat)
-    return None
-
-
-def _fmt(lat: Latency) -> str:
-    return f"{lat.p50_ms:.1f} / {lat.p95_ms:.1f} / {lat.p99_ms:.1f}"

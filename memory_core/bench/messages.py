@@ -1,5 +1,6 @@
-"""``convmem bench``: throughput and latency, each beside a baseline measured in
-the same run so that ratios hold on a noisy, shared machine.
+"""The message part of ``convmem bench``: ingest throughput and recall latency,
+each beside a baseline measured in the same run so that ratios hold on a noisy,
+shared machine.
 
 - Ingest throughput (messages/s) end to end with the local embedder, beside
   the embedder alone on the same texts (the baseline), and with embedding
@@ -18,7 +19,6 @@ take 100k model calls.
 from __future__ import annotations
 
 import random
-import resource
 import tempfile
 import time
 import uuid
@@ -27,19 +27,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from memory_core._engine import embedding_texts
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.bench.timing import (
+    Latency,
+    Progress,
+    machine,
+    model_alone,
+    numpy_topk,
+    peak_rss_mb,
+    seconds,
+    ticker,
+    timed,
+)
 from memory_core.config import load_settings
+from memory_core.embedding.texts import embedding_texts
 from memory_core.memory import Memory
-from memory_core.models import Channel, ConversationIn, Message, MessageIn, Record, Role
+from memory_core.models import Channel, ConversationIn, MessageIn, Role
 
-__all__ = ["BenchReport", "run_bench", "run_bench_cli", "synthetic_texts"]
+__all__ = [
+    "BenchReport",
+    "SizeReport",
+    "print_message_bench",
+    "run_bench",
+    "synthetic_texts",
+]
 
 _PRODUCTS = [
     "router",
@@ -118,25 +132,6 @@ def synthetic_texts(n: int, seed: int = 7) -> list[str]:
     return out
 
 
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index] * 1000.0
-
-
-@dataclass
-class Latency:
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> Latency:
-        return cls(
-            round(_pct(seconds, 50), 3), round(_pct(seconds, 95), 3), round(_pct(seconds, 99), 3)
-        )
-
-
 @dataclass
 class SizeReport:
     messages: int
@@ -167,15 +162,6 @@ class BenchReport:
         return asdict(self)
 
 
-def _timed(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def _conversations(
     texts: Sequence[str], profile: int, per_conv: int, prefix: str
 ) -> list[ConversationIn]:
@@ -195,50 +181,31 @@ def _conversations(
     return convs
 
 
-def bench_ingest(
-    memory: Memory, n: int, tenant: str = "bench-ingest"
-) -> tuple[float, float, float]:
-    """(end-to-end msgs/s, embedder-alone msgs/s, ingest with embedding cached msgs/s)."""
+def bench_ingest(memory: Memory, n: int, tenant: str) -> tuple[float, float, float]:
+    """(end-to-end msgs/s, embedder-alone msgs/s, ingest with embedding cached msgs/s),
+    ingesting into tenant ``tenant`` (created)."""
     texts = synthetic_texts(n, seed=11)
-    inner = getattr(memory.embedder, "inner", memory.embedder)
     # The baseline embeds exactly what ingest embeds: each message with its
     # conversation context (conversations of 10 messages, as below).
-    embedded = [
-        t
-        for start in range(0, n, 10)
-        for t in embedding_texts(
-            texts[start : start + 10], None, memory.settings.embed_context_turns
-        )
-    ]
-    t = time.perf_counter()
-    for start in range(0, n, 10):
-        inner.embed_batch(embedded[start : start + 10])
-    alone = n / (time.perf_counter() - t)
-    memory.create_tenant(tenant)
-    convs = _conversations(texts, 0, 10, "ingest")
-    t = time.perf_counter()
-    for conv in convs:
-        memory.ingest(conv, tenant=tenant)
-    end_to_end = n / (time.perf_counter() - t)
+    context = memory.settings.embed_context_turns
+    batches = [embedding_texts(texts[s : s + 10], None, context) for s in range(0, n, 10)]
+    alone = n / sum(seconds(model_alone(memory.embedder).embed_batch, batches))
+    handle = memory.tenants.add(tenant)
+    end_to_end = n / sum(seconds(handle.ingest, _conversations(texts, 0, 10, "ingest")))
     # Same texts again, into fresh conversations: the embedding cache answers.
-    convs = _conversations(texts, 1, 10, "ingest-cached")
-    t = time.perf_counter()
-    for conv in convs:
-        memory.ingest(conv, tenant=tenant)
-    cached = n / (time.perf_counter() - t)
+    cached = n / sum(seconds(handle.ingest, _conversations(texts, 1, 10, "ingest-cached")))
     return end_to_end, alone, cached
 
 
 def _build(
-    memory: Memory, tenant: str, n: int, profiles: int, pool: list[str], tick: Callable[[int], None]
+    memory: Memory, n: int, profiles: int, pool: list[str], tick: Callable[[int], None]
 ) -> None:
-    memory.create_tenant(tenant)
     rng = random.Random(n)
     per_profile = max(1, n // profiles)
     for p in range(profiles):
         texts = [rng.choice(pool) for _ in range(per_profile)]
-        for conv in _conversations(texts, p, 10, tenant):
-            memory.ingest(conv, tenant=tenant)
+        for conv in _conversations(texts, p, 10, memory.name):
+            memory.ingest(conv)
         tick(per_profile)
 
 
@@ -251,62 +218,51 @@ def bench_size(
     tick: Callable[[int], None],
     tenant: str | None = None,
 ) -> SizeReport:
-    tenant = tenant or f"bench-{n}"
+    """Build ``n`` messages over ``profiles`` profiles in tenant ``tenant`` (created;
+    default ``bench-<n>``), then time ``queries`` recalls and searches there."""
+    handle = memory.tenants.add(tenant or f"bench-{n}")
     t0 = time.perf_counter()
-    _build(memory, tenant, n, profiles, pool, tick)
+    _build(handle, n, profiles, pool, tick)
     build = time.perf_counter() - t0
-    backend, embedder = memory.backend, memory.embedder
+    backend, embedder, name = handle.backend, handle.embedder, handle.name
     rng = random.Random(1)
     query_texts = [f"{q} {i}" for i, q in enumerate(synthetic_texts(queries, seed=99))]
     prof_ids = [
-        memory.get_profile(f"custom:bench=p{rng.randrange(profiles)}", tenant=tenant).id
-        for _ in range(queries)
+        handle.profiles.get(f"custom:bench=p{rng.randrange(profiles)}").id for _ in range(queries)
     ]
-
-    recall_t = [0.0] * queries
-    for i, (pid, q) in enumerate(zip(prof_ids, query_texts, strict=True)):
-        t = time.perf_counter()
-        memory.recall(pid, q, tenant=tenant)
-        recall_t[i] = time.perf_counter() - t
+    recall = timed(lambda pq: handle.recall(*pq), zip(prof_ids, query_texts, strict=True))
 
     qvecs = embedder.embed_batch(query_texts)
-    search_t, base_t = [], []
-    for pid, qv in zip(prof_ids, qvecs, strict=True):
-        vec = Vectors(embedder.model_id, qv[None, :])
-        where = Where(eq={"profile_id": pid})
-        search_t += _timed(
-            lambda vec=vec, where=where: backend.search(  # type: ignore[misc]
-                tenant,
-                Collection.MESSAGES,
-                mode=SearchMode.VECTOR,
-                vector=vec,
-                where=where,
-                limit=8,
-            ),
-            1,
-        )
-        own = embedder.embed_batch(_texts(backend.find(tenant, Collection.MESSAGES, where)))
-        base_t += _timed(lambda own=own, qv=qv: _numpy_topk(own, qv, 8), 1)  # type: ignore[misc]
+    mine = [Where(eq={"profile_id": pid}) for pid in prof_ids]
+    vecs = [Vectors(embedder.model_id, qv[None, :]) for qv in qvecs]
+    search = timed(
+        lambda vw: backend.search(
+            name, Collection.MESSAGES, mode=SearchMode.VECTOR, vector=vw[0], where=vw[1], limit=8
+        ),
+        zip(vecs, mine, strict=True),
+    )
+    # Each profile's own vectors, embedded (untimed) as the baseline needs them.
+    own = (
+        (embedder.embed_batch([m.text for m in backend.find(name, Collection.MESSAGES, where)]), qv)
+        for where, qv in zip(mine, qvecs, strict=True)
+    )
+    base = timed(lambda mq: numpy_topk(mq[0], mq[1], 8), own)
 
-    everything = backend.find(tenant, Collection.MESSAGES)
-    matrix = embedder.embed_batch(_texts(everything))  # cached: pool texts
-    tenant_t, tenant_base = [], []
-    for qv in qvecs[: min(50, queries)]:
-        vec = Vectors(embedder.model_id, qv[None, :])
-        tenant_t += _timed(
-            lambda vec=vec: backend.search(  # type: ignore[misc]
-                tenant, Collection.MESSAGES, mode=SearchMode.VECTOR, vector=vec, limit=10
-            ),
-            1,
-        )
-        tenant_base += _timed(lambda qv=qv: _numpy_topk(matrix, qv, 10), 1)  # type: ignore[misc]
-    search, base = Latency.of(search_t), Latency.of(base_t)
-    tsearch, tbase = Latency.of(tenant_t), Latency.of(tenant_base)
+    everything = backend.find(name, Collection.MESSAGES)
+    matrix = embedder.embed_batch([m.text for m in everything])  # cached: pool texts
+    wide = min(50, queries)
+    tsearch = timed(
+        lambda vec: backend.search(
+            name, Collection.MESSAGES, mode=SearchMode.VECTOR, vector=vec, limit=10
+        ),
+        vecs[:wide],
+    )
+    tbase = timed(lambda qv: numpy_topk(matrix, qv, 10), qvecs[:wide])
     return SizeReport(
         messages=n,
         profiles=profiles,
         build_seconds=round(build, 1),
-        recall=Latency.of(recall_t),
+        recall=recall,
         search=search,
         search_numpy_baseline=base,
         search_ratio=round(search.p50_ms / max(base.p50_ms, 1e-6), 2),
@@ -316,19 +272,6 @@ def bench_size(
     )
 
 
-def _texts(records: Sequence[Record]) -> list[str]:
-    return [m.text for m in records if isinstance(m, Message)]
-
-
-def _numpy_topk(
-    matrix: npt.NDArray[np.float32], query: npt.NDArray[np.float32], k: int
-) -> npt.NDArray[np.intp]:
-    scores = matrix @ query
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top])]
-
-
 def run_bench(
     sizes: Sequence[int],
     *,
@@ -336,7 +279,7 @@ def run_bench(
     queries: int = 200,
     ingest_messages: int = 2000,
     embedder: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     backend: str | None = None,
 ) -> BenchReport:
     """The benchmark on a throwaway embedded store, or on ``backend`` (a backend
@@ -356,7 +299,7 @@ def run_bench(
                 if backend is not None:
                     for tenant in tenants:
                         memory.backend.drop_tenant(tenant)
-    report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report.peak_rss_mb = peak_rss_mb()
     return report
 
 
@@ -367,13 +310,13 @@ def _run_bench(
     profiles: int,
     queries: int,
     ingest_messages: int,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
 ) -> BenchReport:
     e2e, alone, cached = bench_ingest(memory, ingest_messages, tenants[0])
     pool = synthetic_texts(5000, seed=3)
     memory.embedder.embed_batch(pool)
     report = BenchReport(
-        machine=_machine(),
+        machine=machine(),
         backend=memory.backend.name,
         embedder=memory.embedder.model_id,
         ingest_messages=ingest_messages,
@@ -382,57 +325,34 @@ def _run_bench(
         ingest_no_embedding_msgs_per_s=round(cached, 1),
     )
     for n, tenant in zip(sizes, tenants[1:], strict=True):
-        done = 0
-
-        def tick(k: int, n: int = n) -> None:
-            nonlocal done
-            done += k
-            if progress:
-                progress(f"{memory.backend.name}: building {n:,} messages", done, n)
-
+        tick = ticker(progress, f"{memory.backend.name}: building {n:,} messages", n)
         report.sizes.append(bench_size(memory, n, profiles, queries, pool, tick, tenant))
     return report
 
 
-def _machine() -> str:
-    import os
-    import platform
-
-    return f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def run_bench_cli(
-    console: Console,
+def run_benches(
     sizes: Sequence[int],
     *,
     profiles: int,
     queries: int,
-    as_json: bool,
+    progress: Progress | None = None,
     backend: str | None = None,
-) -> list[dict[str, Any]] | None:
-    """Print the benchmark; with ``backend``, run it on the embedded store and on
-    ``backend`` in the same process, one after the other, and show both. With
-    ``as_json`` print nothing and return the reports (one per backend) instead."""
+) -> list[BenchReport]:
+    """The benchmark on the embedded store; with ``backend`` (not SQLite) also on
+    ``backend``, in the same process, one after the other."""
     targets: list[str | None] = [None]
     if backend is not None and backend != "sqlite" and not backend.startswith("sqlite:"):
         targets.append(backend)
     elif backend is not None:
         targets = [backend]
-    reports = []
-    with Progress(console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("benchmark", total=None)
+    return [
+        run_bench(sizes, profiles=profiles, queries=queries, progress=progress, backend=target)
+        for target in targets
+    ]
 
-        def progress(label: str, done: int, total: int) -> None:
-            bar.update(task, description=label, completed=done, total=total)
 
-        for target in targets:
-            reports.append(
-                run_bench(
-                    sizes, profiles=profiles, queries=queries, progress=progress, backend=target
-                )
-            )
-    if as_json:
-        return [r.to_dict() for r in reports]
+def print_message_bench(console: Console, reports: Sequence[BenchReport]) -> None:
+    """The reports (one per backend) as tables."""
     first = reports[0]
     console.print(f"[bold]convmem bench[/] — {first.machine}, embedder {first.embedder}")
     table = Table(title="Ingest (messages/s)")
@@ -466,18 +386,13 @@ def run_bench_cli(
                 report.backend,
                 f"{s.messages:,}",
                 f"{s.build_seconds:.0f}",
-                _fmt(s.recall),
-                _fmt(s.search),
-                _fmt(s.search_numpy_baseline),
+                s.recall.text(),
+                s.search.text(),
+                s.search_numpy_baseline.text(),
                 f"{s.search_ratio:.2f}x",
-                _fmt(s.tenant_vector_search),
-                _fmt(s.tenant_numpy_baseline),
+                s.tenant_vector_search.text(),
+                s.tenant_numpy_baseline.text(),
                 f"{s.tenant_ratio:.2f}x",
             )
     console.print(lat)
     console.print(f"peak RSS {reports[-1].peak_rss_mb:.0f} MB (the whole process)")
-    return None
-
-
-def _fmt(lat: Latency) -> str:
-    return f"{lat.p50_ms:.2f} / {lat.p95_ms:.2f} / {lat.p99_ms:.2f}"

@@ -10,9 +10,10 @@ erasing a profile from a large store.
   false-negative rate per kind (the item still readable after redaction) and
   the false-positive rate (clean messages changed).
 - **Erasure**: a store of ``messages`` messages over ``profiles`` profiles (the
-  hash embedder, so building it is quick), then ``delete_profile`` of typical
-  profiles: total time, and how much of it the file purge (FTS merge + WAL
-  truncation) takes; plus one heavy profile holding ``heavy`` messages.
+  hash embedder, so building it is quick), then ``memory.profiles.delete`` of
+  typical profiles: total time, and how much of it the file purge (FTS merge +
+  WAL truncation) takes -- timed inside the backend by
+  :class:`PurgeTimingSQLite`; plus one heavy profile holding ``heavy`` messages.
 """
 
 from __future__ import annotations
@@ -26,17 +27,28 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.console import Console
 from stdnum import iban, luhn, verhoeff
 from stdnum.es import dni
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 
+from memory_core.backends.sqlite import SQLiteBackend
+from memory_core.bench.messages import synthetic_texts
+from memory_core.bench.timing import seconds
+from memory_core.config import load_settings
+from memory_core.embedding import HashEmbedder
 from memory_core.governance.redaction import Redactor
+from memory_core.memory import Memory
+from memory_core.models import Channel, ConversationIn, MessageIn, Role
 
 __all__ = [
     "ErasureReport",
+    "PurgeTimingSQLite",
     "RedactionReport",
     "generate_messages",
+    "print_governance_bench",
+    "report_dict",
     "run_erasure_bench",
     "run_redaction_bench",
 ]
@@ -336,6 +348,20 @@ def run_redaction_bench(n: int = 20_000, seed: int = 13) -> RedactionReport:
 # -- erasure --------------------------------------------------------------------------------
 
 
+class PurgeTimingSQLite(SQLiteBackend):
+    """The SQLite backend, timing each of its own purges (``purge_seconds``), so
+    that the purge's share of an erasure is measured where it runs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.purge_seconds: list[float] = []
+
+    def purge_deleted(self) -> None:
+        start = time.perf_counter()
+        super().purge_deleted()
+        self.purge_seconds.append(time.perf_counter() - start)
+
+
 @dataclass
 class ErasureReport:
     messages: int
@@ -358,20 +384,14 @@ def run_erasure_bench(
 ) -> ErasureReport:
     """Build a store of ``messages`` over ``profiles`` (+ one profile of ``heavy``
     messages) with the hash embedder, then time profile erasures."""
-    from memory_core.backends.sqlite import SQLiteBackend
-    from memory_core.bench import synthetic_texts
-    from memory_core.config import load_settings
-    from memory_core.embedding import HashEmbedder
-    from memory_core.memory import Memory
-    from memory_core.models import Channel, ConversationIn, MessageIn, Role
-
     pool = synthetic_texts(5000, seed=3)
     rng = random.Random(messages)
     per_profile = max(1, messages // profiles)
     with tempfile.TemporaryDirectory(prefix="convmem-erasure-") as tmp:
         db = Path(tmp) / "erasure.db"
         settings = load_settings(data_dir=Path(tmp))
-        with Memory(SQLiteBackend(db), HashEmbedder(), settings=settings) as memory:
+        backend = PurgeTimingSQLite(db)
+        with Memory(backend, HashEmbedder(), settings=settings) as memory:
             start = time.perf_counter()
             plan = [(f"custom:bench=p{p}", per_profile) for p in range(profiles)]
             plan.append(("custom:bench=heavy", heavy))
@@ -397,22 +417,12 @@ def run_erasure_bench(
             build = time.perf_counter() - start
             size_mb = sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20
 
-            def timed(ident: str) -> float:
-                t = time.perf_counter()
-                memory.delete_profile(ident)
-                return time.perf_counter() - t
-
-            totals = [timed(f"custom:bench=p{p}") for p in range(3)]
-            backend = memory.backend
-            assert isinstance(backend, SQLiteBackend)
-            purge = backend.purge_deleted
-            backend.purge_deleted = lambda: None  # type: ignore[method-assign]
-            without = timed("custom:bench=p3")
-            backend.purge_deleted = purge  # type: ignore[method-assign]
-            t = time.perf_counter()
-            backend.purge_deleted()
-            purge_s = time.perf_counter() - t
-            heavy_s = timed("custom:bench=heavy")
+            erase = memory.profiles.delete
+            totals = seconds(erase, [f"custom:bench=p{p}" for p in range(3)])
+            purges_before = len(backend.purge_seconds)
+            [total] = seconds(erase, ["custom:bench=p3"])
+            purge_s = sum(backend.purge_seconds[purges_before:])
+            [heavy_s] = seconds(erase, ["custom:bench=heavy"])
     return ErasureReport(
         messages=messages,
         profiles=profiles,
@@ -420,7 +430,7 @@ def run_erasure_bench(
         db_mb=round(size_mb, 1),
         typical_profile_messages=per_profile,
         delete_profile_seconds=[round(x, 3) for x in totals],
-        delete_without_purge_seconds=round(without, 3),
+        delete_without_purge_seconds=round(total - purge_s, 3),
         purge_seconds=round(purge_s, 3),
         heavy_profile_messages=heavy,
         heavy_delete_profile_seconds=round(heavy_s, 3),
@@ -434,3 +444,25 @@ def report_dict(
         "redaction": None if redaction is None else asdict(redaction),
         "erasure": None if erasure is None else asdict(erasure),
     }
+
+
+def print_governance_bench(
+    console: Console, redaction: RedactionReport, erasure: ErasureReport | None
+) -> None:
+    """The reports as a few lines of text."""
+    console.print(
+        f"redaction: {redaction.messages_per_s:,.0f} messages/s; false negatives "
+        f"{redaction.missed}/{redaction.sensitive} ({redaction.false_negative_rate:.2%}); "
+        f"clean messages changed {redaction.changed_clean}/{redaction.clean}"
+    )
+    for kind, counts in redaction.hard_missed.items():
+        console.print(f"  out of scope, {kind}: missed {counts['missed']}/{counts['total']}")
+    if erasure is not None:
+        console.print(
+            f"erasure at {erasure.messages:,} messages ({erasure.db_mb} MB): delete_profile of "
+            f"{erasure.typical_profile_messages} messages "
+            f"{', '.join(f'{s:.3f}' for s in erasure.delete_profile_seconds)} s "
+            f"(without purge {erasure.delete_without_purge_seconds:.3f} s, purge "
+            f"{erasure.purge_seconds:.3f} s); a profile of {erasure.heavy_profile_messages:,} "
+            f"messages {erasure.heavy_delete_profile_seconds:.3f} s"
+        )

@@ -1,0 +1,292 @@
+"""The engine's one explicit context: everything the services share.
+
+A :class:`Context` holds the storage backend, the (cached) embedder, the
+settings, the extractor and reconciler, the policy cache, the knowledge
+searcher and the locks. It has no customer-facing API: the services in
+:mod:`memory_core.services` build on it, and :class:`memory_core.Memory` (the
+tenant handle) composes those services. Helper functions in the governance,
+extraction and knowledge modules take a ``Context`` as their first argument.
+
+Picture::
+
+    adapters (MCP, LangChain, LlamaIndex, CLI) -> memory_core.tools -> Memory handle
+    Memory handle (one tenant) -> services (profiles, traits, conversations, ...)
+    services -> Context (backend, embedder, settings, audit, policy guard, caches)
+    Context -> Backend protocol (SQLite | Weaviate), Embedder protocol, LLM (LiteLLM)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeVar
+
+from memory_core.backends.base import Backend, Collection
+from memory_core.config import DEFAULT_TENANT, Settings
+from memory_core.embedding.base import CachedEmbedder, Embedder
+from memory_core.errors import NotFoundError, ValidationError
+from memory_core.identity import normalize, parse_identifier
+from memory_core.models import Identifier, Profile, Record
+
+if TYPE_CHECKING:
+    from memory_core.extraction.base import Extractor
+    from memory_core.extraction.reconcile import Reconciler
+    from memory_core.governance.screening import TenantPolicy
+    from memory_core.knowledge.chunking import ChunkingConfig
+    from memory_core.knowledge.search import KnowledgeSearcher
+    from memory_core.models import DeletionReceipt, Message
+    from memory_core.recall_sources import RecallSource
+
+__all__ = ["Context", "ProfileRef", "check_external_id", "check_tenant_name"]
+
+R = TypeVar("R", bound=Record)
+
+ProfileRef = str | Identifier
+"""A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_EXTERNAL_ID = re.compile(r"^[^\s\x00]{1,200}$")
+
+
+def check_tenant_name(tenant: object) -> str:
+    """``tenant`` if it is a valid tenant name, else :class:`ValidationError`."""
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise ValidationError(
+            f"invalid tenant name {tenant!r}: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return tenant
+
+
+def check_external_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _EXTERNAL_ID.match(value):
+        raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
+    return value
+
+
+class _Tenants:
+    """Which tenants exist (cached: a tenant is checked once per context)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def require(self, tenant: str) -> str:
+        """``tenant`` if it exists (``default`` is created on first use), else NotFoundError."""
+        if tenant in self._known:
+            return tenant
+        check_tenant_name(tenant)
+        if tenant == DEFAULT_TENANT:
+            self._backend.ensure_tenant(tenant)
+        elif tenant not in self._backend.list_tenants():
+            raise NotFoundError(
+                f"tenant {tenant!r} does not exist; create it with "
+                f"memory.tenants.add({tenant!r}) or `convmem tenants create {tenant}`",
+                kind="tenant",
+            )
+        with self._lock:
+            self._known.add(tenant)
+        return tenant
+
+    def known(self, tenant: str) -> None:
+        with self._lock:
+            self._known.add(tenant)
+
+    def forget(self, tenant: str) -> None:
+        with self._lock:
+            self._known.discard(tenant)
+
+
+class Context:
+    """The shared state of one engine (see the module docstring).
+
+    Thread-safe: the services of every tenant handle share one context.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        extractor: Extractor | None = None,
+        reconciler: Reconciler | None = None,
+    ) -> None:
+        self.backend = backend
+        self.embedder: CachedEmbedder = (
+            embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
+        self.settings = settings
+        self.tenants = _Tenants(backend)
+        #: Serialises identity resolution (profile creation, linking, merges).
+        self.resolve_lock = threading.RLock()
+        self._extractor = extractor
+        self._reconciler = reconciler
+        self._policies: dict[str, tuple[float, TenantPolicy]] = {}
+        self._policies_lock = threading.Lock()
+        self._searcher: KnowledgeSearcher | None = None
+        self._chunking: ChunkingConfig | None = None
+        self._sources: tuple[RecallSource, ...] | None = None
+
+    # -- identifiers and records --------------------------------------------------
+    def parse(self, ref: str | Identifier) -> Identifier:
+        """An identifier, normalised with the configured default region."""
+        if isinstance(ref, Identifier):
+            return normalize(ref.kind, ref.value, default_region=self.settings.default_region)
+        return parse_identifier(ref, default_region=self.settings.default_region)
+
+    def live_profile(self, tenant: str, profile_id: str) -> Profile:
+        """The live profile for ``profile_id`` (merged-away ids resolve to the survivor)."""
+        seen: set[str] = set()
+        current = profile_id
+        while True:
+            found = self.backend.get(tenant, Collection.PROFILES, [current])
+            if not found:
+                raise NotFoundError(
+                    f"profile {profile_id!r} does not exist in tenant {tenant!r}", kind="profile"
+                )
+            record = found[0]
+            if record.merged_into is None:
+                return record
+            if current in seen:  # pragma: no cover - merge chains are flattened on write
+                raise NotFoundError(f"profile {profile_id!r} has a merge cycle", kind="profile")
+            seen.add(current)
+            current = record.merged_into
+
+    # -- extraction -----------------------------------------------------------------
+    @property
+    def extractor(self) -> Extractor:
+        """An LLM extractor when ``settings.llm_model`` is set, else the heuristic rules."""
+        if self._extractor is None:
+            from memory_core.extraction.heuristic import HeuristicExtractor
+            from memory_core.extraction.llm import LLMExtractor
+
+            model = self.settings.llm_model
+            self._extractor = (
+                LLMExtractor(
+                    model, api_base=self.settings.llm_api_base, timeout=self.settings.llm_timeout
+                )
+                if model
+                else HeuristicExtractor(default_region=self.settings.default_region)
+            )
+        return self._extractor
+
+    @extractor.setter
+    def extractor(self, value: Extractor) -> None:
+        self._extractor = value
+        self._reconciler = None
+
+    @property
+    def reconciler(self) -> Reconciler:
+        """Rules, or rules plus an LLM for close calls when the extractor is an LLM."""
+        if self._reconciler is None:
+            from memory_core.extraction.llm import LLMExtractor
+            from memory_core.extraction.reconcile import LLMReconciler, RuleReconciler
+
+            ex = self.extractor
+            self._reconciler = (
+                LLMReconciler(ex.client) if isinstance(ex, LLMExtractor) else RuleReconciler()
+            )
+        return self._reconciler
+
+    @reconciler.setter
+    def reconciler(self, value: Reconciler) -> None:
+        self._reconciler = value
+
+    # -- governance -----------------------------------------------------------------
+    def audit(
+        self,
+        tenant: str,
+        action: str,
+        target: str,
+        details: Mapping[str, int | str] | None = None,
+    ) -> None:
+        """Append an event to ``tenant``'s audit log (joins the caller's batch)."""
+        from memory_core.governance.audit import record
+
+        record(self, tenant, action, target, details=details)
+
+    def policy(self, tenant: str) -> TenantPolicy:
+        """The tenant's compiled policy, cached for ``screening.POLICY_TTL`` seconds."""
+        from memory_core.governance.screening import POLICY_TTL, compile_policy, load_policy
+
+        now = time.monotonic()
+        with self._policies_lock:
+            entry = self._policies.get(tenant)
+        if entry is not None and now - entry[0] < POLICY_TTL:
+            return entry[1]
+        policy, origin = load_policy(self, tenant)
+        compiled = compile_policy(policy, origin, entry[1] if entry is not None else None)
+        with self._policies_lock:
+            self._policies[tenant] = (now, compiled)
+        return compiled
+
+    def forget_policy(self, tenant: str | None = None) -> None:
+        """Drop the cached policy of one tenant (or all)."""
+        with self._policies_lock:
+            if tenant is None:
+                self._policies.clear()
+            else:
+                self._policies.pop(tenant, None)
+
+    def erased(
+        self,
+        receipt: DeletionReceipt,
+        action: str,
+        *,
+        following: list[Message] | None = None,
+    ) -> DeletionReceipt:
+        """Complete a committed deletion: audit it, re-embed the turns after deleted
+        messages (``following``), clear caches, purge the backend's files."""
+        from memory_core.governance.erasure import finish
+
+        if action == "delete_tenant":
+            self.forget_policy(receipt.tenant)
+            self.forget_tenant_caches(receipt.tenant)
+        return finish(self, receipt, action, following=following or ())
+
+    def forget_tenant_caches(self, tenant: str) -> None:
+        """Drop in-process caches of a tenant's records after a deletion there."""
+        if self._searcher is not None:
+            self._searcher.forget(tenant)
+
+    # -- knowledge --------------------------------------------------------------------
+    @property
+    def searcher(self) -> KnowledgeSearcher:
+        """The knowledge searcher (keeps per-tenant index caches)."""
+        if self._searcher is None:
+            from memory_core.knowledge.search import KnowledgeSearcher
+
+            with self.resolve_lock:
+                if self._searcher is None:
+                    self._searcher = KnowledgeSearcher(self.backend)
+        return self._searcher
+
+    @property
+    def chunking(self) -> ChunkingConfig:
+        """How knowledge pages are cut into chunks (changing it re-indexes on refresh)."""
+        if self._chunking is None:
+            from memory_core.knowledge.chunking import ChunkingConfig
+
+            self._chunking = ChunkingConfig()
+        return self._chunking
+
+    @chunking.setter
+    def chunking(self, value: ChunkingConfig) -> None:
+        self._chunking = value
+
+    # -- recall -------------------------------------------------------------------------
+    @property
+    def recall_sources(self) -> tuple[RecallSource, ...]:
+        """What recall draws from, in the order items are listed."""
+        if self._sources is None:
+            from memory_core.recall_sources import default_sources
+
+            self._sources = default_sources(self)
+        return self._sources
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,190 @@
+"""What recall draws from: one source object per item type.
+
+Recall (:class:`memory_core.services.recall.Recaller`) resolves the profile and
+the query once into a :class:`~memory_core.recall.RecallQuery`, then asks each
+source in :attr:`Context.recall_sources <memory_core.context.Context.recall_sources>`
+for its ranked candidates; a source whose limit is 0 is not asked. Adding an
+item type is adding a source, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from memory_core.backends.base import Collection, SearchMode, Where
+from memory_core.extraction.recalling import recall_observations, recall_summaries
+from memory_core.models import as_utc
+from memory_core.recall import ItemType, Provenance, RecallItem, RecallOptions, RecallQuery
+
+if TYPE_CHECKING:
+    from memory_core.context import Context
+
+__all__ = [
+    "KnowledgeSource",
+    "MessageSource",
+    "ObservationSource",
+    "RecallSource",
+    "SummarySource",
+    "TraitSource",
+    "default_sources",
+    "message_filter",
+]
+
+
+class RecallSource(Protocol):
+    """Contributes ranked candidates of one item type to a recall."""
+
+    type: ItemType
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        """At most ``q.options.limit(self.type)`` items, best first, scores in [0, 1]."""
+        ...
+
+
+class TraitSource:
+    """The profile's traits (score = the trait's confidence)."""
+
+    type = ItemType.TRAIT
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        opts = q.options
+        found = self._ctx.backend.find(
+            q.tenant,
+            Collection.TRAITS,
+            Where(eq={"profile_id": q.profile_id}),
+            order_by="key",
+            limit=opts.limit(ItemType.TRAIT),
+        )
+        return [
+            RecallItem(
+                type=ItemType.TRAIT,
+                id=t.id,
+                text=f"{t.key}: {t.value}",
+                score=t.confidence,
+                provenance=Provenance(message_ids=t.evidence, ts=t.updated_at, source=t.source),
+            )
+            for t in found
+            if t.confidence >= opts.min_score
+        ]
+
+
+class ObservationSource:
+    """Observations about the profile, ranked by the query (see extraction.recalling)."""
+
+    type = ItemType.OBSERVATION
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        return recall_observations(self._ctx.backend, q)
+
+
+class SummarySource:
+    """Summaries of the profile's conversations, ranked by the query."""
+
+    type = ItemType.SUMMARY
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        return recall_summaries(self._ctx.backend, q)
+
+
+def message_filter(profile_id: str, opts: RecallOptions) -> Where:
+    """The filter of a profile's messages under the recall options."""
+    where = Where(eq={"profile_id": profile_id})
+    if opts.channels is not None:
+        where = where.and_(Where(any_of={"channel": sorted(c.value for c in opts.channels)}))
+    if opts.roles is not None:
+        where = where.and_(Where(any_of={"role": sorted(r.value for r in opts.roles)}))
+    if opts.since is not None:
+        where = where.and_(Where(gte={"ts": as_utc(opts.since)}))
+    if opts.until is not None:
+        where = where.and_(Where(lt={"ts": as_utc(opts.until)}))
+    return where
+
+
+class MessageSource:
+    """The profile's messages ranked against the query (or the most recent ones);
+    the turns that formed an inferred query are left out."""
+
+    type = ItemType.MESSAGE
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        backend = self._ctx.backend
+        opts, exclude = q.options, q.exclude_ids
+        limit = opts.limit(ItemType.MESSAGE)
+        where = message_filter(q.profile_id, opts)
+        if q.text is None:
+            recent = backend.find(
+                q.tenant, Collection.MESSAGES, where, order_by="ts", descending=True, limit=limit
+            )
+            n = max(len(recent), 1)
+            scored = [(m, 1.0 - i / n) for i, m in enumerate(recent)]
+        else:
+            hits = backend.search(
+                q.tenant,
+                Collection.MESSAGES,
+                mode=opts.mode,
+                text=q.text if opts.mode is not SearchMode.VECTOR else None,
+                vector=q.vector,
+                where=where,
+                limit=limit + len(exclude),
+                alpha=opts.alpha,
+            )
+            scored = [(h.record, max(0.0, min(1.0, h.score))) for h in hits]
+        items: list[RecallItem] = []
+        for record, score in scored:
+            if score < opts.min_score or record.id in exclude:
+                continue
+            if len(items) >= limit:
+                break
+            items.append(
+                RecallItem(
+                    type=ItemType.MESSAGE,
+                    id=record.id,
+                    text=record.text,
+                    score=score,
+                    provenance=Provenance(
+                        message_ids=(record.id,),
+                        conversation_id=record.conversation_id,
+                        channel=record.channel,
+                        role=record.role,
+                        ts=record.ts,
+                    ),
+                )
+            )
+        return items
+
+
+class KnowledgeSource:
+    """Knowledge-base chunks relevant to the query (only when asked for)."""
+
+    type = ItemType.KNOWLEDGE
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def candidates(self, q: RecallQuery) -> list[RecallItem]:
+        from memory_core.knowledge.recalling import recall_knowledge
+
+        return recall_knowledge(self._ctx, q)
+
+
+def default_sources(ctx: Context) -> tuple[RecallSource, ...]:
+    """Traits, observations, summaries, messages, knowledge: the order items are listed in."""
+    return (
+        TraitSource(ctx),
+        ObservationSource(ctx),
+        SummarySource(ctx),
+        MessageSource(ctx),
+        KnowledgeSource(ctx),
+    )

@@ -1,0 +1,92 @@
+"""Recall: resolve the profile and the query once, then ask each recall source
+(:mod:`memory_core.recall_sources`) for its ranked candidates and render them
+into a delimited context within the token budget."""
+
+from __future__ import annotations
+
+from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.context import ProfileRef
+from memory_core.errors import ValidationError
+from memory_core.recall import (
+    ItemType,
+    RecallItem,
+    RecallOptions,
+    RecallQuery,
+    RecallResult,
+    render_context,
+)
+from memory_core.services._base import Service
+
+__all__ = ["Recaller"]
+
+
+class Recaller(Service):
+    """:meth:`memory_core.Memory.recall` for this handle's tenant."""
+
+    __slots__ = ()
+
+    def recall(
+        self,
+        ref: ProfileRef,
+        query: str | None = None,
+        *,
+        conversation_id: str | None = None,
+        options: RecallOptions | None = None,
+    ) -> RecallResult:
+        if options is not None and not isinstance(options, RecallOptions):
+            raise ValidationError(
+                f"options must be a RecallOptions, not {type(options).__name__} "
+                "(build one with RecallOptions(...))"
+            )
+        opts = options or RecallOptions()
+        tenant = self._tenant
+        profile = self._m.profiles.get(ref)
+        if query is not None and not query.strip():
+            query = None
+        exclude: set[str] = set()
+        if query is None and conversation_id is not None:
+            conv = self._m.conversations.get(conversation_id)
+            if conv.profile_id != profile.id:
+                raise ValidationError(
+                    f"conversation {conversation_id!r} belongs to another profile"
+                )
+            recent = self._backend.find(
+                tenant,
+                Collection.MESSAGES,
+                Where(eq={"conversation_id": conv.id}),
+                order_by="seq",
+                descending=True,
+                limit=opts.recent_turns,
+            )
+            query = "\n".join(m.text for m in reversed(recent)) or None
+            exclude = {m.id for m in recent}
+        vector = None
+        if query is not None and opts.mode is not SearchMode.KEYWORD:
+            embedder = self._ctx.embedder
+            vector = Vectors(embedder.model_id, embedder.embed_batch([query]))
+        q = RecallQuery(
+            tenant=tenant,
+            profile_id=profile.id,
+            text=query,
+            vector=vector,
+            options=opts,
+            exclude_ids=frozenset(exclude),
+        )
+        items: list[RecallItem] = []
+        for source in self._ctx.recall_sources:
+            if opts.limit(source.type):
+                items += source.candidates(q)
+        context, tokens, _ = render_context(
+            profile.id,
+            items,
+            opts.token_budget,
+            {ItemType.KNOWLEDGE: opts.knowledge_token_share},
+        )
+        return RecallResult(
+            tenant=tenant,
+            profile_id=profile.id,
+            query=query,
+            items=tuple(items),
+            context=context,
+            context_tokens=tokens,
+        )
