@@ -21,6 +21,14 @@ sets use an in-process float32 matrix per ``(tenant, collection, model id)``,
 valid while the ``collection_versions`` row that every write bumps (from any
 connection or process, in the same transaction) still has the version the
 matrix was built at.
+
+Erasure: rows are zeroed as they are deleted (``secure_delete``), but FTS5 keeps
+deleted terms in old index segments and the WAL keeps old pages until they are
+merged and checkpointed. Every transaction that deletes rows or replaces indexed
+text therefore records a purge job (table ``purge_jobs``) as part of itself;
+:meth:`SQLiteBackend.purge_deleted` does the work and removes a job only once the
+WAL checkpoint after it succeeded, and opening a store finishes jobs a crash or a
+long read transaction left pending.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -73,6 +82,7 @@ __all__ = ["SQLiteBackend", "fts_query_terms"]
 
 _F32 = np.dtype("<f4")  # stored vector layout, independent of the host's byte order
 _DIRECT_VECTOR_ROWS = 4096  # up to this many candidates, read vectors from SQLite directly
+_FTS_TABLES = frozenset(sql.fts for sql in STATEMENTS.values() if sql.spec.searchable)
 _MAX_QUERY_TERMS = 64
 _TOKEN = re.compile(r"[^\W_]+")
 # Very common English words, dropped from keyword queries so that questions such
@@ -217,9 +227,13 @@ class SQLiteBackend:
         *,
         busy_timeout: float = 30.0,
         vector_cache_bytes: int = 1 << 30,
+        purge_timeout: float = 5.0,
     ) -> None:
+        """``purge_timeout``: seconds a purge waits for other connections' read
+        transactions to end before it leaves its job pending (see :meth:`purge_deleted`)."""
         self.path = Path(path)
         self._busy_ms = int(busy_timeout * 1000)
+        self._purge_timeout = max(0.0, float(purge_timeout))
         self._closed = False
         self._local = threading.local()
         self._conns: dict[int, sqlite3.Connection] = {}
@@ -228,11 +242,13 @@ class SQLiteBackend:
         self._cache: OrderedDict[tuple[str, str, str], _VectorMatrix] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_budget = vector_cache_bytes
-        self._dirty_fts: set[str] = set()  # FTS tables holding deleted terms (purge_deleted)
         try:
             with self._errors(), self._write() as conn:
                 migrate(conn, str(self.path))
                 check_columns(conn, str(self.path))
+                pending = conn.execute("SELECT 1 FROM purge_jobs LIMIT 1").fetchone()
+            if pending is not None:  # left by a crash or a reader: finish it now
+                self._purge()
         except BaseException:
             self.close()
             raise
@@ -404,18 +420,29 @@ class SQLiteBackend:
                         f"(SELECT rid FROM {sql.table} WHERE tenant = ?)",
                         (tenant,),
                     )
-                    self._dirty_fts.add(sql.fts)
+                    self._note_purge(conn, sql.fts)
                     # The version row stays (bumped), so a re-created tenant never
                     # reuses a version number a cache may still hold.
                     self._bump(conn, tenant, spec)
                 deleted = conn.execute(f"DELETE FROM {sql.table} WHERE tenant = ?", (tenant,))
                 counts[collection.value] = deleted.rowcount
+            self._note_purge(conn, "")
         with self._cache_lock:
             for key in [key for key in self._cache if key[0] == tenant]:
                 del self._cache[key]
         return counts
 
     # -- records ---------------------------------------------------------------
+    @staticmethod
+    def _note_purge(conn: sqlite3.Connection, target: str) -> None:
+        """Record a purge job in the open transaction: merge the FTS table ``target``
+        (or, for "", only checkpoint the WAL). ``seq`` grows with every note."""
+        conn.execute(
+            "INSERT INTO purge_jobs (target, seq, created_at) VALUES (?, 1, ?) "
+            "ON CONFLICT (target) DO UPDATE SET seq = seq + 1",
+            (target, datetime.now(UTC).isoformat()),
+        )
+
     @staticmethod
     def _bump(conn: sqlite3.Connection, tenant: str, spec: CollectionSpec) -> None:
         conn.execute(
@@ -475,7 +502,7 @@ class SQLiteBackend:
                     )
             replaced = conn.executemany(sql.fts_delete_one, [(tenant, records[i].id) for i in keep])
             if replaced.rowcount > 0:  # old text stays in FTS segments until purge_deleted
-                self._dirty_fts.add(sql.fts)
+                self._note_purge(conn, sql.fts)
             conn.executemany(sql.upsert, rows)
             conn.executemany(sql.fts_insert, [sql.fts_row(tenant, records[i]) for i in keep])
             self._bump(conn, tenant, spec)
@@ -555,29 +582,68 @@ class SQLiteBackend:
                     params,
                 )
             deleted = conn.execute(f"DELETE FROM {sql.table} WHERE tenant = ?{flt.sql}", params)
-            if spec.searchable and deleted.rowcount:
-                self._bump(conn, tenant, spec)
-                self._dirty_fts.add(sql.fts)
+            if deleted.rowcount:
+                self._note_purge(conn, sql.fts if spec.searchable else "")
+                if spec.searchable:
+                    self._bump(conn, tenant, spec)
             return int(deleted.rowcount)
 
-    def purge_deleted(self) -> None:
-        """Make deleted text unrecoverable from the database files.
+    def purge_deleted(self) -> bool:
+        """Make deleted text unrecoverable from the database files; True when it is.
 
         Rows are zeroed as they are deleted (``secure_delete``), but FTS5 keeps
-        deleted terms in its index segments until they are merged: merge (``optimize``)
-        every full-text index a delete or replace touched, drop in-process vector
-        caches, then checkpoint and truncate the WAL, which still holds old pages.
+        deleted terms in its index segments until they are merged, and the WAL
+        keeps old pages until it is checkpointed. Every transaction that deletes
+        rows or replaces indexed text records a job in ``purge_jobs``; this merges
+        (``optimize``) each full-text index a job names, drops in-process vector
+        caches, then checkpoints and truncates the WAL, checking the result and
+        retrying while other connections' read transactions hold old pages (for up
+        to ``purge_timeout`` seconds). Only then are the jobs it ran removed.
+
+        False: the purge is pending -- called inside an open transaction (its jobs
+        commit with it) or a reader outlasted the wait. The jobs stay in the store:
+        the next purge (the next deletion, ``gc``) or the next open finishes them.
         """
-        with self._writing() as conn:  # writers add to _dirty_fts under this same lock
-            dirty, self._dirty_fts = self._dirty_fts, set()
-            for fts in sorted(dirty):
-                conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
+        if self._holder().depth > 0:  # inside a batch the caller's transaction still runs
+            return False
+        return self._purge()
+
+    def _purge(self) -> bool:
+        """:meth:`purge_deleted` (opening a store calls this, not the overridable method)."""
         with self._cache_lock:
             self._cache.clear()
-        holder = self._holder()
-        if holder.depth == 0:  # inside a batch the caller's transaction still runs
-            with self._errors():
-                holder.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        with self._writing() as conn:
+            jobs = conn.execute("SELECT target, seq FROM purge_jobs ORDER BY target").fetchall()
+            for target, _ in jobs:
+                if target in _FTS_TABLES:  # else (""): only the checkpoint
+                    conn.execute(f"INSERT INTO {target} ({target}) VALUES ('optimize')")
+        if not jobs:
+            return True
+        if not self._checkpoint(self._purge_timeout):
+            return False
+        with self._writing() as conn:  # jobs noted since (a higher seq) stay
+            conn.executemany("DELETE FROM purge_jobs WHERE target = ? AND seq = ?", jobs)
+        self._checkpoint(0.0)  # the jobs' own pages hold no deleted text: no wait
+        return True
+
+    def _checkpoint(self, wait: float) -> bool:
+        """Checkpoint and truncate the WAL; True if every frame reached the database
+        file. Retried (SQLite's busy handler, then short sleeps) for ``wait`` seconds."""
+        conn = self._holder().conn
+        deadline = time.monotonic() + wait
+        with self._errors():
+            try:
+                while True:
+                    left = max(0.0, deadline - time.monotonic())
+                    conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
+                    busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if busy == 0 and log == done:
+                        return True
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     # -- export (optional capability: base.SupportsExport) ------------------------
     def export(

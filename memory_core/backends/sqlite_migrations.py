@@ -308,11 +308,25 @@ _GOVERNANCE = (
     )""",
 )
 
+# Migration 5: durable purge jobs. A transaction that deletes rows or replaces
+# indexed text records, in the same transaction, what the purge must do: merge a
+# full-text index (``target`` is its table) or only checkpoint the WAL (``target``
+# ""). ``seq`` grows with each record, so a purge removes only the jobs it finished
+# (see :meth:`~memory_core.backends.sqlite.SQLiteBackend.purge_deleted`).
+_PURGE_JOBS = (
+    """CREATE TABLE purge_jobs (
+        target TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "observations, summaries, extraction records, trait schema", _OBSERVATIONS),
     Migration(3, "enterprise knowledge", _KNOWLEDGE),
     Migration(4, "governance: policies, audit log, api keys", _GOVERNANCE),
+    Migration(5, "durable purge jobs", _PURGE_JOBS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

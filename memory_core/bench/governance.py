@@ -356,10 +356,11 @@ class PurgeTimingSQLite(SQLiteBackend):
         super().__init__(path)
         self.purge_seconds: list[float] = []
 
-    def purge_deleted(self) -> None:
+    def purge_deleted(self) -> bool:
         start = time.perf_counter()
-        super().purge_deleted()
+        purged = super().purge_deleted()
         self.purge_seconds.append(time.perf_counter() - start)
+        return purged
 
 
 @dataclass

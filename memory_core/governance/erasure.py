@@ -11,7 +11,16 @@ Every deletion of the engine ends with :func:`finish`, which
 - lets the backend purge deleted content from its files
   (:meth:`SQLiteBackend.purge_deleted
   <memory_core.backends.sqlite.SQLiteBackend.purge_deleted>`: FTS5 segment
-  merge and WAL truncation; ``secure_delete`` zeroes rows as they go).
+  merge and WAL truncation; ``secure_delete`` zeroes rows as they go), and says
+  in the receipt's ``purged`` whether that is done.
+
+The purge is durable: the SQLite backend records a purge job in the deleting
+transaction itself (any transaction that deletes rows or replaces indexed text),
+so no caller has to remember to; the purge that follows the commit removes the
+job only once the WAL checkpoint succeeded. A job left by a crash between commit
+and purge, or by another connection's read transaction that outlasted the
+purge's wait (``purged=False``), is finished by the next purge: the next
+deletion, ``gc`` (``convmem gc``) or the next open of the store.
 
 Knowledge deletions (a source, a knowledge base) end with :func:`finish` too; a
 knowledge refresh that drops or replaces pages calls :func:`forget_cached` with
@@ -53,16 +62,21 @@ __all__ = [
 
 @runtime_checkable
 class SupportsPurge(Protocol):
-    """A backend that can make deleted content unrecoverable from its storage."""
+    """A backend that can make deleted content unrecoverable from its storage.
+    ``purge_deleted`` returns True when nothing deleted is left in its files, False
+    when the purge is still pending (and will be finished later by the backend)."""
 
-    def purge_deleted(self) -> None: ...
+    def purge_deleted(self) -> bool: ...
 
 
-def purge(ctx: Context) -> None:
+def purge(ctx: Context) -> bool | None:
     """Purge deleted content from the backend's files, where it supports that.
-    Call after the deleting transaction has committed."""
+    Call after the deleting transaction has committed. True: purged; False:
+    pending (the next purge, ``gc`` or open finishes it); None: the backend has no
+    file purge (Weaviate: reclaiming disk is up to the server's compaction)."""
     if isinstance(ctx.backend, SupportsPurge):
-        ctx.backend.purge_deleted()
+        return ctx.backend.purge_deleted()
+    return None
 
 
 def forget_cached(ctx: Context, texts: Iterable[str] | None = None) -> None:
@@ -82,16 +96,16 @@ def finish(
     *,
     following: Sequence[Message] = (),
 ) -> DeletionReceipt:
-    """Complete a committed deletion (see the module docstring); returns ``receipt``.
-    ``following``: deleted messages whose next turns must be re-embedded."""
+    """Complete a committed deletion (see the module docstring); returns ``receipt``
+    with ``purged`` set. ``following``: deleted messages whose next turns must be
+    re-embedded."""
     tenant = audit.SYSTEM_TENANT if action == "delete_tenant" else receipt.tenant
     with ctx.backend.batch():
         audit.record_receipt(ctx, receipt, action, tenant=tenant)
         if following:
             reembed_following(ctx, receipt.tenant, following)
     forget_cached(ctx)
-    purge(ctx)
-    return receipt
+    return receipt.model_copy(update={"purged": purge(ctx)})
 
 
 def reembed_following(ctx: Context, tenant: str, deleted: Sequence[Message]) -> int:

@@ -167,6 +167,7 @@ def test_a_held_write_lock_times_out_as_storage_error(path: Path) -> None:
         assert impatient.count(TENANT, M) == 1
 
 
+@pytest.mark.slow
 def test_a_writer_waits_for_another_process_lock(backend: SQLiteBackend, path: Path) -> None:
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")
@@ -272,6 +273,7 @@ def _kill_child(path: Path, mode: str, marker: str) -> None:
         assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_a_process_killed_inside_a_batch_leaves_nothing_behind(path: Path) -> None:
     _seed(path)
     with SQLiteBackend(path) as watcher:  # a reader open during the crash
@@ -291,6 +293,7 @@ def test_a_process_killed_inside_a_batch_leaves_nothing_behind(path: Path) -> No
     assert_consistent(path)
 
 
+@pytest.mark.slow
 def test_a_process_killed_during_one_upsert_applies_all_or_nothing(path: Path) -> None:
     _seed(path)
     _kill_child(path, "single", "starting")
@@ -306,6 +309,7 @@ def test_a_process_killed_during_one_upsert_applies_all_or_nothing(path: Path) -
 # -- concurrency -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_readers_never_see_half_a_batch(backend: SQLiteBackend) -> None:
     batches, per_batch, per_upsert = 15, 50, 10
     done, reading = threading.Event(), threading.Event()
