@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from memory_core.backends.base import Collection, SearchMode, Where
 from memory_core.extraction.recalling import recall_observations, recall_summaries
+from memory_core.extraction.traits import effective_traits, trait_id
 from memory_core.models import as_utc
 from memory_core.recall import ItemType, Provenance, RecallItem, RecallOptions, RecallQuery
 
@@ -42,7 +43,10 @@ class RecallSource(Protocol):
 
 
 class TraitSource:
-    """The profile's traits (score = the trait's confidence)."""
+    """The profile's traits, one item per key: the effective value (the highest-ranked
+    source, then the newest; see :func:`~memory_core.extraction.traits.effective_traits`),
+    with other sources' differing values as a compact note rather than as facts of
+    their own. Score = the winning value's confidence."""
 
     type = ItemType.TRAIT
 
@@ -52,23 +56,30 @@ class TraitSource:
     def candidates(self, q: RecallQuery) -> list[RecallItem]:
         opts = q.options
         found = self._ctx.backend.find(
-            q.tenant,
-            Collection.TRAITS,
-            Where(eq={"profile_id": q.profile_id}),
-            order_by="key",
-            limit=opts.limit(ItemType.TRAIT),
+            q.tenant, Collection.TRAITS, Where(eq={"profile_id": q.profile_id}), order_by="key"
         )
-        return [
-            RecallItem(
-                type=ItemType.TRAIT,
-                id=t.id,
-                text=f"{t.key}: {t.value}",
-                score=t.confidence,
-                provenance=Provenance(message_ids=t.evidence, ts=t.updated_at, source=t.source),
+        items: list[RecallItem] = []
+        for view in effective_traits(found):
+            if view.confidence < opts.min_score:
+                continue
+            if len(items) >= opts.limit(ItemType.TRAIT):
+                break
+            text = f"{view.key}: {view.value}"
+            if view.conflicts:
+                others = "; ".join(f"{c.value} from {c.source}" for c in view.conflicts[:3])
+                text += f" (conflicting: {others})"
+            items.append(
+                RecallItem(
+                    type=ItemType.TRAIT,
+                    id=trait_id(q.profile_id, view.key, view.source),
+                    text=text,
+                    score=view.confidence,
+                    provenance=Provenance(
+                        message_ids=view.evidence, ts=view.updated_at, source=view.source
+                    ),
+                )
             )
-            for t in found
-            if t.confidence >= opts.min_score
-        ]
+        return items
 
 
 class ObservationSource:

@@ -69,16 +69,12 @@ def hit(s: ScoredChunk) -> KnowledgeHit:
     )
 
 
-def attribute_safe(text: str) -> str:
-    """A citation (titles come from untrusted pages) made safe inside a context tag."""
-    return text.replace('"', "'").replace("<", "‹").replace(">", "›")
-
-
 def recall_knowledge(ctx: Context, q: RecallQuery) -> list[RecallItem]:
     """The knowledge chunks of a recall, best first: from the knowledge bases named
     in ``q.options.knowledge_bases`` (ids or names in ``q.tenant``; all of the
-    tenant's when None), each with its one-line citation as provenance. Empty when
-    knowledge was not asked for or there is no query text."""
+    tenant's when None), each with its one-line citation as provenance (as stored:
+    the context renderer escapes it, like every attribute). Empty when knowledge was
+    not asked for or there is no query text."""
     opts = q.options
     limit = opts.limit(ItemType.KNOWLEDGE)
     if not limit or q.text is None:
@@ -100,7 +96,7 @@ def recall_knowledge(ctx: Context, q: RecallQuery) -> list[RecallItem]:
             id=s.chunk.id,
             text=s.chunk.passage,
             score=min(1.0, s.score),
-            provenance=Provenance(source=attribute_safe(str(citation(s.chunk, s.source)))),
+            provenance=Provenance(source=str(citation(s.chunk, s.source))),
         )
         for s in scored
         if s.score >= opts.min_score
