@@ -142,7 +142,7 @@ def run(memory: Memory, model: str | None) -> None:
     print("indexed the help center as knowledge base 'help-center'")
 
     retriever = ConversationMemoryRetriever(memory=memory, customer=CUSTOMER)
-    help_center = KnowledgeRetriever(memory=memory, kb="help-center", limit=2)
+    help_center = KnowledgeRetriever(memory=memory, knowledge_bases="help-center", limit=2)
     prompt = ChatPromptTemplate.from_messages(
         [("system", SYSTEM), MessagesPlaceholder("history"), ("human", "{input}")]
     )
@@ -201,7 +201,7 @@ def run(memory: Memory, model: str | None) -> None:
                 tool_calls=[
                     {
                         "name": "search_knowledge",
-                        "args": {"query": "change the delivery address", "top_k": 1},
+                        "args": {"query": "change the delivery address", "limit": 1},
                         "id": "call_1",
                     },
                     {

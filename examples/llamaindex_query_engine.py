@@ -169,7 +169,7 @@ def run(memory: Memory, model: str | None) -> None:
     both = QueryFusionRetriever(
         [
             ConversationMemoryRetriever(memory, CUSTOMER),
-            KnowledgeRetriever(memory, kb="billing", limit=2),
+            KnowledgeRetriever(memory, knowledge_bases="billing", limit=2),
         ],
         llm=MockLLM(),  # unused: num_queries=1 asks no rewritten queries
         num_queries=1,

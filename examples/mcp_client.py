@@ -67,7 +67,7 @@ async def main() -> None:
                 "remember",
                 {
                     "channel": "sms",
-                    "customer": ["phone:+1 617 555 0142"],
+                    "customer": "phone:+1 617 555 0142",
                     "messages": [
                         {"role": "customer", "text": "I was charged twice for Premium in May."},
                         {"role": "human_agent", "text": "Refund issued, 3-5 business days."},
@@ -81,7 +81,7 @@ async def main() -> None:
 
             recalled = await client.call_tool(
                 "recall",
-                {"profile": "phone:(617) 555-0142", "query": "refund for the double charge"},
+                {"customer": "phone:(617) 555-0142", "query": "refund for the double charge"},
             )
             result = recalled.structured_content
             assert not recalled.is_error and result is not None, recalled.content
@@ -90,10 +90,10 @@ async def main() -> None:
                 where = item["provenance"].get("channel") or "-"
                 print(f"  {item['score']:.2f}  [{where}] {item['text']}")
             print()
-            print(result["context"])
+            print(recalled.content[0].text)  # the context block: what the agent reads
 
             found = await client.call_tool(
-                "search_knowledge", {"query": "can I return a damaged product?", "top_k": 1}
+                "search_knowledge", {"query": "can I return a damaged product?", "limit": 1}
             )
             answer = found.structured_content
             assert not found.is_error and answer is not None, found.content

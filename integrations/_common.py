@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.aio import AsyncMemory
@@ -110,18 +110,19 @@ def item_metadata(item: RecallItem, result: RecallResult) -> dict[str, Any]:
 
 class KnowledgeSearch(BaseModel):
     """What a knowledge retriever searches and how much it returns: the keyword
-    arguments of ``memory.knowledge.search`` besides the query.
+    arguments of ``memory.knowledge.search`` besides the query, named as the agent
+    tools name them (``memory_core.tools.ARGUMENTS``).
 
-    ``kb`` is one knowledge base or several (ids or names; None = every one of
-    the tenant), ``sources`` source ids, ``source_tags`` source tags (sources
-    with any of them; ``tags`` of the engine, renamed because a LangChain
-    runnable's ``tags`` are its tracing tags); ``limit`` is the top-k,
+    ``knowledge_bases`` is one knowledge base or several (ids or names; None =
+    every one of the tenant), ``sources`` source ids, ``source_tags`` source tags
+    (sources with any of them; ``tags`` of the engine, named apart because a
+    LangChain runnable's ``tags`` are its tracing tags); ``limit`` is the top-k,
     ``min_score`` the threshold (scores are in [0, 1]).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    kb: str | Sequence[str] | None = None
+    knowledge_bases: str | Sequence[str] | None = None
     sources: Sequence[str] | None = None
     source_tags: Sequence[str] | None = None
     limit: int = Field(default=4, ge=1, le=1000)
@@ -129,10 +130,20 @@ class KnowledgeSearch(BaseModel):
     mode: SearchMode = SearchMode.HYBRID
     alpha: float = Field(default=DEFAULT_ALPHA, ge=0.0, le=1.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kb" in data:
+            raise ValueError(
+                "kb is now knowledge_bases (the name every tool and adapter uses): "
+                "pass knowledge_bases='help-center' or a list of names or ids"
+            )
+        return data
+
     def search_arguments(self) -> dict[str, Any]:
         """The keyword arguments of ``memory.knowledge.search`` these settings give."""
         return {
-            "kb": self.kb,
+            "kb": self.knowledge_bases,
             "sources": self.sources,
             "tags": self.source_tags,
             "limit": self.limit,

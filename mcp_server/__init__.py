@@ -6,7 +6,9 @@
   (tools, resources, prompts; stdio and streamable HTTP);
 * :mod:`convmem_mcp.auth` - bearer tokens bound to tenants, for HTTP;
 * :mod:`convmem_mcp.cli` - ``convmem serve``, ``convmem bench-mcp``, ``convmem mcp-token``;
-* :mod:`convmem_mcp.bench` - per-tool latency over stdio and HTTP beside the Python API.
+* :mod:`convmem_mcp.bench` - per-tool latency over stdio and HTTP beside the Python API;
+* :mod:`convmem_mcp.tokens` - what the tool list and a recall result cost in tokens,
+  beside the tools before issue 14.
 
 Importing this package imports nothing else: the names below load on first
 access, and only ``create_server`` needs the ``mcp`` SDK (an optional extra).

@@ -1,6 +1,8 @@
-"""``convmem bench-mcp``: what MCP costs per tool call.
+"""``convmem bench-mcp``: what MCP costs per tool call, in time and in tokens.
 
-For each tool (recall, remember, get_profile), warm latency p50/p95 of the call
+Tokens: the tool list per role and a typical recall result, now and before issue
+14 (:mod:`convmem_mcp.tokens`). Time: for each tool (recall, search_knowledge,
+remember, get_profile), warm latency p50/p95 of the call
 made through the MCP SDK client to a ``convmem serve`` subprocess over stdio,
 and over streamable HTTP (bearer token, 127.0.0.1), beside the same call made
 directly on the Python API (the :mod:`memory_core.tools` function the server
@@ -45,6 +47,7 @@ from memory_core.knowledge.types import DocumentIn
 from memory_core.memory import Memory
 
 from .auth import TOKENS_ENV, new_token
+from .tokens import PREVIOUS, Cost, TokenFigures, measure_tokens
 
 __all__ = [
     "HttpServerProcess",
@@ -53,7 +56,9 @@ __all__ = [
     "convmem_command",
     "http_client",
     "print_mcp_bench",
+    "print_token_figures",
     "run_mcp_bench",
+    "run_token_figures",
     "stdio_parameters",
 ]
 
@@ -255,6 +260,7 @@ class McpBenchResult(BaseModel):
     calls: int
     """Timed calls per tool and transport."""
     tools: list[ToolTiming]
+    tokens: TokenFigures
 
 
 Call = tuple[str, dict[str, Any]]
@@ -269,7 +275,7 @@ def _calls(transport: str) -> dict[str, Callable[[int], Call]]:
         return "remember", {
             "conversation_id": conversation,
             "channel": "chat",
-            "customer": [_CUSTOMER],
+            "customer": _CUSTOMER,
             "messages": [
                 {
                     "role": "customer",
@@ -280,12 +286,12 @@ def _calls(transport: str) -> dict[str, Callable[[int], Call]]:
         }
 
     return {
-        "recall": lambda i: ("recall", {"profile": _CUSTOMER, "query": "refund double charge"}),
+        "recall": lambda i: ("recall", {"customer": _CUSTOMER, "query": "refund double charge"}),
         "remember": remember,
-        "get_profile": lambda i: ("get_profile", {"profile": _CUSTOMER}),
+        "get_profile": lambda i: ("get_profile", {"customer": _CUSTOMER}),
         "search_knowledge": lambda i: (
             "search_knowledge",
-            {"query": "how long does a refund take", "top_k": 5},
+            {"query": "how long does a refund take", "limit": 5},
         ),
     }
 
@@ -373,6 +379,8 @@ def run_mcp_bench(
     if calls < 1 or warmup < 0:
         raise ValueError("calls must be >= 1 and warmup >= 0")
     say = progress or (lambda _: None)
+    say("tokens")
+    tokens = run_token_figures(workdir=workdir)
     with tempfile.TemporaryDirectory(prefix="convmem-bench-mcp-", dir=workdir) as tmp:
         root = Path(tmp)
         db = root / "bench.db"
@@ -415,6 +423,46 @@ def run_mcp_bench(
             )
             for name in tool_names
         ],
+        tokens=tokens,
+    )
+
+
+def run_token_figures(*, workdir: Path | None = None) -> TokenFigures:
+    """The token figures now (:func:`convmem_mcp.tokens.measure_tokens`), on a fresh
+    throwaway store with the hash embedder."""
+    with tempfile.TemporaryDirectory(prefix="convmem-tokens-", dir=workdir) as tmp:
+        root = Path(tmp)
+        settings = load_settings(
+            backend=f"sqlite:///{root / 'tokens.db'}", embedder="hash", data_dir=root
+        )
+        with Memory.open(settings=settings) as memory:
+            return anyio.run(measure_tokens, memory)
+
+
+def print_token_figures(console: Console, figures: TokenFigures) -> None:
+    """Token costs now beside before issue 14, as a table."""
+    table = Table(
+        title="MCP token cost: chars / tokens (count_tokens estimate), before issue 14 and now"
+    )
+    for col in ("what", "before", "now", "now / before"):
+        table.add_column(col, justify="left" if col == "what" else "right")
+
+    def row(what: str, before: Cost, now: Cost) -> None:
+        ratio = f"{now.tokens / before.tokens:.2f}"
+        table.add_row(
+            what, f"{before.chars:,} / {before.tokens:,}", f"{now.chars:,} / {now.tokens:,}", ratio
+        )
+
+    for role, cost in figures.listed.items():
+        was, now = PREVIOUS.tools[role], figures.tools[role]
+        shown = "stdio, " if role == "admin" else ""
+        row(f"tools/list, {shown}{role} key ({was} -> {now} tools)", PREVIOUS.listed[role], cost)
+    row("tools/list as sent (every tool)", PREVIOUS.wire, figures.wire)
+    row("typical recall result (text)", PREVIOUS.recall, figures.recall)
+    console.print(table)
+    console.print(
+        "tools/list rows: name + description + input schema of each tool listed to that "
+        "role, what a host hands the model on every turn."
     )
 
 
@@ -438,3 +486,4 @@ def print_mcp_bench(console: Console, result: McpBenchResult) -> None:
             f"{t.http_ratio:.1f}x",
         )
     console.print(table)
+    print_token_figures(console, result.tokens)

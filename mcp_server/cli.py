@@ -159,8 +159,12 @@ def bench_mcp(
         str, typer.Option(help="Embedder of the store (hash measures the protocol, not a model).")
     ] = "hash",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    tokens_only: Annotated[
+        bool, typer.Option("--tokens-only", help="Only the token costs (no servers started).")
+    ] = False,
 ) -> None:
-    """Per-tool MCP latency (p50/p95, warm) over stdio and HTTP, beside the Python API.
+    """Per-tool MCP latency (p50/p95, warm) over stdio and HTTP, beside the Python API,
+    and the token cost of the tool list and of a recall result, beside the previous tools.
 
     The same calls are made directly on the Python API in the same run, so the
     ratio is the protocol overhead.
@@ -168,8 +172,15 @@ def bench_mcp(
     _require_mcp()
     from rich.console import Console
 
-    from .bench import print_mcp_bench, run_mcp_bench
+    from .bench import print_mcp_bench, print_token_figures, run_mcp_bench, run_token_figures
 
+    if tokens_only:
+        figures = run_token_figures()
+        if as_json:
+            sys.stdout.write(figures.model_dump_json(indent=2) + "\n")
+        else:
+            print_token_figures(Console(), figures)
+        return
     result = run_mcp_bench(calls=calls, warmup=warmup, messages=messages, embedder=embedder)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")

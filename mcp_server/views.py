@@ -1,6 +1,7 @@
 """What the server's read-only resources show, as typed views over :class:`Memory`:
-the knowledge bases of a tenant, one knowledge base with its sources, and a
-conversation transcript. Plain functions ``view(memory, ...)`` over a tenant
+the knowledge bases of a tenant, one knowledge base with its sources (the
+``list_knowledge_sources`` tool's view of one, from :mod:`memory_core.tools`), and
+a conversation transcript. Plain functions ``view(memory, ...)`` over a tenant
 handle, run by :mod:`convmem_mcp.server` on the request's tenant; no MCP SDK
 import here.
 """
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memory_core.errors import ValidationError
 from memory_core.memory import Memory
-from memory_core.models import KnowledgeBase, Source, SourceStatus, SourceType
+from memory_core.models import KnowledgeBase, Source, SourceStatus
+from memory_core.tools import KnowledgeBaseView, SourceOut, knowledge_base_view
 
 __all__ = [
     "KNOWLEDGE_URI",
@@ -47,32 +49,6 @@ class KnowledgeBaseOut(_View):
 
 class KnowledgeBasesView(_View):
     knowledge_bases: list[KnowledgeBaseOut] = Field(description="By name.")
-
-
-class SourceOut(_View):
-    id: str
-    title: str
-    type: SourceType
-    uri: str = Field(description="The file, web site or document URI it was added from.")
-    status: SourceStatus = Field(
-        description="queued or processing (being indexed), ready (searchable), failed "
-        "(see error; its last indexed version stays searchable)."
-    )
-    error: str | None
-    version: int = Field(description="The published version (0: nothing searchable yet).")
-    pages: int
-    chunks: int
-    tags: list[str]
-    notes: list[str]
-    updated_at: datetime
-
-
-class KnowledgeBaseView(_View):
-    id: str
-    name: str
-    description: str
-    created_at: datetime
-    sources: list[SourceOut] = Field(description="Oldest first.")
 
 
 def _status(status: str | None) -> SourceStatus | None:
@@ -116,30 +92,7 @@ def knowledge_base(memory: Memory, kb_ref: str, status: str | None = None) -> Kn
     """One knowledge base (by id or name) with its sources, those in ``status`` only if given."""
     wanted = _status(status)
     kb = memory.knowledge.bases.get(kb_ref)
-    sources = memory.knowledge.sources.list(kb.id, status=wanted)
-    return KnowledgeBaseView(
-        id=kb.id,
-        name=kb.name,
-        description=kb.description,
-        created_at=kb.created_at,
-        sources=[
-            SourceOut(
-                id=s.id,
-                title=s.title,
-                type=s.type,
-                uri=s.uri,
-                status=s.status,
-                error=s.error,
-                version=s.version,
-                pages=s.page_count,
-                chunks=s.chunk_count,
-                tags=list(s.tags),
-                notes=list(s.notes),
-                updated_at=s.updated_at,
-            )
-            for s in sources
-        ],
-    )
+    return knowledge_base_view(kb, memory.knowledge.sources.list(kb.id, status=wanted))
 
 
 def transcript(memory: Memory, conversation_id: str) -> str:

@@ -136,7 +136,7 @@ class KnowledgeRetriever(BaseRetriever, KnowledgeSearch):
     ``source_title``, ``uri``, ``page_title``, ``heading_path``, ``position``
     (0-based within the page), ``page`` (PDF), ``source_id``, ``kb_id``.
 
-    What to search: ``kb`` (a knowledge base id or name, or several),
+    What to search: ``knowledge_bases`` (a knowledge base id or name, or several),
     ``sources`` (source ids), ``source_tags`` (sources with any of these tags), ``limit``
     (top-k, default 4), ``min_score`` (threshold), ``mode`` and ``alpha`` (see
     ``memory.knowledge.search``). Only the knowledge of the handle's tenant is
@@ -151,7 +151,7 @@ class KnowledgeRetriever(BaseRetriever, KnowledgeSearch):
 
     Example::
 
-        retriever = KnowledgeRetriever(memory=memory, kb="help-center", limit=3)
+        retriever = KnowledgeRetriever(memory=memory, knowledge_bases="help-center", limit=3)
         for doc in retriever.invoke("how long do refunds take"):
             print(doc.page_content, "--", doc.metadata["citation"])
     """

@@ -9,6 +9,9 @@
   ``get`` puts the recalled customer context in front of the chat.
 * :class:`ConversationMemoryBlock` - a memory block for llama-index's
   ``Memory`` that feeds the recalled customer context (it does not capture).
+* :class:`ConversationMemoryToolSpec` - a ``BaseToolSpec``: the agent tools of
+  :mod:`memory_core.tools` (``recall``, ``search_knowledge``, ``remember``) as
+  ``FunctionTool`` objects bound to the customer being served.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from .retrievers import (
     ConversationMemoryRetriever,
     KnowledgeRetriever,
 )
+from .tools import ConversationMemoryToolSpec
 
 __all__ = [
     "ConversationChatMemory",
     "ConversationMemoryBlock",
     "ConversationMemoryRetriever",
+    "ConversationMemoryToolSpec",
     "KnowledgeRetriever",
 ]

@@ -146,9 +146,9 @@ class KnowledgeRetriever(BaseRetriever):
     ``position`` (0-based within the page), ``page`` (PDF), ``source_id``,
     ``kb_id``. The LLM is shown the ``citation``, so answers can cite it.
 
-    What to search is given by keyword: ``kb`` (a knowledge base id or name, or
-    several), ``sources`` (source ids), ``source_tags`` (sources with any of these tags),
-    ``limit`` (top-k, default 4), ``min_score`` (threshold), ``mode`` and
+    What to search is given by keyword: ``knowledge_bases`` (a knowledge base id
+    or name, or several), ``sources`` (source ids), ``source_tags`` (sources with
+    any of these tags), ``limit`` (top-k, default 4), ``min_score`` (threshold), ``mode`` and
     ``alpha`` (see ``memory.knowledge.search``; kept in ``search``). Only the
     knowledge of the handle's tenant is ever searched. A blank query finds nothing; an unknown
     knowledge base raises ``NotFoundError``. Chunk text comes from outside
@@ -159,7 +159,7 @@ class KnowledgeRetriever(BaseRetriever):
 
     Example::
 
-        retriever = KnowledgeRetriever(memory, kb="help-center", limit=3)
+        retriever = KnowledgeRetriever(memory, knowledge_bases="help-center", limit=3)
         engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
     """
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -20,8 +20,10 @@ from memory_core.models import (
     Summary,
 )
 from memory_core.tools._base import (
-    PROFILE_HELP,
+    CUSTOMER_HELP,
     TRAIT_SOURCE,
+    Customer,
+    Identifiers,
     Model,
     TraitKey,
     TraitValue,
@@ -43,13 +45,8 @@ __all__ = [
 
 
 class GetProfileInput(Model):
-    profile: str = Field(description=PROFILE_HELP)
-    recent_conversations: int = Field(
-        default=5,
-        ge=0,
-        le=50,
-        description="How many of the latest conversations to list, each with its summary.",
-    )
+    customer: Customer = Field(description=CUSTOMER_HELP)
+    max_conversations: int = Field(default=5, ge=0, le=50)
 
 
 class TraitOut(Model):
@@ -99,7 +96,7 @@ class ProfileOutput(Model):
 def get_profile(memory: Memory, request: GetProfileInput) -> ProfileOutput:
     """Who the customer is: identifiers, traits, latest conversations with their
     summaries, and counts."""
-    return _profile_view(memory, request.profile, request.recent_conversations)
+    return _profile_view(memory, request.customer, request.max_conversations)
 
 
 def _profile_view(memory: Memory, ref: str, recent: int) -> ProfileOutput:
@@ -159,22 +156,14 @@ def _profile_view(memory: Memory, ref: str, recent: int) -> ProfileOutput:
 
 
 class UpdateProfileInput(Model):
-    profile: str = Field(description=PROFILE_HELP)
+    customer: Customer = Field(description=CUSTOMER_HELP)
     set_traits: dict[TraitKey, TraitValue] = Field(
-        default_factory=dict,
-        description="Traits to set, key -> value, keys in snake_case "
-        "(e.g. {'preferred_channel': 'sms', 'language': 'es'}). Replaces the value this tool "
-        "set before for the same key.",
+        default_factory=dict, description="E.g. {'preferred_channel': 'sms'}."
     )
-    clear_traits: list[TraitKey] = Field(
+    clear_traits: list[TraitKey] = Field(default_factory=list, description="Keys to remove.")
+    link_identifiers: Identifiers = Field(
         default_factory=list,
-        description="Trait keys to remove entirely (every source), e.g. when the customer "
-        "says it no longer holds.",
-    )
-    link_identifiers: list[str] = Field(
-        default_factory=list,
-        description="Identifiers to add to this customer, as kind:value. If one already "
-        "belongs to another profile, the two profiles are merged.",
+        description="More identifiers of the customer (merges a profile holding one).",
     )
 
 
@@ -199,7 +188,7 @@ def update_profile(memory: Memory, request: UpdateProfileInput) -> UpdateProfile
         raise ValidationError(f"traits both set and cleared: {', '.join(both)}; choose one")
     region = memory.settings.default_region
     idents = [parse_identifier(i, default_region=region) for i in request.link_identifiers]
-    profile = memory.profiles.get(request.profile)
+    profile = memory.profiles.get(request.customer)
     merged: list[str] = []
     for ident in idents:
         before = {profile.id}
@@ -224,24 +213,28 @@ def update_profile(memory: Memory, request: UpdateProfileInput) -> UpdateProfile
 
 
 class ForgetInput(Model):
-    target: Literal["conversation", "message", "observation", "profile"] = Field(
-        description="What to delete: one message, a conversation with all its messages (and "
-        "what was learned only from them), one observation (obs_..., e.g. one that no longer "
-        "holds, with every earlier version of it), or a whole customer profile with "
-        "everything known about them."
+    customer: Customer | None = Field(
+        default=None, description="Their profile and everything known about them."
     )
-    id: str = Field(
-        description="The message, conversation or observation id; for a profile, its id or "
-        "any of its identifiers (kind:value)."
-    )
+    conversation_id: str | None = Field(default=None, description="With its messages.")
+    message_id: str | None = None
+    observation_id: str | None = Field(default=None, description="With its earlier versions.")
 
 
 def forget(memory: Memory, request: ForgetInput) -> DeletionReceipt:
-    """Delete permanently, from every index, and return the deletion receipt."""
-    if request.target == "message":
-        return memory.conversations.delete_message(request.id)
-    if request.target == "conversation":
-        return memory.conversations.delete(request.id)
-    if request.target == "observation":
-        return memory.observations.delete(request.id)
-    return memory.profiles.delete(request.id)
+    """Delete permanently, from every index, exactly one thing, and return the
+    deletion receipt."""
+    given = {name: value for name, value in request if value is not None}
+    if len(given) != 1:
+        raise ValidationError(
+            "give exactly one of customer, conversation_id, message_id, observation_id"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if request.message_id is not None:
+        return memory.conversations.delete_message(request.message_id)
+    if request.conversation_id is not None:
+        return memory.conversations.delete(request.conversation_id)
+    if request.observation_id is not None:
+        return memory.observations.delete(request.observation_id)
+    assert request.customer is not None
+    return memory.profiles.delete(request.customer)

@@ -21,7 +21,14 @@ from memory_core.models import (
     ObservationKind,
     Role,
 )
-from memory_core.tools._base import TRAIT_SOURCE, Model
+from memory_core.tools._base import (
+    CUSTOMER_HELP,
+    TRAIT_SOURCE,
+    Customer,
+    Identifiers,
+    Model,
+    is_profile_id,
+)
 
 __all__ = [
     "MessageInput",
@@ -34,97 +41,57 @@ __all__ = [
 
 
 class MessageInput(Model):
-    role: Role = Field(description="Who spoke: customer, human_agent, ai_agent (you) or system.")
-    text: str = Field(min_length=1, description="What was said, verbatim.")
-    ts: datetime | None = Field(
-        default=None, description="When (ISO 8601); default now. Give it for past messages."
-    )
-    id: str | None = Field(
-        default=None,
-        description="The message's id in your system. A message id already stored is skipped, "
-        "so retrying a call never duplicates messages.",
-    )
+    role: Role = Field(description="ai_agent is you.")
+    text: str = Field(min_length=1)
+    ts: datetime | None = Field(default=None, description="ISO 8601; default now.")
+    id: str | None = Field(default=None, description="Your id: a retry skips it.")
 
 
 class ObservationInput(Model):
     text: str = Field(
         min_length=1,
         max_length=500,
-        description="One short, self-contained statement about the customer, in the third "
-        "person, e.g. 'Prefers a call back in the morning' or 'Is moving to Denver in June'. "
-        "Never secrets, card numbers or passwords.",
+        description="Third person, e.g. 'Prefers morning calls'. No secrets.",
     )
-    kind: ObservationKind = Field(
-        default=ObservationKind.CONTEXT,
-        description="What it is about: preference, behaviour, context (circumstances), fact "
-        "(account facts), intent (plans), event (something that happened) or complaint.",
-    )
+    kind: ObservationKind = ObservationKind.CONTEXT
     trait_key: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
-        description="The slot it fills, e.g. preferred_channel or location: a later "
-        "observation for the same slot with another value replaces this one.",
+        description="The slot it fills, e.g. location: a new value replaces the old.",
     )
-    value: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="With trait_key: the slot's value (e.g. 'sms', 'Denver').",
-    )
+    value: str | None = Field(default=None, min_length=1, max_length=200)
     evidence: list[str] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Ids of this customer's messages that show it (e.g. ids of messages "
-        "stored by this call, or message ids from recall).",
+        default_factory=list, max_length=50, description="Ids of messages showing it."
     )
 
 
 class RememberInput(Model):
-    messages: list[MessageInput] = Field(
-        default_factory=list,
-        max_length=500,
-        description="The messages to store, in order.",
-    )
-    observations: list[ObservationInput] = Field(
-        default_factory=list,
-        max_length=50,
-        description="Things you learned about the customer to remember as such (beyond the "
-        "messages), e.g. a preference they stated or a fact you verified. Recorded after the "
-        "messages, for the conversation's customer (or profile_id / customer without a "
-        "conversation); the same statement twice is stored once.",
+    customer: Customer | None = Field(
+        default=None, description=CUSTOMER_HELP + " Needed to start a conversation."
     )
     conversation_id: str | None = Field(
         default=None,
-        description="Add to this conversation (created with this id if it does not exist). "
-        "Omit to start a new conversation; reuse the returned conversation_id afterwards.",
+        description="Add to it; omit to start one (then reuse the returned id).",
     )
-    customer: list[str] = Field(
+    channel: Channel | None = Field(default=None, description="Needed to start a conversation.")
+    messages: list[MessageInput] = Field(default_factory=list, max_length=500)
+    observations: list[ObservationInput] = Field(
         default_factory=list,
-        description="The customer's identifiers as kind:value (e.g. ['phone:+16175550142']). "
-        "Needed to start a conversation unless profile_id is given; new identifiers are "
-        "linked to the customer.",
+        max_length=50,
+        description="Short statements learned about the customer.",
     )
-    profile_id: str | None = Field(
-        default=None, description="The customer's profile id, if you already know it."
-    )
-    channel: Channel | None = Field(
-        default=None,
-        description="The channel: voice, sms, chat, whatsapp or email. Needed to start a "
-        "conversation; an existing conversation keeps its own.",
-    )
-    subject: str | None = Field(default=None, description="A short subject for a new conversation.")
     end_conversation: bool = Field(
-        default=False,
-        description="Close the conversation after storing these messages (no more messages "
-        "can be added to it). Closing it summarises the conversation and extracts what it "
-        "tells about the customer (observations, traits); give conversation_id alone to close "
-        "a conversation without adding messages.",
+        default=False, description="It is over: summarise it and extract what it tells."
     )
+    link_identifiers: Identifiers = Field(
+        default_factory=list, description="More identifiers of the customer to link."
+    )
+    subject: str | None = None
 
 
 class ObservationOut(Model):
-    id: str = Field(description="The observation's id (forget it with target='observation').")
+    id: str = Field(description="The observation's id (observation_id elsewhere).")
     kind: ObservationKind
     text: str
     decision: Decision = Field(
@@ -183,13 +150,16 @@ def remember(memory: Memory, request: RememberInput) -> RememberOutput:
     if request.messages:
         channel = request.channel or (existing.channel if existing is not None else None)
         assert channel is not None
+        customer = request.customer
+        by_id = customer is not None and is_profile_id(customer)
+        identifiers = [customer] if customer is not None and not by_id else []
         # A dict, so the engine validates it and reports bad messages as ValidationError.
         result = memory.ingest(
             {
                 "channel": channel,
                 "id": request.conversation_id,
-                "customer": request.customer,
-                "profile_id": request.profile_id,
+                "customer": identifiers + list(request.link_identifiers),
+                "profile_id": customer if by_id else None,
                 "subject": request.subject,
                 "ended": False,  # closed below through end_conversation, which extracts
                 "messages": [m.model_dump(exclude_none=True) for m in request.messages],
@@ -267,44 +237,59 @@ def _check_request(request: RememberInput, existing: Conversation | None) -> Non
             "nothing to remember: give messages, observations, or end_conversation=true "
             "with the conversation_id"
         )
-    if existing is None and request.conversation_id is not None and not request.messages:
-        raise NotFoundError(
-            f"conversation {request.conversation_id!r} does not exist; to start it, give its "
-            "first messages with channel and the customer's identifiers",
-            kind="conversation",
-        )
-    named = bool(request.customer) or request.profile_id is not None
-    if existing is None and request.messages:
+    if existing is not None:
+        return
+    if request.conversation_id is not None:
+        given = {
+            "messages": bool(request.messages),
+            "channel": request.channel is not None,
+            "customer": request.customer is not None,
+        }
+        missing = [name for name, ok in given.items() if not ok]
+        if missing:
+            raise NotFoundError(
+                f"no conversation {request.conversation_id!r}: check the id, or start a "
+                f"conversation under this id by also giving {', '.join(missing)}",
+                kind="conversation",
+            )
+    if request.messages:
         if request.channel is None:
             raise ValidationError(
                 "channel is required to start a conversation: one of "
                 + ", ".join(c.value for c in Channel)
             )
-        if not named:
+        if request.customer is None:
             raise ValidationError(
-                "to start a conversation, give the customer's identifiers "
-                "(e.g. customer=['phone:+16175550142']) or their profile_id"
+                "to start a conversation, give the customer: a profile id or an identifier "
+                "(e.g. customer='phone:+16175550142')"
             )
-    if existing is None and not request.messages:
-        if request.end_conversation:
-            raise ValidationError(
-                "end_conversation needs the conversation: give its conversation_id"
-            )
-        if not named:
-            raise ValidationError(
-                "to record observations, say who they are about: the conversation_id, the "
-                "customer's profile_id or their identifiers (customer=['phone:+16175550142'])"
-            )
+        return
+    if request.link_identifiers:
+        raise ValidationError(
+            "link_identifiers are linked when messages are stored; to link them now, call "
+            "update_profile"
+        )
+    if request.end_conversation:
+        raise ValidationError("end_conversation needs the conversation: give its conversation_id")
+    if request.customer is None:
+        raise ValidationError(
+            "to record observations, say who they are about: the conversation_id or the "
+            "customer (e.g. customer='phone:+16175550142')"
+        )
+
+
+def _refs(request: RememberInput) -> list[str]:
+    """The customer references of a request: ``customer``, then the identifiers to link."""
+    head = [request.customer] if request.customer is not None else []
+    return head + list(request.link_identifiers)
 
 
 def _check_owner(memory: Memory, request: RememberInput, existing: Conversation) -> None:
-    """An existing conversation is only added to for its own customer: a profile_id or
+    """An existing conversation is only added to for its own customer: a customer or
     an identifier of somebody else is refused rather than merging the two customers
     (merging is a deliberate act: update_profile with link_identifiers)."""
     owner = memory.profiles.get(existing.profile_id).id
-    for ref in (request.profile_id, *request.customer):
-        if ref is None:
-            continue
+    for ref in _refs(request):
         profile = memory.profiles.find(ref)
         if profile is not None and profile.id != owner:
             raise ValidationError(
@@ -323,26 +308,15 @@ def _check_observations(
     if existing is not None:
         customer = memory.profiles.get(existing.profile_id).id
     elif request.messages:
-        for ref in (request.profile_id, *request.customer):
-            found = memory.profiles.find(ref) if ref is not None else None
+        for ref in _refs(request):
+            found = memory.profiles.find(ref)
             if found is not None:
                 customer = found.id
                 break
     else:
         customer = _known_customer(memory, request)
     for n, obs in enumerate(request.observations):
-        if why := sensitive(obs.text):
-            raise ValidationError(f"observations.{n}: not remembered, the text {why}")
-        if obs.value is not None and obs.trait_key is None:
-            raise ValidationError(f"observations.{n}: a value needs its trait_key")
-        proposal = ProposedObservation(
-            kind=obs.kind, text=obs.text, trait_key=obs.trait_key, value=obs.value
-        )
-        try:
-            # the tenant's policy: kinds, keys, topics
-            screen_observation(memory._ctx, memory.name, proposal)
-        except ValidationError as exc:
-            raise ValidationError(f"observations.{n}: {exc}") from exc
+        check_statement(memory, f"observations.{n}", obs.text, obs.kind, obs.trait_key, obs.value)
         for message_id in obs.evidence:
             if message_id in given:
                 continue
@@ -357,22 +331,40 @@ def _check_observations(
                 )
 
 
+def check_statement(
+    memory: Memory,
+    where: str,
+    text: str,
+    kind: ObservationKind,
+    trait_key: str | None,
+    value: str | None,
+) -> None:
+    """Refuse, before anything is written, an observation the engine would refuse:
+    sensitive text, a value without its slot, or one the tenant's policy denies.
+    ``where`` names the argument in the error (``observations.0``)."""
+    if why := sensitive(text):
+        raise ValidationError(f"{where}: not remembered, the text {why}")
+    if value is not None and trait_key is None:
+        raise ValidationError(f"{where}: a value needs its trait_key")
+    proposal = ProposedObservation(kind=kind, text=text, trait_key=trait_key, value=value)
+    try:
+        # the tenant's policy: kinds, keys, topics
+        screen_observation(memory._ctx, memory.name, proposal)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from exc
+
+
 def _known_customer(memory: Memory, request: RememberInput) -> str:
-    """The profile observations without a conversation are about: the first of
-    profile_id and the customer identifiers that is known."""
-    refs = [r for r in (request.profile_id, *request.customer) if r is not None]
-    first: NotFoundError | None = None
-    for ref in refs:
-        try:
-            return memory.profiles.get(ref).id
-        except NotFoundError as exc:
-            first = first or exc
-    assert first is not None
-    raise NotFoundError(
-        f"{first}; observations are recorded for a known customer: store a message from them "
-        "first (remember with messages), or give their profile_id",
-        kind=first.kind,
-    )
+    """The profile observations without a conversation are about: the customer's."""
+    assert request.customer is not None
+    try:
+        return memory.profiles.get(request.customer).id
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"{exc}; observations are recorded for a known customer: store a message from "
+            "them first (remember with messages), or give their profile id",
+            kind=exc.kind,
+        ) from exc
 
 
 def _observed(known: set[str], observation: Observation) -> ObservationOut:

@@ -13,6 +13,7 @@ pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")
 DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecationWarning:inspect")
 def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +37,11 @@ def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> No
     ) in out
     assert "success\n" in out
     assert 'source=agent">Prefers deliveries to the office at 200 Clarendon St</item>' in out
+    # The agent middleware recorded the turn; the store found what it put.
+    assert """['Where is my parcel?', "I'll text you the tracking link."]""" in out
+    assert "preferred_channel observation" in out
+    assert "('memories', 'email:ann@example%2Ecom')" in out
+    assert "['recall', 'search_knowledge', 'remember']" in out
     # The fused query engine's sources: the customer's memory and the knowledge base.
     assert any(
         line.startswith("[") and "'knowledge'" in line and "'message'" in line

@@ -384,7 +384,7 @@ def test_chain_answers_from_the_customer_memory_and_cited_knowledge(knowledge: M
             | ConversationMemoryRetriever(memory=knowledge, customer=CUSTOMER)
             | _format,
             knowledge=itemgetter("input")
-            | KnowledgeRetriever(memory=knowledge, kb="help", limit=2)
+            | KnowledgeRetriever(memory=knowledge, knowledge_bases="help", limit=2)
             | _cited,
         )
         | prompt
@@ -441,8 +441,8 @@ def test_knowledge_retriever_filters_and_stays_in_its_tenant(knowledge: Memory) 
     def texts(memory: Memory = knowledge, **kw: Any) -> list[str]:
         return [d.page_content for d in KnowledgeRetriever(memory=memory, **kw).invoke(question)]
 
-    assert texts(kb="staff") == [STAFF_NOTE]
-    assert texts(kb=("staff", "help"), limit=10) == texts(limit=10)
+    assert texts(knowledge_bases="staff") == [STAFF_NOTE]
+    assert texts(knowledge_bases=("staff", "help"), limit=10) == texts(limit=10)
     assert STAFF_NOTE not in texts(sources=[source.id], limit=10)
     assert texts(source_tags=["internal"]) == [STAFF_NOTE]
     # LangChain's own tags (tracing) stay what they are.
@@ -455,20 +455,23 @@ def test_knowledge_retriever_filters_and_stays_in_its_tenant(knowledge: Memory) 
     assert KnowledgeRetriever(memory=knowledge).invoke("") == []
     # Another tenant's knowledge never shows up, and that tenant sees only its own.
     assert BRAND_B_POLICY not in texts(limit=50)
-    assert BRAND_B_POLICY not in texts(kb="help", limit=50)
+    assert BRAND_B_POLICY not in texts(knowledge_bases="help", limit=50)
     brand_b = knowledge.tenant(BRAND_B)
     assert texts(brand_b, limit=50) == [BRAND_B_POLICY]
     with pytest.raises(NotFoundError, match="knowledge base 'staff'"):
-        texts(brand_b, kb="staff")
+        texts(brand_b, knowledge_bases="staff")
     with pytest.raises(PydanticValidationError):
         KnowledgeRetriever(memory=knowledge, min_score=2.0)
+    # One vocabulary with the agent tools: the knowledge bases are knowledge_bases.
+    with pytest.raises(PydanticValidationError, match="kb is now knowledge_bases"):
+        KnowledgeRetriever(memory=knowledge, kb="help")
 
 
 async def test_knowledge_retriever_async_runs_the_engine_off_the_event_loop(
     recording: tuple[Memory, ThreadRecordingEmbedder],
 ) -> None:
     memory, embedder = recording
-    retriever = KnowledgeRetriever(memory=AsyncMemory(memory), kb="help", limit=1)
+    retriever = KnowledgeRetriever(memory=AsyncMemory(memory), knowledge_bases="help", limit=1)
 
     docs = await retriever.ainvoke("how long do refunds take")
 

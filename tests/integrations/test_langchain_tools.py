@@ -70,12 +70,14 @@ def test_the_tools_are_the_specs_minus_the_bound_customer(memory: Memory) -> Non
         required = set(sent["parameters"].get("required", []))
         assert required == set(schema.get("required", [])) - bound
         assert not CUSTOMER_FIELDS & set(sent["parameters"]["properties"])
-    assert {"profile"} <= set(tool_spec("recall").input_model.model_fields)
-    assert {"customer", "profile_id"} <= set(tool_spec("remember").input_model.model_fields)
+    assert {"customer"} <= set(tool_spec("recall").input_model.model_fields)
+    assert {"customer", "link_identifiers"} <= set(tool_spec("remember").input_model.model_fields)
+    # The model never names the customer, nor links another customer's identifier.
+    assert not {"customer", "link_identifiers"} & set(tools["remember"].args)
 
 
 class _GreetInput(BaseModel):
-    profile: str = Field(description="The customer.")
+    customer: str = Field(description="The customer.")
     greeting: str = Field(default="Hello", description="How to greet them.")
 
 
@@ -84,7 +86,7 @@ class _GreetOutput(BaseModel):
 
 
 def _greet(memory: Memory, request: _GreetInput) -> _GreetOutput:
-    profile = memory.profiles.get(request.profile)
+    profile = memory.profiles.get(request.customer)
     return _GreetOutput(line=f"{request.greeting}, {profile.id} of {memory.name}")
 
 
@@ -104,15 +106,16 @@ def test_spec_translation_is_generic_new_fields_appear_and_the_customer_is_injec
     )
     # Unbound, the tool is the spec as is; bound (in the adapter's sense), the
     # customer field disappears and is filled in on every call.
-    assert set(spec_tool(spec, seeded).args) == {"profile", "greeting"}
-    bound = spec_tool(spec, seeded, bound={"profile": CUSTOMER})
+    assert set(spec_tool(spec, seeded).args) == {"customer", "greeting"}
+    bound = spec_tool(spec, seeded, bound={"customer": CUSTOMER})
     assert set(bound.args) == {"greeting"}
     reply = _call(bound, {"greeting": "Hi"})
     assert reply.artifact == _GreetOutput(line=f"Hi, {seeded.profiles.get(CUSTOMER).id} of default")
     assert json.loads(str(reply.content)) == reply.artifact.model_dump()
     # The model cannot name the customer itself.
-    refused = _call(bound, {"greeting": "Hi", "profile": OTHER})
-    assert refused.status == "error" and "profile: Extra inputs are not permitted" in refused.text
+    refused = _call(bound, {"greeting": "Hi", "customer": OTHER})
+    assert refused.status == "error"
+    assert refused.text == "invalid arguments: customer: unknown argument"
     with pytest.raises(ValueError, match="cannot be bound"):
         spec_tool(spec, seeded, CUSTOMER)
     with pytest.raises(ValueError, match="no field nickname"):
@@ -136,12 +139,13 @@ def test_remember_then_recall_for_the_bound_customer_only(seeded: Memory) -> Non
     assert out.profile_id == seeded.profiles.get(CUSTOMER).id
     assert (out.channel, out.added, len(out.observations)) == ("chat", 1, 1)
     assert json.loads(str(saved.content))["conversation_id"] == out.conversation_id
+    assert "summary" not in json.loads(str(saved.content))  # None fields are left out
 
     recalled = _call(tools["recall"], {"query": "dog"}, "call_2")
     assert isinstance(recalled.artifact, RecallOutput)
     assert "Rex barks at couriers" in recalled.artifact.context
     assert "recalled DATA about the customer" in recalled.artifact.context
-    assert json.loads(str(recalled.content))["context"] == recalled.artifact.context
+    assert recalled.content == recalled.artifact.context  # the model reads the context
     # The other customer's tools never see it, and the first never saw theirs.
     theirs = _call(_tools(seeded, OTHER)["recall"], {"query": "dog Rex couriers"}).artifact
     assert theirs.profile_id == seeded.profiles.get(OTHER).id
@@ -186,19 +190,23 @@ def test_a_conversation_of_another_customer_is_refused_and_nothing_is_merged(
 
 def test_search_knowledge_is_cited_and_stays_in_the_tenant(knowledge: Memory) -> None:
     search = _tools(knowledge)["search_knowledge"]
-    reply = _call(search, {"query": "how long do refunds take", "top_k": 2})
-    passages = json.loads(str(reply.content))["passages"]
-    assert passages[0]["text"].startswith("Refunds reach your card within 5 business days")
-    assert passages[0]["cite_as"] == (
+    reply = _call(search, {"query": "how long do refunds take", "limit": 2})
+    passages = reply.artifact.passages
+    assert passages[0].text.startswith("Refunds reach your card within 5 business days")
+    assert passages[0].cite_as == (
         "Help center › Returns and refunds › Refunds (help/returns, chunk 2)"
     )
-    assert passages[0]["citation"]["uri"] == "help/returns"
+    assert passages[0].citation.uri == "help/returns"
+    # What the model reads: each passage with its citation on the next line.
+    assert f"[1] {passages[0].text}\nSource: {passages[0].cite_as}" in str(reply.content)
     assert BRAND_B_POLICY not in str(reply.content)
     # Brand B's agent searches brand B's knowledge only.
     brand_b = _tools(knowledge.tenant(BRAND_B))["search_knowledge"]
-    theirs = _call(brand_b, {"query": "refunds 5 business days card", "top_k": 10})
-    texts = [p["text"] for p in json.loads(str(theirs.content))["passages"]]
-    assert texts == [BRAND_B_POLICY]
+    theirs = _call(brand_b, {"query": "refunds 5 business days card", "limit": 10})
+    assert [p.text for p in theirs.artifact.passages] == [BRAND_B_POLICY]
+    retired = _call(search, {"query": "refunds", "top_k": 2})
+    assert retired.status == "error"
+    assert retired.text == "invalid arguments: top_k: unknown argument"
 
 
 def test_recall_with_knowledge_mixes_in_cited_passages(knowledge: Memory) -> None:

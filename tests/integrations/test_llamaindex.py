@@ -115,7 +115,7 @@ async def test_query_engine_async_runs_the_engine_off_the_event_loop(
 
 
 def test_knowledge_query_engine_answers_from_cited_chunks(knowledge: Memory) -> None:
-    retriever = KnowledgeRetriever(knowledge, kb="help", limit=2)
+    retriever = KnowledgeRetriever(knowledge, knowledge_bases="help", limit=2)
     engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
 
     response = engine.query("How long does a refund take?")
@@ -173,7 +173,7 @@ def test_knowledge_retriever_filters_and_tenants(knowledge: Memory) -> None:
         return [hit.node.get_content() for hit in retriever.retrieve(query)]
 
     question = "refunds warranty cracked screens"
-    assert texts(KnowledgeRetriever(knowledge, kb="staff"), question) == [STAFF_NOTE]
+    assert texts(KnowledgeRetriever(knowledge, knowledge_bases="staff"), question) == [STAFF_NOTE]
     assert texts(KnowledgeRetriever(knowledge, source_tags=["internal"]), question) == [STAFF_NOTE]
     policy = texts(KnowledgeRetriever(knowledge, source_tags=["policy"], limit=10), question)
     assert policy and STAFF_NOTE not in policy
@@ -188,18 +188,20 @@ def test_knowledge_retriever_filters_and_tenants(knowledge: Memory) -> None:
         BRAND_B_POLICY
     ]
     with pytest.raises(NotFoundError, match="knowledge base 'nope'"):
-        KnowledgeRetriever(knowledge, kb="nope").retrieve(question)
+        KnowledgeRetriever(knowledge, knowledge_bases="nope").retrieve(question)
     with pytest.raises(PydanticValidationError, match="limit"):
         KnowledgeRetriever(knowledge, limit=0)
     with pytest.raises(PydanticValidationError, match="top_k"):
         KnowledgeRetriever(knowledge, top_k=3)
+    with pytest.raises(PydanticValidationError, match="kb is now knowledge_bases"):
+        KnowledgeRetriever(knowledge, kb="help")
 
 
 async def test_knowledge_query_engine_async_runs_off_the_event_loop(
     recording: tuple[Memory, ThreadRecordingEmbedder],
 ) -> None:
     memory, embedder = recording
-    retriever = KnowledgeRetriever(AsyncMemory(memory), kb="help")
+    retriever = KnowledgeRetriever(AsyncMemory(memory), knowledge_bases="help")
     engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
 
     response = await engine.aquery("change my delivery address")

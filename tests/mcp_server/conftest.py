@@ -51,7 +51,7 @@ def first_exchange(**extra: Any) -> dict[str, Any]:
     """remember arguments: an SMS from the customer and the agent's answer."""
     return {
         "channel": "sms",
-        "customer": [PHONE],
+        "customer": PHONE,
         "messages": [
             {"role": "customer", "text": "I was charged twice for Premium this month."},
             {"role": "human_agent", "text": "Refunded the duplicate charge, sorry about that."},

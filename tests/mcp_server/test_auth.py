@@ -61,6 +61,7 @@ def test_unreadable_token_files_name_the_problem(tmp_path: Path, text: str) -> N
         TokenTable.load(tmp_path / "missing.json", environ={})
 
 
+@pytest.mark.slow
 def test_mcp_token_prints_a_token_and_its_digest_entry(tmp_path: Path) -> None:
     done = subprocess.run(
         [*convmem_command(), "mcp-token", "acme"],
@@ -78,6 +79,7 @@ def test_mcp_token_prints_a_token_and_its_digest_entry(tmp_path: Path) -> None:
     assert token not in lines["config"]
 
 
+@pytest.mark.slow
 def test_importing_the_package_or_its_cli_does_not_load_the_sdk() -> None:
     code = (
         "import sys, convmem_mcp\n"

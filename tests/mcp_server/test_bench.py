@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from convmem_mcp.bench import run_mcp_bench
+from convmem_mcp.tokens import PREVIOUS
+
+pytestmark = pytest.mark.slow
 
 
 def test_every_tool_is_timed_on_each_transport(tmp_path: Path) -> None:
@@ -17,4 +22,5 @@ def test_every_tool_is_timed_on_each_transport(tmp_path: Path) -> None:
             assert 0 < latency.p50_ms <= latency.p95_ms
         assert timing.stdio_ratio == round(timing.stdio.p50_ms / timing.direct.p50_ms, 2)
     assert result.seeded_messages == 20 and result.embedder == "hash"
+    assert result.tokens.recall.tokens < PREVIOUS.recall.tokens / 2  # tokens measured too
     assert list(tmp_path.iterdir()) == []  # the throwaway store is gone

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from tests.mcp_server.conftest import child_env
+
+pytestmark = pytest.mark.slow
 
 
 def test_mcp_client_example_remembers_then_recalls(tmp_path: Path) -> None:
@@ -22,7 +26,11 @@ def test_mcp_client_example_remembers_then_recalls(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "tools: recall, search_knowledge, remember, get_profile, update_profile, forget" in out
+    assert (
+        "tools: recall, search_knowledge, remember, get_profile, update_profile, "
+        "list_observations, correct_observation, forget, list_knowledge_sources, "
+        "add_knowledge_source, refresh_knowledge_source, remove_knowledge_source" in out
+    )
     assert "remembered 3 messages in cnv_" in out
     assert "[sms] I was charged twice for Premium in May." in out
     assert '<customer_memory profile="prf_' in out

@@ -5,6 +5,7 @@ resources, each with its error paths. Real SQLite, real indexing."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from mcp import Client, MCPError
@@ -12,6 +13,7 @@ from mcp.server import MCPServer
 
 from convmem_mcp.server import AppState, create_server
 from memory_core.memory import Memory
+from tests.knowledge.conftest import Site, site  # noqa: F401 - the live site fixture
 from tests.mcp_server.conftest import PHONE, error_text, first_exchange, ok
 
 RETURNS = """\
@@ -78,7 +80,7 @@ async def test_search_knowledge_returns_cited_passages_best_first(
     assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
 
 
-async def test_search_knowledge_filters_by_base_tag_source_top_k_and_score(
+async def test_search_knowledge_filters_by_base_tag_source_limit_and_score(
     server: MCPServer[AppState], memory: Memory
 ) -> None:
     ids = add_knowledge(memory)
@@ -92,11 +94,11 @@ async def test_search_knowledge_filters_by_base_tag_source_top_k_and_score(
         assert await sources() == {ids["policy"], ids["sale"]}
         assert await sources(knowledge_bases=["marketing"]) == {ids["sale"]}
         assert await sources(knowledge_bases=[ids["help"]]) == {ids["policy"]}
-        assert await sources(tags=["policy"]) == {ids["policy"]}
-        assert await sources(sources=[ids["sale"]]) == {ids["sale"]}
-        top = ok(await client.call_tool("search_knowledge", {**query, "top_k": 1}))
+        assert await sources(source_tags=["policy"]) == {ids["policy"]}
+        assert await sources(advanced={"sources": [ids["sale"]]}) == {ids["sale"]}
+        top = ok(await client.call_tool("search_knowledge", {**query, "limit": 1}))
         assert len(top["passages"]) == 1
-        close = {"query": "return a damaged router", "min_score": 0.5}
+        close = {"query": "return a damaged router", "advanced": {"min_score": 0.5}}
         strict = ok(await client.call_tool("search_knowledge", close))
         assert [p["citation"]["heading_path"][-1] for p in strict["passages"]] == ["Damaged items"]
 
@@ -109,10 +111,10 @@ async def test_search_knowledge_filters_by_base_tag_source_top_k_and_score(
             "knowledge base 'faq' does not exist; the knowledge bases here are: 'help', "
             "'marketing'",
         ),
-        ({"query": "router", "sources": ["src_nope"]}, "src_nope"),
-        ({"query": "router", "tags": ["not a tag!"]}, "invalid tag"),
-        ({"query": "   "}, "the query is empty"),
-        ({"query": "router", "min_score": 1.5}, "min_score"),
+        ({"query": "router", "advanced": {"sources": ["src_nope"]}}, "src_nope"),
+        ({"query": "router", "source_tags": ["not a tag!"]}, "invalid tag"),
+        ({"query": "   "}, "query is empty"),
+        ({"query": "router", "advanced": {"min_score": 1.5}}, "advanced.min_score"),
     ],
 )
 async def test_search_knowledge_errors_say_what_to_fix(
@@ -152,13 +154,13 @@ async def test_recall_with_knowledge_adds_cited_passages_beside_the_customer(
     ids = add_knowledge(memory)
     async with Client(server, raise_exceptions=True) as client:
         saved = ok(await client.call_tool("remember", first_exchange()))
-        plain = ok(await client.call_tool("recall", {"profile": PHONE, "query": "router returns"}))
+        plain = ok(await client.call_tool("recall", {"customer": PHONE, "query": "router returns"}))
         assert all(i["type"] != "knowledge" for i in plain["items"])
         got = ok(
             await client.call_tool(
                 "recall",
                 {
-                    "profile": PHONE,
+                    "customer": PHONE,
                     "query": "return a damaged router",
                     "include_knowledge": True,
                     "max_knowledge": 2,
@@ -179,7 +181,9 @@ async def test_recall_with_knowledge_adds_cited_passages_beside_the_customer(
     assert {i["provenance"]["conversation_id"] for i in customer if i["type"] == "message"} == {
         saved["conversation_id"]
     }
-    assert 'type="knowledge source=Returns policy' in got["context"]
+    assert (
+        'type="knowledge' in got["context"] and "Returns policy › Damaged items" in got["context"]
+    )
     assert "I was charged twice for Premium this month." in got["context"]
 
 
@@ -193,7 +197,7 @@ async def test_recall_with_knowledge_uses_the_conversation_when_no_query(
                 "remember",
                 {
                     "channel": "chat",
-                    "customer": [PHONE],
+                    "customer": PHONE,
                     "messages": [{"role": "customer", "text": "My router arrived damaged."}],
                 },
             )
@@ -202,7 +206,7 @@ async def test_recall_with_knowledge_uses_the_conversation_when_no_query(
             await client.call_tool(
                 "recall",
                 {
-                    "profile": PHONE,
+                    "customer": PHONE,
                     "conversation_id": chat["conversation_id"],
                     "include_knowledge": True,
                 },
@@ -230,7 +234,7 @@ async def test_recall_with_knowledge_errors_say_what_to_fix(
     add_knowledge(memory)
     async with Client(server, raise_exceptions=True) as client:
         ok(await client.call_tool("remember", first_exchange()))
-        message = error_text(await client.call_tool("recall", {"profile": PHONE, **arguments}))
+        message = error_text(await client.call_tool("recall", {"customer": PHONE, **arguments}))
     assert expected in message
 
 
@@ -306,3 +310,112 @@ async def test_knowledge_resources_stay_in_the_servers_tenant(memory: Memory) ->
         assert listing == {"knowledge_bases": []}
         with pytest.raises(MCPError, match="does not exist"):
             await default.read_resource(f"convmem://knowledge/{ids['help']}")
+
+
+# -- knowledge-base management (admin) ------------------------------------------------------
+
+
+async def test_an_admin_agent_adds_refreshes_lists_and_removes_sources(
+    server: MCPServer[AppState],
+    memory: Memory,
+    site: Site,  # noqa: F811 - the fixture imported above
+) -> None:
+    site.html(
+        "/returns",
+        "Returns",
+        "<h2>Damaged items</h2><p>A router that arrives damaged can be returned within 60 "
+        "days for a full refund.</p>",
+    )
+    async with Client(server, raise_exceptions=True) as client:
+
+        async def call(tool: str, **arguments: object) -> dict[str, Any]:
+            return ok(await client.call_tool(tool, arguments))
+
+        web = await call(
+            "add_knowledge_source",
+            knowledge_base="help",  # a new name: the knowledge base is created
+            url=f"{site.base}/returns",
+            source_tags=["policy"],
+            max_pages=5,
+        )
+        assert (web["type"], web["status"], web["tags"], web["version"]) == (
+            "web",
+            "ready",
+            ["policy"],
+            1,
+        )
+        text = await call(
+            "add_knowledge_source",
+            knowledge_base="help",
+            text="# Shipping\n\nParcels ship within two business days.",
+            title="Shipping",
+        )
+        assert (text["type"], text["status"]) == ("markdown", "ready")
+        listing = await call("list_knowledge_sources")
+        [help_kb] = listing["knowledge_bases"]
+        assert help_kb["name"] == "help"
+        assert [s["id"] for s in help_kb["sources"]] == [web["id"], text["id"]]
+        found = await call("search_knowledge", query="return a damaged router", limit=1)
+        assert found["passages"][0]["citation"]["source_id"] == web["id"]
+
+        updated = await call(
+            "refresh_knowledge_source",
+            source_id=text["id"],
+            text="# Shipping\n\nParcels ship the next business day.",
+        )
+        assert updated["version"] == 2
+        shipping = await call("search_knowledge", query="when do parcels ship", limit=1)
+        assert "next business day" in shipping["passages"][0]["text"]
+        site.html("/returns", "Returns", "<p>Damaged routers: returns within 90 days.</p>")
+        recrawled = await call("refresh_knowledge_source", source_id=web["id"])
+        assert (recrawled["version"], recrawled["status"]) == (2, "ready")
+
+        removed = await call("remove_knowledge_source", source_id=web["id"])
+        assert removed["target"] == f"source:{web['id']}" and removed["deleted"]["chunks"] >= 1
+        ready = await call("list_knowledge_sources", knowledge_base="help", status="ready")
+        assert [s["id"] for s in ready["knowledge_bases"][0]["sources"]] == [text["id"]]
+    assert [s.id for s in memory.knowledge.sources.list()] == [text["id"]]
+    assert memory.governance.audit.list(action="add_source")
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        ("add_knowledge_source", {"knowledge_base": "help"}, "give url"),
+        ("add_knowledge_source", {"knowledge_base": "help", "text": "Hi"}, "needs a title"),
+        (
+            "add_knowledge_source",
+            {"knowledge_base": "help", "url": "/etc/passwd"},
+            "invalid arguments: url:",
+        ),
+        (
+            "add_knowledge_source",
+            {"knowledge_base": "help", "url": "file:///etc/passwd"},
+            "invalid arguments: url:",
+        ),
+        ("add_knowledge_source", {"knowledge_base": "kb_nope", "text": "x", "title": "t"}, "nope"),
+        ("refresh_knowledge_source", {"source_id": "POLICY", "text": "x"}, None),
+        ("refresh_knowledge_source", {"source_id": "POLICY"}, "was added as text"),
+        ("refresh_knowledge_source", {"source_id": "src_nope"}, "does not exist"),
+        ("remove_knowledge_source", {"source_id": "src_nope"}, "does not exist"),
+        ("list_knowledge_sources", {"knowledge_base": "faq"}, "knowledge base 'faq'"),
+        ("list_knowledge_sources", {"status": "broken"}, "invalid arguments: status:"),
+    ],
+)
+async def test_knowledge_management_errors_say_what_to_fix(
+    server: MCPServer[AppState],
+    memory: Memory,
+    tool: str,
+    arguments: dict[str, object],
+    expected: str | None,
+) -> None:
+    ids = add_knowledge(memory)
+    arguments = {k: ids["policy"] if v == "POLICY" else v for k, v in arguments.items()}
+    before = [(s.id, s.version) for s in memory.knowledge.sources.list()]
+    async with Client(server, raise_exceptions=True) as client:
+        result = await client.call_tool(tool, arguments)
+    if expected is None:  # a text source refreshed with new text: fine
+        assert ok(result)["version"] == 2
+        return
+    assert expected in error_text(result)
+    assert [(s.id, s.version) for s in memory.knowledge.sources.list()] == before

@@ -67,7 +67,7 @@ async def test_remember_observations_alone_reconcile_with_what_is_known(
         first = ok(
             await client.call_tool(
                 "remember",
-                {"customer": [PHONE], "observations": [{**moved, "value": "Boston"}]},
+                {"customer": PHONE, "observations": [{**moved, "value": "Boston"}]},
             )
         )
         assert first["conversation_id"] is None and first["channel"] is None
@@ -76,7 +76,7 @@ async def test_remember_observations_alone_reconcile_with_what_is_known(
             await client.call_tool(
                 "remember",
                 {
-                    "profile_id": saved["profile_id"],
+                    "customer": saved["profile_id"],
                     "observations": [{**moved, "text": "lives in  Boston", "value": "Boston"}],
                 },
             )
@@ -105,27 +105,27 @@ async def test_remember_observations_alone_reconcile_with_what_is_known(
         ({}, "nothing to remember"),
         ({"observations": [{"text": "Likes cats"}]}, "say who they are about"),
         (
-            {"customer": ["phone:+16175550199"], "observations": [{"text": "Likes cats"}]},
+            {"customer": "phone:+16175550199", "observations": [{"text": "Likes cats"}]},
             "observations are recorded for a known customer",
         ),
         (
-            {"customer": [PHONE], "observations": [{"text": "Card 4111 1111 1111 1111 on file"}]},
+            {"customer": PHONE, "observations": [{"text": "Card 4111 1111 1111 1111 on file"}]},
             "observations.0: not remembered, the text contains a payment card number",
         ),
         (
-            {"customer": [PHONE], "observations": [{"text": "Likes cats", "evidence": ["m-9"]}]},
+            {"customer": PHONE, "observations": [{"text": "Likes cats", "evidence": ["m-9"]}]},
             "observations.0.evidence: 'm-9' is not a message of this customer",
         ),
         (
-            {"customer": [PHONE], "observations": [{"text": "Likes cats", "value": "cats"}]},
+            {"customer": PHONE, "observations": [{"text": "Likes cats", "value": "cats"}]},
             "a value needs its trait_key",
         ),
         (
-            {"customer": [PHONE], "observations": [{"text": "Likes cats", "kind": "hobby"}]},
+            {"customer": PHONE, "observations": [{"text": "Likes cats", "kind": "hobby"}]},
             "observations.0.kind",
         ),
         ({"end_conversation": True}, "end_conversation needs the conversation"),
-        ({"conversation_id": "cnv_nope", "end_conversation": True}, "does not exist"),
+        ({"conversation_id": "cnv_nope", "end_conversation": True}, "no conversation 'cnv_nope'"),
     ],
 )
 async def test_remember_refuses_what_it_cannot_do_before_writing(
@@ -142,7 +142,7 @@ async def test_an_observation_citing_another_customers_message_stores_nothing(
     server: MCPServer[AppState], memory: Memory
 ) -> None:
     async with Client(server, raise_exceptions=True) as client:
-        other = first_exchange(customer=["email:bob@example.com"])
+        other = first_exchange(customer="email:bob@example.com")
         other["messages"] = [{"role": "customer", "text": "I live in Denver.", "id": "bob-1"}]
         ok(await client.call_tool("remember", other))
         arguments = first_exchange(
@@ -185,7 +185,7 @@ async def test_ending_a_conversation_summarises_it_and_extracts_observations(
         args["messages"] = [TEXT_ME, *args["messages"]]
         saved = ok(await client.call_tool("remember", {**args, "end_conversation": True}))
         assert saved["status"] == "ended" and saved["summary"]
-        view = ok(await client.call_tool("get_profile", {"profile": PHONE}))
+        view = ok(await client.call_tool("get_profile", {"customer": PHONE}))
     record = memory.observations.extraction_status(saved["conversation_id"])
     assert record is not None and record.status.value == "done"
     assert "Prefers SMS over phone calls" in [o.text for o in memory.observations.list(PHONE)]
@@ -232,10 +232,8 @@ async def test_get_profile_shows_summaries_of_ended_conversations_only(
     async with Client(server, raise_exceptions=True) as client:
         done = ok(await client.call_tool("remember", first_exchange(end_conversation=True)))
         live = ok(await client.call_tool("remember", first_exchange(channel="chat")))
-        view = ok(await client.call_tool("get_profile", {"profile": PHONE}))
-        one = ok(
-            await client.call_tool("get_profile", {"profile": PHONE, "recent_conversations": 1})
-        )
+        view = ok(await client.call_tool("get_profile", {"customer": PHONE}))
+        one = ok(await client.call_tool("get_profile", {"customer": PHONE, "max_conversations": 1}))
     summaries = {c["id"]: c["summary"] for c in view["recent_conversations"]}
     assert summaries[done["conversation_id"]] == done["summary"] is not None
     assert summaries[live["conversation_id"]] is None
@@ -254,7 +252,7 @@ async def test_forget_an_observation_returns_its_receipt(
             await client.call_tool(
                 "remember",
                 {
-                    "customer": [PHONE],
+                    "customer": PHONE,
                     "observations": [
                         {"text": "Lives in Boston", "trait_key": "location", "value": "Boston"}
                     ],
@@ -265,7 +263,7 @@ async def test_forget_an_observation_returns_its_receipt(
             await client.call_tool(
                 "remember",
                 {
-                    "customer": [PHONE],
+                    "customer": PHONE,
                     "observations": [
                         {"text": "Lives in Chicago", "trait_key": "location", "value": "Chicago"}
                     ],
@@ -273,13 +271,11 @@ async def test_forget_an_observation_returns_its_receipt(
             )
         )
         latest = moved["observations"][0]["id"]
-        receipt = ok(await client.call_tool("forget", {"target": "observation", "id": latest}))
+        receipt = ok(await client.call_tool("forget", {"observation_id": latest}))
         assert receipt["target"] == f"observation:{latest}"
         assert receipt["deleted"] == {"observations": 2}  # with the version it replaced
-        missing = error_text(
-            await client.call_tool("forget", {"target": "observation", "id": latest})
-        )
-        recalled = ok(await client.call_tool("recall", {"profile": PHONE, "query": "where"}))
+        missing = error_text(await client.call_tool("forget", {"observation_id": latest}))
+        recalled = ok(await client.call_tool("recall", {"customer": PHONE, "query": "where"}))
     assert f"observation {latest!r} does not exist" in missing
     assert memory.observations.list(PHONE, include_superseded=True) == []
     assert noted["observations"][0]["id"] not in {i["id"] for i in recalled["items"]}
@@ -314,3 +310,141 @@ async def test_a_refusal_after_messages_were_stored_says_what_was_done(
     assert [m.id for m in memory.conversations.list_messages("chat-7")] == ["c-1"]
     assert [o.text for o in memory.observations.list(PHONE)] == ["Has two cats"]
     assert memory.conversations.get("chat-7").status.value == "open"
+
+
+# -- list_observations and correct_observation -------------------------------------------
+
+
+async def _note(client: Client, **observation: Any) -> dict[str, Any]:
+    """remember one observation about PHONE; its output."""
+    saved = ok(
+        await client.call_tool("remember", {"customer": PHONE, "observations": [observation]})
+    )
+    result: dict[str, Any] = saved["observations"][0]
+    return result
+
+
+async def test_list_observations_newest_first_with_history_on_request(
+    server: MCPServer[AppState],
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ok(await client.call_tool("remember", first_exchange()))
+        boston = await _note(client, text="Lives in Boston", trait_key="location", value="Boston")
+        email = await _note(client, text="Prefers email", kind="preference")
+        chicago = await _note(
+            client, text="Lives in Chicago", trait_key="location", value="Chicago"
+        )
+        current = ok(await client.call_tool("list_observations", {"customer": PHONE}))
+        history = ok(
+            await client.call_tool(
+                "list_observations", {"customer": PHONE, "include_superseded": True}
+            )
+        )
+        preferences = ok(
+            await client.call_tool("list_observations", {"customer": PHONE, "kind": "preference"})
+        )
+        one = ok(await client.call_tool("list_observations", {"customer": PHONE, "limit": 1}))
+    assert [o["id"] for o in current["observations"]] == [chicago["id"], email["id"]]
+    assert current["observations"][0]["value"] == "Chicago"
+    assert current["observations"][0]["supersedes"] == boston["id"]
+    old = {o["id"]: o for o in history["observations"]}[boston["id"]]
+    assert (old["status"], old["superseded_by"]) == ("superseded", chicago["id"])
+    assert [o["text"] for o in preferences["observations"]] == ["Prefers email"]
+    assert [o["id"] for o in one["observations"]] == [chicago["id"]]
+
+
+async def test_correct_observation_retracts_it_and_records_the_correction(
+    server: MCPServer[AppState], memory: Memory
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ok(await client.call_tool("remember", first_exchange()))
+        boston = await _note(client, text="Lives in Boston", trait_key="location", value="Boston")
+        fixed = ok(
+            await client.call_tool(
+                "correct_observation",
+                {
+                    "observation_id": boston["id"],
+                    "text": "Lives in Austin",
+                    "value": "Austin",
+                    "reason": "customer moved",
+                },
+            )
+        )
+        recalled = ok(await client.call_tool("recall", {"customer": PHONE, "query": "lives"}))
+        again = error_text(
+            await client.call_tool(
+                "correct_observation", {"observation_id": boston["id"], "text": "Lives in Waco"}
+            )
+        )
+    assert (fixed["retracted"]["id"], fixed["retracted"]["status"]) == (boston["id"], "deleted")
+    new = fixed["observation"]
+    assert (new["text"], new["trait_key"], new["value"]) == (
+        "Lives in Austin",
+        "location",
+        "Austin",
+    )
+    assert new["source"] == "agent" and new["status"] == "active"
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Lives in Austin"]
+    history = memory.observations.get(boston["id"])
+    assert history.revisions[-1].note == "retracted: corrected: customer moved"
+    texts = [i["text"] for i in recalled["items"]]
+    assert "Lives in Austin" in texts and "Lives in Boston" not in texts
+    assert f"observation {boston['id']!r} is not current (it is deleted)" in again
+    assert [a.target for a in memory.governance.audit.list(action="retract_observation")] == [
+        f"observation:{boston['id']}"
+    ]
+
+
+async def test_correct_observation_without_text_only_retracts(
+    server: MCPServer[AppState], memory: Memory
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ok(await client.call_tool("remember", first_exchange()))
+        note = await _note(client, text="Is planning to cancel", kind="intent")
+        out = ok(
+            await client.call_tool(
+                "correct_observation", {"observation_id": note["id"], "reason": "changed mind"}
+            )
+        )
+    assert out["observation"] is None and out["retracted"]["status"] == "deleted"
+    assert memory.observations.list(PHONE) == []
+
+
+@pytest.mark.parametrize(
+    ("correction", "expected"),
+    [
+        ({"value": "Austin"}, "value needs text"),
+        ({"text": "Card 4111 1111 1111 1111 on file"}, "text: not remembered"),
+        ({"text": "Lives in Austin", "reason": "x" * 201}, "invalid arguments: reason:"),
+        ({"observation_id": "obs_nope"}, "does not exist"),
+    ],
+)
+async def test_a_refused_correction_changes_nothing(
+    server: MCPServer[AppState], memory: Memory, correction: dict[str, Any], expected: str
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ok(await client.call_tool("remember", first_exchange()))
+        boston = await _note(client, text="Lives in Boston", trait_key="location", value="Boston")
+        message = error_text(
+            await client.call_tool(
+                "correct_observation", {"observation_id": boston["id"], **correction}
+            )
+        )
+    assert expected in message
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Lives in Boston"]
+
+
+async def test_a_slotless_observation_takes_no_value(
+    server: MCPServer[AppState], memory: Memory
+) -> None:
+    async with Client(server, raise_exceptions=True) as client:
+        ok(await client.call_tool("remember", first_exchange()))
+        note = await _note(client, text="Prefers email", kind="preference")
+        message = error_text(
+            await client.call_tool(
+                "correct_observation",
+                {"observation_id": note["id"], "text": "Prefers SMS", "value": "sms"},
+            )
+        )
+    assert "fills no slot (no trait_key): give text alone" in message
+    assert [o.text for o in memory.observations.list(PHONE)] == ["Prefers email"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 
 from convmem_mcp.bench import stdio_parameters
 from memory_core.memory import Memory
 from tests.mcp_server.conftest import PHONE, child_env, error_text, first_exchange, ok
+
+pytestmark = pytest.mark.slow
 
 
 async def test_remember_then_recall_over_stdio(tmp_path: Path) -> None:
@@ -22,14 +25,14 @@ async def test_remember_then_recall_over_stdio(tmp_path: Path) -> None:
             saved = ok(await client.call_tool("remember", first_exchange()))
             got = ok(
                 await client.call_tool(
-                    "recall", {"profile": "phone:+1 617-555-0142", "query": "charged twice"}
+                    "recall", {"customer": "phone:+1 617-555-0142", "query": "charged twice"}
                 )
             )
             assert got["profile_id"] == saved["profile_id"]
             assert got["items"][0]["text"] == "I was charged twice for Premium this month."
             assert got["items"][0]["provenance"]["conversation_id"] == saved["conversation_id"]
             assert "I was charged twice" in got["context"]
-            missing = error_text(await client.call_tool("get_profile", {"profile": "x@y.org"}))
+            missing = error_text(await client.call_tool("get_profile", {"customer": "x@y.org"}))
             assert "no profile" in missing
     # The server wrote to the store it was given, in the tenant it was given.
     with Memory.open(db, embedder="hash") as memory:

@@ -1,10 +1,14 @@
 """The MCP tools/list is pinned: every tool's name, title, description, input and
-output schemas and annotations, exactly as a client receives them.
+output schemas and annotations, exactly as a client receives them (over stdio,
+where every tool is listed).
 
-``tools_list.json`` is what the server listed before the services redesign; a
-difference is a change for every MCP client, so it must be deliberate: update
-the snapshot with ``CONVMEM_UPDATE_TOOLS_LIST=1 pytest tests/mcp_server/test_tools_list.py``
-and review its diff.
+``tools_list.json`` is the shape of issue 14 (one vocabulary, compact schemas,
+the observation and knowledge-base tools; the changes for tool users are in
+docs/tools.md). A difference is a change for every MCP client, so it must be
+deliberate: update the snapshot with
+``UPDATE_TOOLS_LIST=1 pytest tests/mcp_server/test_tools_list.py`` (not a
+``CONVMEM_*`` name: the tests clear those), review its diff, and say what
+changed in docs/tools.md.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ async def _tools_list(server: MCPServer[AppState]) -> list[dict[str, Any]]:
 
 async def test_tools_list_matches_the_snapshot(server: MCPServer[AppState]) -> None:
     listed = await _tools_list(server)
-    if os.environ.get("CONVMEM_UPDATE_TOOLS_LIST") == "1":
+    if os.environ.get("UPDATE_TOOLS_LIST") == "1":
         SNAPSHOT.write_text(json.dumps(listed, indent=2, sort_keys=True) + "\n")
     pinned = json.loads(SNAPSHOT.read_text())
     assert [t["name"] for t in listed] == [t["name"] for t in pinned]
