@@ -19,9 +19,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from memory_core.errors import ConfigError
+from memory_core.errors import ConfigError, NotFoundError
+from memory_core.validation import Limits
 
-__all__ = ["DEFAULT_TENANT", "Settings", "default_data_dir", "load_settings"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "Limits",
+    "Settings",
+    "default_data_dir",
+    "load_settings",
+    "require_store",
+]
 
 DEFAULT_TENANT = "default"
 
@@ -35,7 +43,9 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Every setting of the engine. Environment variables are ``CONVMEM_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="CONVMEM_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="CONVMEM_", env_nested_delimiter="__", extra="forbid"
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     #: ``sqlite`` (file ``memory.db`` in data_dir), ``sqlite:///abs/path.db``, or
@@ -67,6 +77,8 @@ class Settings(BaseSettings):
     policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Seconds between retention runs (``memory.gc()``) of a long-running server; 0 = never.
     gc_interval: float = Field(default=3600.0, ge=0)
+    #: Size limits of every field callers give (see :class:`Limits`, docs/limits.md).
+    limits: Limits = Field(default_factory=Limits)
 
     @field_validator("policies")
     @classmethod
@@ -117,3 +129,20 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**clean)
     except PydanticValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def require_store(settings: Settings) -> Settings:
+    """``settings``, checked to name a store that exists: commands that only read
+    (recall, export, audit, listings, searches) must not create an empty store
+    (nor its directories) where a path was mistyped. A SQLite store must be an
+    existing file (NotFoundError naming the path); a server backend is checked
+    when it is opened."""
+    if settings.backend == "sqlite" or settings.backend.startswith("sqlite:///"):
+        path = settings.sqlite_path()
+        if not path.is_file():
+            raise NotFoundError(
+                f"there is no store at {path}: check the path (--db) or the configured "
+                "backend; a store is created by the first write (e.g. `convmem ingest`)",
+                kind="store",
+            )
+    return settings

@@ -29,6 +29,7 @@ from memory_core.embedding.base import CachedEmbedder, Embedder
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.identity import normalize, parse_identifier
 from memory_core.models import Identifier, Profile, Record
+from memory_core.validation import record_id, shown
 
 if TYPE_CHECKING:
     from memory_core.extraction.base import Extractor
@@ -47,23 +48,22 @@ ProfileRef = str | Identifier
 """A profile id (``prf_...``), an :class:`Identifier`, or ``kind:value`` text."""
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_EXTERNAL_ID = re.compile(r"^[^\s\x00]{1,200}$")
 
 
 def check_tenant_name(tenant: object) -> str:
     """``tenant`` if it is a valid tenant name, else :class:`ValidationError`."""
-    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
         raise ValidationError(
-            f"invalid tenant name {tenant!r}: use 1-64 letters, digits, '_' or '-', "
+            f"invalid tenant name {shown(tenant)}: use 1-64 letters, digits, '_' or '-', "
             "starting with a letter or digit"
         )
     return tenant
 
 
 def check_external_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _EXTERNAL_ID.match(value):
-        raise ValidationError(f"invalid {what} id {value!r}: 1-200 characters, no whitespace")
-    return value
+    """``value`` if it can be a record id (1-200 characters, no whitespace); see
+    :func:`memory_core.validation.record_id`."""
+    return record_id(value, what)
 
 
 class _Tenants:
@@ -133,10 +133,17 @@ class Context:
 
     # -- identifiers and records --------------------------------------------------
     def parse(self, ref: str | Identifier) -> Identifier:
-        """An identifier, normalised with the configured default region."""
+        """An identifier, normalised with the configured default region (and checked
+        against ``settings.limits.identifier_chars``)."""
+        region, limit = self.settings.default_region, self.settings.limits.identifier_chars
         if isinstance(ref, Identifier):
-            return normalize(ref.kind, ref.value, default_region=self.settings.default_region)
-        return parse_identifier(ref, default_region=self.settings.default_region)
+            return normalize(ref.kind, ref.value, default_region=region, max_chars=limit)
+        if not isinstance(ref, str):
+            raise ValidationError(
+                "a profile reference is a profile id (prf_...), an Identifier or kind:value "
+                f"text such as 'phone:+16175550142', not {type(ref).__name__}"
+            )
+        return parse_identifier(ref, default_region=region, max_chars=limit)
 
     def live_profile(self, tenant: str, profile_id: str) -> Profile:
         """The live profile for ``profile_id`` (merged-away ids resolve to the survivor)."""
@@ -240,7 +247,8 @@ class Context:
         following: list[Message] | None = None,
     ) -> DeletionReceipt:
         """Complete a committed deletion: audit it, re-embed the turns after deleted
-        messages (``following``), clear caches, purge the backend's files."""
+        messages (``following``), clear caches, purge the backend's files. Returns
+        ``receipt`` with ``purged`` set (see :class:`DeletionReceipt`)."""
         from memory_core.governance.erasure import finish
 
         if action == "delete_tenant":

@@ -18,13 +18,16 @@ import re
 
 import phonenumbers
 
-from memory_core.errors import InvalidIdentifierError
+from memory_core.errors import InvalidIdentifierError, ValidationError
 from memory_core.models import Identifier, IdentifierKind
+from memory_core.validation import clean_text, limits_hint
 
 __all__ = ["normalize", "parse_identifier"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MAX_LEN = 256
+MAX_CHARS = 320
+"""Default longest identifier value (``Settings.limits.identifier_chars`` when the
+engine normalises)."""
 
 
 def _phone(raw: str, region: str) -> str:
@@ -43,8 +46,15 @@ def _phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def normalize(kind: IdentifierKind | str, value: str, *, default_region: str = "US") -> Identifier:
-    """Validate and normalise one identifier.
+def normalize(
+    kind: IdentifierKind | str,
+    value: str,
+    *,
+    default_region: str = "US",
+    max_chars: int = MAX_CHARS,
+) -> Identifier:
+    """Validate and normalise one identifier (at most ``max_chars`` characters,
+    one line, valid Unicode).
 
     Raises :class:`InvalidIdentifierError` when the value cannot be an
     identifier of that kind.
@@ -63,8 +73,15 @@ def normalize(kind: IdentifierKind | str, value: str, *, default_region: str = "
     text = value.strip()
     if not text:
         raise InvalidIdentifierError(f"empty {kind.value} identifier")
-    if len(text) > _MAX_LEN:
-        raise InvalidIdentifierError(f"{kind.value} identifier longer than {_MAX_LEN} characters")
+    if len(text) > max_chars:
+        raise InvalidIdentifierError(
+            f"{kind.value} identifier has {len(text):,} characters, more than the limit of "
+            f"{max_chars:,} ({limits_hint('identifier_chars')})"
+        )
+    try:
+        clean_text(text, f"{kind.value} identifier", single_line=True)
+    except ValidationError as exc:
+        raise InvalidIdentifierError(str(exc)) from None
     if kind in (IdentifierKind.PHONE, IdentifierKind.WHATSAPP):
         if text.lower().startswith("whatsapp:"):
             text = text.split(":", 1)[1]
@@ -87,20 +104,37 @@ def normalize(kind: IdentifierKind | str, value: str, *, default_region: str = "
     return Identifier(kind=kind, value=text)
 
 
-def parse_identifier(text: str, *, default_region: str = "US") -> Identifier:
+def parse_identifier(
+    text: str, *, default_region: str = "US", max_chars: int = MAX_CHARS
+) -> Identifier:
     """Parse ``kind:value`` (``phone:+1 617 555 0142``, ``email:Ann@x.com``).
 
     A bare value is guessed: ``@`` means email, a value of digits, spaces and
     ``+-().`` means phone; anything else must carry its kind.
     """
+    if not isinstance(text, str):
+        raise InvalidIdentifierError(
+            f"an identifier is text such as 'phone:+16175550142', not {type(text).__name__}"
+        )
+    if len(text) > max_chars + len("whatsapp:") + 2:  # the kind prefix, before normalising
+        raise InvalidIdentifierError(
+            f"identifier has {len(text):,} characters, more than the limit of {max_chars:,} "
+            f"({limits_hint('identifier_chars')})"
+        )
     head, sep, rest = text.partition(":")
     if sep and head.strip().lower() in {k.value for k in IdentifierKind}:
-        return normalize(head.strip().lower(), rest, default_region=default_region)
+        return normalize(
+            head.strip().lower(), rest, default_region=default_region, max_chars=max_chars
+        )
     stripped = text.strip()
     if "@" in stripped:
-        return normalize(IdentifierKind.EMAIL, stripped, default_region=default_region)
+        return normalize(
+            IdentifierKind.EMAIL, stripped, default_region=default_region, max_chars=max_chars
+        )
     if stripped and re.fullmatch(r"[+\d\s().\-]{5,}", stripped):
-        return normalize(IdentifierKind.PHONE, stripped, default_region=default_region)
+        return normalize(
+            IdentifierKind.PHONE, stripped, default_region=default_region, max_chars=max_chars
+        )
     raise InvalidIdentifierError(
         f"cannot tell what kind of identifier {text!r} is; write it as kind:value, "
         f"e.g. phone:+16175550142, email:ann@example.com, chat_id:abc123"

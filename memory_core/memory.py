@@ -180,8 +180,11 @@ class Memory:
     def ingest(self, conversation: ConversationIn | dict[str, Any]) -> IngestResult:
         """Ingest a conversation: resolve the customer, store and index its messages.
 
-        Re-ingesting a conversation id appends messages not seen before (by
-        message id) and skips the rest, so re-running an import is harmless.
+        Re-ingesting a conversation id appends messages not seen before and skips
+        the rest (known by id; without an id, by role, text and ``ts``); when
+        nothing is new nothing is written, so re-running an import is harmless.
+        The conversation ends unless ``ended`` is false, and an ended conversation
+        takes no new messages (``ConflictError``).
         """
         return self.conversations._ingest(conversation)
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from memory_core.validation import CheckedModel, as_utc, clean_text, optional_timestamp
+
 __all__ = [
     "AccessRole",
     "ApiKey",
@@ -51,6 +53,7 @@ __all__ = [
     "TraitDefinition",
     "TraitType",
     "Usage",
+    "as_utc",
     "new_id",
     "utcnow",
 ]
@@ -64,13 +67,6 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """A fresh random id such as ``prf_3f2a...``."""
     return f"{prefix}_{uuid.uuid4().hex}"
-
-
-def as_utc(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 class Channel(StrEnum):
@@ -219,12 +215,20 @@ class MergeRecord(Record):
 
 
 class DeletionReceipt(_Model):
-    """What a deletion removed: counts per record type, and when."""
+    """What a deletion removed: counts per record type, and when.
+
+    ``purged`` says whether the deleted content is gone from the store's files:
+    True once purged; False while the purge is pending (another connection's read
+    transaction held old pages past the wait) -- ``convmem gc``,
+    ``memory.governance.gc()`` or the next open of the store finishes it; None
+    where the backend cannot purge its files (Weaviate: disk space is reclaimed by
+    the server's own compaction) or the receipt is built before the purge runs."""
 
     tenant: str
     target: str
     deleted: dict[str, int]
     at: datetime = Field(default_factory=utcnow)
+    purged: bool | None = None
 
     @property
     def total(self) -> int:
@@ -233,12 +237,13 @@ class DeletionReceipt(_Model):
 
 # -- ingest inputs ---------------------------------------------------------------
 
-MAX_MESSAGE_CHARS = 100_000
-
 
 class MessageIn(BaseModel):
     """A message to ingest. ``ts`` defaults to now (give it for back-filled history);
-    ``id`` may carry the id of the source system (unique within the tenant)."""
+    ``id`` may carry the id of the source system (unique within the tenant).
+
+    Sizes (text, author, metadata) are checked against ``Settings.limits`` when it
+    is ingested (:mod:`memory_core.validation`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -254,25 +259,12 @@ class MessageIn(BaseModel):
     def _text(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("message text is empty")
-        if len(value) > MAX_MESSAGE_CHARS:
-            raise ValueError(
-                f"message text has {len(value)} characters, more than {MAX_MESSAGE_CHARS}; "
-                "split it into several messages"
-            )
-        if "\x00" in value:
-            raise ValueError("message text contains a NUL character")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                "message text is not valid Unicode (undecodable bytes); decode the source as UTF-8"
-            ) from None
-        return value
+        return clean_text(value, "message text")
 
     @field_validator("ts")
     @classmethod
     def _ts(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        return optional_timestamp(value, "message ts")
 
 
 class ConversationIn(BaseModel):
@@ -298,7 +290,7 @@ class ConversationIn(BaseModel):
     @field_validator("started_at")
     @classmethod
     def _started(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        return optional_timestamp(value, "started_at")
 
 
 # -- enterprise knowledge ----------------------------------------------------------
@@ -320,7 +312,7 @@ class SourceStatus(StrEnum):
     FAILED = "failed"
 
 
-class CrawlOptions(_Model):
+class CrawlOptions(CheckedModel, _Model):
     """How a web source is crawled: pages within ``max_depth`` links of the start
     URL (plus those its sitemap lists), at most ``max_pages``, on the same site
     unless ``same_site`` is off; robots.txt is always respected."""
@@ -618,7 +610,9 @@ class AuditEvent(Record):
 
 class ApiKey(Record):
     """An access key of one tenant with one role. Only a salted SHA-256 digest of
-    the secret is stored; ``id`` is the key id shown in listings."""
+    the secret is stored; ``id`` is the key id shown in listings. A key with an
+    ``expires_at`` is refused from that time on (keys stored before expiry existed
+    have none: the field lives in the record's body, so no schema change)."""
 
     name: str
     role: AccessRole
@@ -627,12 +621,13 @@ class ApiKey(Record):
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str = "api"
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
 
     _utc = field_validator("created_at")(as_utc)
 
-    @field_validator("revoked_at")
+    @field_validator("revoked_at", "expires_at")
     @classmethod
-    def _revoked_utc(cls, value: datetime | None) -> datetime | None:
+    def _optional_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else as_utc(value)
 
 

@@ -40,3 +40,11 @@ def memory(tmp_path: Path) -> Iterator[Memory]:
     )
     yield mem
     mem.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests against a live Weaviate (a server process) are ``slow`` too, so the inner
+    loop ``python -m pytest -m "not slow"`` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("weaviate") is not None:
+            item.add_marker(pytest.mark.slow)

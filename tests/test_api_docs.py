@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_api_reference_is_current() -> None:
     out = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "api_docs.py"), "--check"],

@@ -18,6 +18,7 @@ def _ordered(latency: dict[str, float]) -> bool:
     return 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
 
 
+@pytest.mark.slow
 def test_bench_json_reports_messages_and_knowledge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVMEM_EMBEDDER", "hash")
     args = ["bench", "--sizes", "400", "--profiles", "20", "--queries", "12"]
@@ -43,6 +44,7 @@ def test_bench_json_reports_messages_and_knowledge(monkeypatch: pytest.MonkeyPat
         assert _ordered(chunks[key]), (key, chunks[key])
 
 
+@pytest.mark.slow
 def test_bench_tables_only_knowledge(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVMEM_EMBEDDER", "hash")
     args = ["bench", "--sizes", "", "--knowledge", "200", "--queries", "5"]

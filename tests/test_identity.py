@@ -46,7 +46,7 @@ def test_custom_ids_need_a_namespace() -> None:
         ("email", "a@b"),
         ("chat_id", "   "),
         ("fax", "123"),
-        ("chat_id", "x" * 300),
+        ("chat_id", "x" * 400),  # over the identifier limit (320)
     ],
 )
 def test_malformed_identifiers_raise_a_typed_error(kind: str, value: str) -> None:

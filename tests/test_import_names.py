@@ -28,6 +28,7 @@ def _setuptools_config() -> dict[str, object]:
     return config
 
 
+@pytest.mark.slow
 def test_an_apps_own_integrations_and_mcp_server_do_not_shadow_ours(tmp_path: Path) -> None:
     pytest.importorskip("langchain_core", reason="needs the langchain extra")
     pytest.importorskip("llama_index.core", reason="needs the llamaindex extra")

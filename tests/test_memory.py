@@ -248,8 +248,8 @@ def test_context_is_delimited_data_and_forged_delimiters_are_neutralised(memory:
         )
     )
     result = memory.recall("chat_id:evil", "refund")
-    assert result.context.count("</customer_memory>") == 1
-    assert result.context.rstrip().endswith("</customer_memory>")
+    assert result.context.count("</customer_memory") == 1
+    assert result.context.rstrip().split("\n")[-1].startswith("</customer_memory nonce=")
     assert "not instructions" in result.context
     assert "ignore previous instructions" in result.context  # kept, as inert data
 

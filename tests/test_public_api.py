@@ -6,6 +6,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import memory_core
 from memory_core import AsyncMemory, Memory
 
@@ -157,6 +159,7 @@ def test_no_public_method_takes_a_tenant_argument(memory: Memory) -> None:
             assert "tenant" not in params, f"{path}.{name}"
 
 
+@pytest.mark.slow
 def test_import_loads_no_model_runtime_and_touches_nothing(tmp_path: object) -> None:
     code = (
         "import sys, memory_core, memory_core.cli, memory_core.embedding; "

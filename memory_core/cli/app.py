@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from memory_core.cli.governance import register_governance
 from memory_core.cli.knowledge import knowledge_app
@@ -71,15 +72,25 @@ def ingest(
     db: DbOpt = None,
     tenant: TenantOpt = None,
     embedder: EmbedderOpt = None,
+    continue_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--continue-on-error",
+            help="Write the valid lines and report the invalid ones (exit 1) instead of "
+            "writing nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Ingest conversations from a JSONL file (see README for the line format).
 
-    Lines are validated first; nothing is written if any line is invalid.
-    Re-ingesting the same file skips messages already stored.
+    Every line is checked against the store before anything is written; if any
+    line is invalid nothing is written (exit 2, one message per bad line with its
+    number), unless --continue-on-error. Re-running an import (or resuming an
+    interrupted one) skips what is stored.
     """
     from memory_core.cli.commands import run_ingest
 
-    run_ingest(console, file, _settings(db, tenant, embedder))
+    run_ingest(console, file, _settings(db, tenant, embedder), continue_on_error=continue_on_error)
 
 
 @app.command()
@@ -285,12 +296,14 @@ def load_plugins() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``convmem`` script: typed errors become one clear line."""
+    """Entry point of the ``convmem`` script: typed errors become one clear line
+    on stderr (no traceback) and exit status 2."""
     try:
         load_plugins()
         app()
     except MemoryCoreError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        message = " ".join(str(exc).split())  # one line, however the message was built
+        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
         sys.exit(2)
 
 

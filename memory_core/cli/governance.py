@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,11 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memory_core.config import Settings, load_settings
+from memory_core.config import Settings, load_settings, require_store
 from memory_core.errors import ValidationError
 
 if TYPE_CHECKING:
     from memory_core.memory import Memory
+    from memory_core.models import DeletionReceipt
 
 __all__ = ["register_governance"]
 
@@ -43,10 +45,12 @@ def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Sett
     return load_settings(backend=backend, tenant=tenant, embedder=embedder)
 
 
-def _open(settings: Settings) -> Memory:
+def _open(settings: Settings, *, read_only: bool = False) -> Memory:
+    """The store of ``settings``; a command that only reads (``read_only``) must
+    not create one, so a missing store is a NotFoundError naming its path."""
     from memory_core.memory import Memory
 
-    return Memory.open(settings=settings)
+    return Memory.open(settings=require_store(settings) if read_only else settings)
 
 
 def _dump(data: object) -> None:
@@ -62,6 +66,36 @@ def _when(value: str | None, option: str) -> datetime | None:
         raise ValidationError(f"{option}: not an ISO date or time: {value!r}") from None
 
 
+def _purge_pending(receipt: DeletionReceipt) -> bool:
+    """Warn (on stderr) when the receipt says the file purge is still pending."""
+    if receipt.purged is not False:
+        return False
+    Console(stderr=True).print(
+        "purge pending: another connection held a read transaction on the store; run "
+        "`convmem gc` once it has ended (the next open of the store also finishes it)"
+    )
+    return True
+
+
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _expiry(value: str | None) -> datetime | None:
+    """``--expires``: a duration from now (``30d``, ``12h``, ``45m``) or an ISO time."""
+    if value is None:
+        return None
+    if match := _DURATION.match(value):
+        return datetime.now(UTC) + timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f"--expires: give a duration such as 30d, 12h or 45m, or an ISO time such as "
+            f"2026-12-31T18:00:00Z, not {value!r}"
+        ) from None
+
+
 def gc(
     tenant: _TenantOpt = None,
     now: Annotated[
@@ -71,7 +105,8 @@ def gc(
     embedder: _EmbedderOpt = None,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Delete what the retention policies say has expired (every tenant unless --tenant)."""
+    """Delete what the retention policies say has expired (every tenant unless --tenant),
+    and finish purging the files of earlier deletions whose purge is pending."""
     when = _when(now, "--now")
     with _open(_settings(db, None, embedder)) as memory:
         if tenant is None:
@@ -80,12 +115,13 @@ def gc(
             receipt = memory.tenant(tenant).governance.gc(now=when)
     if as_json:
         _dump(receipt.model_dump(mode="json"))
-        return
-    if not receipt.total:
+    elif not receipt.total:
         console.print("nothing has expired")
-        return
-    parts = ", ".join(f"{n} {what}" for what, n in sorted(receipt.deleted.items()) if n)
-    console.print(f"deleted {parts}")
+    else:
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(receipt.deleted.items()) if n)
+        console.print(f"deleted {parts}")
+    if _purge_pending(receipt):
+        raise typer.Exit(1)
 
 
 def export(
@@ -99,7 +135,7 @@ def export(
 ) -> None:
     """Everything held about a customer, as one JSON document (subject access request)."""
     settings = _settings(db, tenant, embedder or "hash")  # nothing is embedded
-    with _open(settings) as memory:
+    with _open(settings, read_only=True) as memory:
         document = memory.profiles.export(profile).model_dump(mode="json")
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -136,7 +172,7 @@ def audit(
     from memory_core.governance.audit import write_jsonl
 
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _open(_settings(db, tenant, "hash")) as memory:
+    with _open(_settings(db, tenant, "hash"), read_only=True) as memory:
         if system:  # tenant creations and deletions
             events = memory.tenants.audit(
                 since=start, until=end, action=action, limit=None if target else limit
@@ -167,14 +203,27 @@ def audit(
 def keys_create(
     role: Annotated[str, typer.Argument(help="read, write or admin.")],
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. mcp-prod.")],
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires",
+            help="When the key stops working: a duration from now (30d, 12h, 45m) or an "
+            "ISO time (2026-12-31T18:00:00Z). Default: never (until revoked).",
+        ),
+    ] = None,
     db: _DbOpt = None,
     tenant: _TenantOpt = None,
 ) -> None:
     """Issue an API key; its secret is printed once and never stored."""
+    expires_at = _expiry(expires)
     settings = _settings(db, tenant, "hash")
     with _open(settings) as memory:
-        issued = memory.governance.keys.add(role, name)
-    console.print(f"key {issued.key_id} ({role}) for tenant {settings.tenant!r}; its token:")
+        issued = memory.governance.keys.add(role, name, expires_at=expires_at)
+    until = f", expires {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    console.print(
+        f"key {issued.key_id} ({role}{until}) for tenant {settings.tenant!r}; its token:",
+        highlight=False,
+    )
     sys.stdout.write(issued.secret + "\n")
     console.print("[dim]Store it now: it cannot be shown again.[/]")
 
@@ -188,17 +237,17 @@ def keys_list(
 ) -> None:
     """The tenant's API keys (ids, names, roles; never secrets)."""
     settings = _settings(db, tenant, "hash")
-    with _open(settings) as memory:
+    with _open(settings, read_only=True) as memory:
         keys = memory.governance.keys.list(include_revoked=revoked)
     if as_json:
         _dump([k.model_dump(mode="json", exclude={"salt", "secret_hash"}) for k in keys])
         return
-    table = Table("key id", "name", "role", "created", "revoked")
+    table = Table("key id", "name", "role", "created", "expires", "revoked")
     for k in keys:
         revoked_at = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ""
-        table.add_row(
-            k.id, k.name, k.role.value, k.created_at.isoformat(timespec="seconds"), revoked_at
-        )
+        expires_at = k.expires_at.isoformat(timespec="seconds") if k.expires_at else ""
+        created_at = k.created_at.isoformat(timespec="seconds")
+        table.add_row(k.id, k.name, k.role.value, created_at, expires_at, revoked_at)
     console.print(table)
 
 
@@ -218,7 +267,7 @@ def keys_revoke(
 @tenants_app.command("list")
 def tenants_list(db: _DbOpt = None, as_json: _JsonOpt = False) -> None:
     """The tenants in the store."""
-    with _open(_settings(db, None, "hash")) as memory:
+    with _open(_settings(db, None, "hash"), read_only=True) as memory:
         tenants = memory.tenants.list()
     if as_json:
         _dump(tenants)
@@ -256,16 +305,17 @@ def tenants_delete(
         receipt = memory.tenants.delete(name)
     if as_json:
         _dump(receipt.model_dump(mode="json"))
-        return
-    counts = ", ".join(f"{n} {what}" for what, n in receipt.deleted.items() if n)
-    console.print(f"deleted tenant {name!r}: {counts or 'it was empty'}", highlight=False)
+    else:
+        counts = ", ".join(f"{n} {what}" for what, n in receipt.deleted.items() if n)
+        console.print(f"deleted tenant {name!r}: {counts or 'it was empty'}", highlight=False)
+    _purge_pending(receipt)
 
 
 @policy_app.command("show")
 def policy_show(db: _DbOpt = None, tenant: _TenantOpt = None) -> None:
     """The tenant's effective policy, as JSON."""
     settings = _settings(db, tenant, "hash")
-    with _open(settings) as memory:
+    with _open(settings, read_only=True) as memory:
         policy = memory.governance.policy.get()
     _dump(policy.to_json())
 

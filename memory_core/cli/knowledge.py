@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from memory_core.config import Settings, load_settings
+from memory_core.config import Settings, load_settings, require_store
 from memory_core.errors import NotFoundError
 
 __all__ = ["knowledge_app"]
@@ -155,7 +155,7 @@ def list_(
     from memory_core.memory import Memory
 
     settings = _settings(db, tenant, "hash")  # listing embeds nothing
-    with Memory.open(settings=settings) as memory:
+    with Memory.open(settings=require_store(settings)) as memory:
         if kb is None:
             kbs = memory.knowledge.bases.list()
             counts = {k.id: 0 for k in kbs}
@@ -263,7 +263,7 @@ def search(
     from memory_core.memory import Memory
 
     settings = _settings(db, tenant, embedder)
-    with Memory.open(settings=settings) as memory:
+    with Memory.open(settings=require_store(settings)) as memory:
         hits = memory.knowledge.search(
             query,
             kb=kb or None,

@@ -1,7 +1,8 @@
 """Access control for network servers: API keys scoped to one tenant and one role.
 
-A key is issued once (``memory.create_api_key(tenant, role, name)``); the caller
-sees its secret token then and never again. The store keeps a per-key random
+A key is issued once (``memory.governance.keys.add(role, name, expires_at=...)``);
+the caller sees its secret token then and never again. A key may carry an expiry
+(``expires_at``), checked on every request like revocation. The store keeps a per-key random
 salt and the SHA-256 digest of salt + secret (the secret is 256 random bits, so
 a fast hash is enough: there is nothing to guess), compared in constant time.
 
@@ -21,11 +22,12 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from memory_core.backends.base import Collection
 from memory_core.errors import AccessDenied, NotFoundError, ValidationError
-from memory_core.models import AccessRole, ApiKey
+from memory_core.models import AccessRole, ApiKey, as_utc, utcnow
 
 if TYPE_CHECKING:
     from memory_core.context import Context
@@ -54,9 +56,15 @@ TOOL_ROLES: dict[str, AccessRole] = {
     "recall": AccessRole.READ,
     "search_knowledge": AccessRole.READ,
     "get_profile": AccessRole.READ,
+    "list_observations": AccessRole.READ,
     "remember": AccessRole.WRITE,
     "update_profile": AccessRole.WRITE,
+    "correct_observation": AccessRole.WRITE,
     "forget": AccessRole.ADMIN,
+    "list_knowledge_sources": AccessRole.ADMIN,
+    "add_knowledge_source": AccessRole.ADMIN,
+    "refresh_knowledge_source": AccessRole.ADMIN,
+    "remove_knowledge_source": AccessRole.ADMIN,
 }
 """The role each MCP tool needs."""
 
@@ -118,8 +126,15 @@ def hash_secret(salt: bytes, secret: str) -> str:
     return hashlib.sha256(salt + secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def new_key(tenant: str, role: AccessRole | str, name: str, created_by: str) -> tuple[ApiKey, str]:
-    """A fresh key record and its token (to be shown once)."""
+def new_key(
+    tenant: str,
+    role: AccessRole | str,
+    name: str,
+    created_by: str,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A fresh key record and its token (to be shown once); ``expires_at`` (if
+    given) must lie in the future."""
     try:
         role = AccessRole(role)
     except ValueError:
@@ -127,6 +142,14 @@ def new_key(tenant: str, role: AccessRole | str, name: str, created_by: str) -> 
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationError("an API key needs a name of 1-100 characters, e.g. 'mcp-prod'")
+    if expires_at is not None and not isinstance(expires_at, datetime):
+        raise ValidationError(f"expires_at must be a datetime, not {type(expires_at).__name__}")
+    expires_at = as_utc(expires_at) if expires_at is not None else None
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationError(
+            f"expires_at {expires_at.isoformat()} is not in the future: give the time the "
+            "key stops working, e.g. 30 days from now"
+        )
     key_id = f"key_{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
@@ -138,6 +161,7 @@ def new_key(tenant: str, role: AccessRole | str, name: str, created_by: str) -> 
         salt=salt.hex(),
         secret_hash=hash_secret(salt, secret),
         created_by=created_by,
+        expires_at=expires_at,
     )
     return record, f"{TOKEN_PREFIX}.{tenant}.{key_id}.{secret}"
 
@@ -150,8 +174,9 @@ def authorize(
     role: AccessRole | str | None = None,
 ) -> Principal:
     """The principal a bearer token stands for; :class:`AccessDenied` if the token
-    is malformed, unknown or revoked, or (when given) not valid for ``tenant`` or
-    lacking ``role``."""
+    is malformed, unknown, revoked or expired, or (when given) not valid for
+    ``tenant`` or lacking ``role``. Checked on every call: nothing is cached, so a
+    revocation or an expiry takes effect on the next request."""
     match = _TOKEN.match(token.strip()) if isinstance(token, str) else None
     if match is None:
         raise AccessDenied("invalid API key")
@@ -167,6 +192,11 @@ def authorize(
     matches = hmac.compare_digest(hash_secret(salt, secret), expected)
     if stored is None or not matches or stored.revoked_at is not None:
         raise AccessDenied("invalid or revoked API key")
+    if stored.expires_at is not None and stored.expires_at <= utcnow():
+        raise AccessDenied(
+            f"this API key expired at {stored.expires_at.isoformat(timespec='seconds')}; "
+            "issue a new one (memory.governance.keys.add or `convmem keys create`)"
+        )
     principal = Principal(
         tenant=stored.tenant, role=stored.role, key_id=stored.id, name=stored.name
     )

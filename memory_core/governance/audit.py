@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memory_core import validation
 from memory_core.backends.base import Collection, Where
 from memory_core.models import AuditEvent, DeletionReceipt, as_utc
 
@@ -136,6 +137,11 @@ def query(
     limit: int | None = None,
 ) -> list[AuditEvent]:
     """Events of ``tenant``, oldest first, narrowed by the given fields."""
+    since = validation.optional_timestamp(since, "since")
+    until = validation.optional_timestamp(until, "until")
+    for name, value in (("action", action), ("target", target), ("actor", actor)):
+        validation.optional_text(value, name, 1_000)
+    limit = validation.optional_integer(limit, "limit", 0, validation.MAX_COUNT)
     eq: dict[str, str] = {}
     if action is not None:
         eq["action"] = action

@@ -5,17 +5,19 @@ read and delete. Ending a conversation runs extraction (see
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.backends.base import Collection, Vectors, Where
-from memory_core.context import ProfileRef, check_external_id
+from memory_core.context import Context, ProfileRef, check_external_id
 from memory_core.embedding.texts import embedding_texts
-from memory_core.errors import ConflictError, NotFoundError, ValidationError
+from memory_core.errors import ConflictError, MemoryCoreError, NotFoundError, ValidationError
 from memory_core.governance import screening
 from memory_core.models import (
     Channel,
@@ -28,11 +30,21 @@ from memory_core.models import (
     MessageIn,
     Profile,
     Role,
-    as_utc,
     new_id,
     utcnow,
 )
 from memory_core.services._base import Service
+from memory_core.validation import (
+    MAX_COUNT,
+    check_conversation,
+    choice,
+    describe,
+    integer,
+    items,
+    optional_integer,
+    optional_timestamp,
+    record_id,
+)
 
 __all__ = ["Conversations", "IngestResult"]
 
@@ -78,10 +90,11 @@ class Conversations(Service):
         metadata: dict[str, Any] | None = None,
     ) -> Conversation:
         """Open a conversation for a customer given by identifiers or a profile id."""
+        given = items(customer, "customer", self._ctx.settings.limits.list_items)
         try:
             conv_in = ConversationIn(
-                channel=Channel(channel),
-                customer=[str(c) for c in customer],
+                channel=choice(Channel, channel, "channel"),
+                customer=[str(c) for c in given],
                 profile_id=profile_id,
                 id=conversation_id,
                 started_at=started_at,
@@ -89,8 +102,8 @@ class Conversations(Service):
                 ended=False,
                 metadata=metadata or {},
             )
-        except ValueError as exc:
-            raise ValidationError(f"invalid conversation: {exc}") from exc
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid conversation: {describe(exc)}") from exc
         return self._ingest(conv_in).conversation
 
     def add_messages(
@@ -98,14 +111,15 @@ class Conversations(Service):
     ) -> builtins.list[Message]:
         """Append messages to an open conversation (ids already stored are skipped)."""
         conv = self.get(conversation_id)
+        given = items(
+            messages, "messages", self._ctx.settings.limits.messages_per_call, "messages_per_call"
+        )
         try:
-            items = [
-                m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in messages
-            ]
-        except ValueError as exc:  # pydantic.ValidationError is a ValueError
-            raise ValidationError(f"invalid message: {exc}") from exc
+            parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in given]
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid message: {describe(exc)}") from exc
         result = self._ingest(
-            ConversationIn(channel=conv.channel, id=conv.id, messages=items, ended=False)
+            ConversationIn(channel=conv.channel, id=conv.id, messages=parsed, ended=False)
         )
         return result.messages
 
@@ -120,10 +134,11 @@ class Conversations(Service):
         author: str | None = None,
     ) -> Message:
         """Append one message to an open conversation."""
+        role = choice(Role, role, "role")
         try:
-            item = MessageIn(role=Role(role), text=text, ts=ts, id=message_id, author=author)
-        except ValueError as exc:
-            raise ValidationError(f"invalid message: {exc}") from exc
+            item = MessageIn(role=role, text=text, ts=ts, id=message_id, author=author)
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid message: {describe(exc)}") from exc
         added = self.add_messages(conversation_id, [item])
         if not added:
             return self.get_message(message_id or "")
@@ -132,6 +147,7 @@ class Conversations(Service):
     def end(self, conversation_id: str, *, ended_at: datetime | None = None) -> Conversation:
         """Close a conversation (idempotent); extraction then runs on it
         (``Settings.auto_extract``) and never fails the end."""
+        ended_at = optional_timestamp(ended_at, "ended_at")
         tenant = self._tenant
         with self._backend.batch():
             conv = self.get(conversation_id)
@@ -140,7 +156,7 @@ class Conversations(Service):
             conv = conv.model_copy(
                 update={
                     "status": ConversationStatus.ENDED,
-                    "ended_at": as_utc(ended_at) if ended_at else utcnow(),
+                    "ended_at": ended_at or utcnow(),
                 }
             )
             self._backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
@@ -152,6 +168,7 @@ class Conversations(Service):
     def get(self, conversation_id: str) -> Conversation:
         """A conversation by id (NotFoundError if it is not in this tenant)."""
         tenant = self._tenant
+        record_id(conversation_id, "conversation")
         found = self._backend.get(tenant, Collection.CONVERSATIONS, [conversation_id])
         if not found:
             raise NotFoundError(
@@ -164,6 +181,10 @@ class Conversations(Service):
         self, ref: ProfileRef | None = None, *, limit: int = 100, offset: int = 0
     ) -> builtins.list[Conversation]:
         """Conversations, newest first; of one profile when ``ref`` is given."""
+        limit, offset = (
+            integer(limit, "limit", 0, MAX_COUNT),
+            integer(offset, "offset", 0, MAX_COUNT),
+        )
         tenant = self._tenant
         where = Where()
         if ref is not None:
@@ -181,6 +202,7 @@ class Conversations(Service):
     def get_message(self, message_id: str) -> Message:
         """A message by id."""
         tenant = self._tenant
+        record_id(message_id, "message")
         found = self._backend.get(tenant, Collection.MESSAGES, [message_id])
         if not found:
             raise NotFoundError(
@@ -192,6 +214,8 @@ class Conversations(Service):
         self, conversation_id: str, *, limit: int | None = None, offset: int = 0
     ) -> builtins.list[Message]:
         """A conversation's messages in order."""
+        limit = optional_integer(limit, "limit", 0, MAX_COUNT)
+        offset = integer(offset, "offset", 0, MAX_COUNT)
         conv = self.get(conversation_id)
         return self._backend.find(
             self._tenant,
@@ -237,20 +261,95 @@ class Conversations(Service):
         return self._ctx.erased(receipt, "delete_conversation")
 
     # -- ingest -------------------------------------------------------------------
+    #
+    # An ingest call goes through three steps, so that what can be checked is
+    # checked before anything is written, by the same code everywhere:
+    #   _check   validates and normalises the call alone (no store read);
+    #   _plan    decides against stored state what would be written, raising on
+    #            a conflict (reads only; a _StoreView, or a _PendingView that also
+    #            sees the lines of an import planned before, for `convmem ingest`);
+    #   _ingest  plans again under the resolve lock and writes in one batch.
+    # Re-ingesting what is stored writes nothing (and audits nothing), so a
+    # re-run of an import, or the resumption of an interrupted one, is harmless.
+
     def _ingest(self, conversation: ConversationIn | dict[str, Any]) -> IngestResult:
         """:meth:`memory_core.Memory.ingest`."""
+        checked = self._check(conversation)
+        tenant = self._tenant
+        ctx = self._ctx
+        view = _StoreView(ctx, tenant)
+        conv_in = checked.conv
+        ahead = self._plan(checked, view)  # conflicts fail here, before embedding
+        last = view.last_message(conv_in.id) if conv_in.id else None
+        texts = embedding_texts(
+            [m.text for m in conv_in.messages],
+            last.text if last is not None else None,
+            ctx.settings.embed_context_turns,
+        )
+        vectors = self._embed(texts, ahead.rows)
+        with ctx.resolve_lock, self._backend.batch():
+            plan = self._plan(checked, view)  # again under the lock: the store may have moved
+            if missing := [row for row in plan.rows if row not in vectors]:
+                vectors |= self._embed(texts, missing)
+            profile, merged, resolved = self._customer(checked, plan)
+            conv = plan.conv.model_copy(update={"profile_id": profile.id})
+            screen = checked.screen
+            if plan.existing == conv and not plan.messages and not resolved:
+                # Everything given is stored already: nothing to write or audit.
+                return IngestResult(
+                    conv, profile, [], plan.skipped, [], screen.dropped, screen.redacted
+                )
+            new_msgs = [m.model_copy(update={"profile_id": profile.id}) for m in plan.messages]
+            self._backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
+            if new_msgs:
+                matrix = np.stack([vectors[row] for row in plan.rows])
+                self._backend.upsert(
+                    tenant,
+                    Collection.MESSAGES,
+                    new_msgs,
+                    Vectors(ctx.embedder.model_id, np.ascontiguousarray(matrix)),
+                )
+            details: dict[str, int | str] = {"messages": len(new_msgs), "skipped": plan.skipped}
+            details |= {"profile": profile.id, "merged": len(merged)}
+            details |= {"dropped": screen.dropped, "redacted": screen.redacted}
+            ctx.audit(tenant, "ingest", f"conversation:{conv.id}", details)
+        return IngestResult(
+            conv, profile, new_msgs, plan.skipped, merged, screen.dropped, screen.redacted
+        )
+
+    def _check_import(
+        self, conversations: Sequence[ConversationIn | dict[str, Any]]
+    ) -> builtins.list[MemoryCoreError | None]:
+        """The error each ingest call of an import would raise (``None``: it would
+        succeed), each checked against the store as the calls before it that
+        succeed would leave it. Reads only: ``convmem ingest`` writes nothing
+        until every line passes (or, with ``--continue-on-error``, writes the
+        lines that pass)."""
+        view = _PendingView(self._ctx, self._tenant)
+        errors: builtins.list[MemoryCoreError | None] = []
+        for conversation in conversations:
+            try:
+                plan = self._plan(self._check(conversation), view)
+            except MemoryCoreError as exc:
+                errors.append(exc)
+                continue
+            view.add(plan)
+            errors.append(None)
+        return errors
+
+    def _check(self, conversation: ConversationIn | dict[str, Any]) -> _Checked:
+        """Validate and normalise one ingest call on its own (no store read)."""
         try:
             conv_in = (
                 conversation
                 if isinstance(conversation, ConversationIn)
                 else ConversationIn.model_validate(conversation)
             )
-        except ValueError as exc:  # pydantic.ValidationError is a ValueError
-            raise ValidationError(f"invalid conversation: {exc}") from exc
-        tenant = self._tenant
-        ctx = self._ctx
-        conv_in, screened = screening.screen_conversation(ctx, tenant, conv_in)
-        idents = [ctx.parse(c) for c in conv_in.customer]
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid conversation: {describe(exc)}") from exc
+        check_conversation(conv_in, self._ctx.settings.limits)  # sizes, before screening
+        conv_in, screen = screening.screen_conversation(self._ctx, self._tenant, conv_in)
+        idents = [self._ctx.parse(c) for c in conv_in.customer]
         if not idents and conv_in.profile_id is None and conv_in.id is None:
             raise ValidationError(
                 "a conversation needs the customer: give 'customer' identifiers "
@@ -258,143 +357,143 @@ class Conversations(Service):
             )
         if conv_in.id is not None:
             check_external_id(conv_in.id, "conversation")
-        previous = self._last_message_text(conv_in.id) if conv_in.id else None
-        texts = embedding_texts(
-            [m.text for m in conv_in.messages], previous, ctx.settings.embed_context_turns
-        )
-        vectors = ctx.embedder.embed_batch(texts) if texts else None
-        profiles = self._m.profiles
-        with ctx.resolve_lock, self._backend.batch():
-            found = (
-                self._backend.get(tenant, Collection.CONVERSATIONS, [conv_in.id])
-                if conv_in.id
-                else []
-            )
-            merged: builtins.list[str] = []
-            if found:
-                existing = found[0]
-                profile = ctx.live_profile(tenant, existing.profile_id)
-                if idents:
-                    resolved, merged = profiles._resolve(idents, create=False, anchor=profile)
-                    profile = resolved or profile
-                conv = existing.model_copy(update={"profile_id": profile.id})
-            else:
-                if conv_in.profile_id is not None:
-                    anchor = ctx.live_profile(tenant, conv_in.profile_id)
-                    resolved, merged = profiles._resolve(idents, create=False, anchor=anchor)
-                elif idents:
-                    resolved, merged = profiles._resolve(idents, create=True)
-                else:
-                    raise NotFoundError(
-                        f"conversation {conv_in.id!r} does not exist; to start it, give the "
-                        "customer's identifiers or a profile_id",
-                        kind="conversation",
-                    )
-                assert resolved is not None
-                profile = resolved
-                first_ts = next((m.ts for m in conv_in.messages if m.ts is not None), None)
-                conv = Conversation(
-                    id=conv_in.id or new_id("cnv"),
-                    tenant=tenant,
-                    profile_id=profile.id,
-                    channel=conv_in.channel,
-                    started_at=conv_in.started_at or first_ts or utcnow(),
-                    subject=conv_in.subject,
-                    metadata=conv_in.metadata,
-                )
-            if conv.channel != conv_in.channel:
-                raise ConflictError(
-                    f"conversation {conv.id!r} is on channel {conv.channel.value}, "
-                    f"not {conv_in.channel.value}"
-                )
-            new_msgs, keep_rows, skipped = self._prepare_messages(
-                conv, profile.id, conv_in.messages
-            )
-            if conv_in.ended and conv.status is ConversationStatus.OPEN:
-                last = max((m.ts for m in new_msgs), default=conv.started_at)
-                conv = conv.model_copy(
-                    update={"status": ConversationStatus.ENDED, "ended_at": last}
-                )
-            self._backend.upsert(tenant, Collection.CONVERSATIONS, [conv])
-            if new_msgs:
-                assert vectors is not None
-                self._backend.upsert(
-                    tenant,
-                    Collection.MESSAGES,
-                    new_msgs,
-                    Vectors(ctx.embedder.model_id, np.ascontiguousarray(vectors[keep_rows])),
-                )
-            details: dict[str, int | str] = {"messages": len(new_msgs), "skipped": skipped}
-            details |= {"profile": profile.id, "merged": len(merged)}
-            details |= {"dropped": screened.dropped, "redacted": screened.redacted}
-            ctx.audit(tenant, "ingest", f"conversation:{conv.id}", details)
-        return IngestResult(
-            conv, profile, new_msgs, skipped, merged, screened.dropped, screened.redacted
-        )
-
-    def _last_message_text(self, conversation_id: str) -> str | None:
-        last = self._backend.find(
-            self._tenant,
-            Collection.MESSAGES,
-            Where(eq={"conversation_id": conversation_id}),
-            order_by="seq",
-            descending=True,
-            limit=1,
-        )
-        return last[0].text if last else None
-
-    def _prepare_messages(
-        self, conv: Conversation, profile_id: str, incoming: Sequence[MessageIn]
-    ) -> tuple[builtins.list[Message], builtins.list[int], int]:
-        """The messages to store (new ids only), their rows in ``incoming``, and
-        how many were already stored."""
-        if not incoming:
-            return [], [], 0
-        tenant = self._tenant
-        if conv.status is ConversationStatus.ENDED:
-            raise ConflictError(
-                f"conversation {conv.id!r} has ended; start a new conversation for new messages"
-            )
-        last = self._backend.find(
-            tenant,
-            Collection.MESSAGES,
-            Where(eq={"conversation_id": conv.id}),
-            order_by="seq",
-            descending=True,
-            limit=1,
-        )
-        seq = last[0].seq + 1 if last else 0
-        prev_ts = last[0].ts if last else conv.started_at
-        given = [m.id for m in incoming if m.id is not None]
+        given = [m.id for m in conv_in.messages if m.id is not None]
         for mid in given:
             check_external_id(mid, "message")
         if len(set(given)) != len(given):
-            raise ValidationError("duplicate message ids within one ingest call")
-        stored = {r.id: r for r in self._backend.get(tenant, Collection.MESSAGES, given)}
-        out: builtins.list[Message] = []
-        rows: builtins.list[int] = []
-        skipped = 0
-        now = utcnow()
+            twice = sorted(mid for mid, n in Counter(given).items() if n > 1)
+            raise ValidationError(
+                f"message id(s) {', '.join(map(repr, twice))} given twice in one conversation"
+            )
+        try:
+            conv_in.model_dump_json()  # what is stored must serialise (e.g. no lone surrogates)
+        except ValueError as exc:
+            raise ValidationError(f"invalid conversation: cannot be stored: {exc}") from exc
+        return _Checked(conv_in, idents, screen)
+
+    def _plan(self, checked: _Checked, view: _StoreView) -> _Plan:
+        """What ingesting ``checked`` would write given ``view``; raises on a conflict.
+        The records' ``profile_id`` is left to the writer (resolution may merge)."""
+        conv_in = checked.conv
+        existing = view.conversation(conv_in.id) if conv_in.id is not None else None
+        if existing is not None:
+            if existing.channel != conv_in.channel:
+                raise ConflictError(
+                    f"conversation {existing.id!r} is on channel {existing.channel.value}, "
+                    f"not {conv_in.channel.value}",
+                    kind="conversation",
+                )
+            conv = existing
+        else:
+            if conv_in.profile_id is not None:
+                view.profile(conv_in.profile_id)  # NotFoundError if it does not exist
+            elif not checked.idents:
+                raise NotFoundError(
+                    f"conversation {conv_in.id!r} does not exist; to start it, give the "
+                    "customer's identifiers or a profile_id",
+                    kind="conversation",
+                )
+            first_ts = next((m.ts for m in conv_in.messages if m.ts is not None), None)
+            conv = Conversation(
+                id=conv_in.id or new_id("cnv"),
+                tenant=view.tenant,
+                profile_id=_PENDING_PROFILE,  # resolved by the writer
+                channel=conv_in.channel,
+                started_at=conv_in.started_at or first_ts or utcnow(),
+                subject=conv_in.subject,
+                metadata=conv_in.metadata,
+            )
+        incoming = conv_in.messages
+        stored = self._stored_rows(conv, incoming, view, existing is not None)
+        if conv.status is ConversationStatus.ENDED:
+            if len(stored) < len(incoming):
+                new = [row for row in range(len(incoming)) if row not in stored]
+                first = incoming[new[0]]
+                which = f"message {first.id!r}" if first.id else f"message #{new[0] + 1} given"
+                raise ConflictError(
+                    f"conversation {conv.id!r} has ended: {len(new)} of the {len(incoming)} "
+                    f"messages given are not stored in it (the first: {which}); start a new "
+                    "conversation for new messages (what is stored already is skipped)",
+                    kind="conversation",
+                )
+            return _Plan(existing, conv, [], [], len(stored))
+        rows = [row for row in range(len(incoming)) if row not in stored]
+        new_msgs = self._new_messages(conv, [incoming[row] for row in rows], view)
+        if conv_in.ended:  # it ended with its last message
+            held = view.last_message(conv.id) if existing is not None and not new_msgs else None
+            last = max(m.ts for m in new_msgs) if new_msgs else held.ts if held else conv.started_at
+            conv = conv.model_copy(update={"status": ConversationStatus.ENDED, "ended_at": last})
+        return _Plan(existing, conv, new_msgs, rows, len(stored))
+
+    def _stored_rows(
+        self, conv: Conversation, incoming: Sequence[MessageIn], view: _StoreView, held: bool
+    ) -> set[int]:
+        """The rows of ``incoming`` that ``conv`` holds already (``held``: whether
+        ``conv`` is stored at all; if not, only ids stored elsewhere are looked up).
+
+        A message with an id is stored if its id is (a stored id with another
+        text or conversation is a ConflictError). One without an id is stored if
+        an unmatched stored message of ``conv`` has its role, text and time; with
+        no time given, role and text match only in an ended conversation (which
+        takes no new messages, so it can only be a repeat). Each stored message
+        matches at most one given message."""
+        by_id = view.messages([m.id for m in incoming if m.id is not None])
+        rows: set[int] = set()
+        loose: builtins.list[int] = []
+        ended = conv.status is ConversationStatus.ENDED
         for row, m in enumerate(incoming):
-            if m.id is not None and m.id in stored:
-                old = stored[m.id]
-                if old.conversation_id != conv.id or old.text != m.text:
-                    raise ConflictError(
-                        f"message id {m.id!r} already exists with other content "
-                        f"(conversation {old.conversation_id!r})"
-                    )
-                skipped += 1
-                continue
+            if m.id is not None:
+                if m.id in by_id:
+                    _check_same(by_id[m.id], m, conv)
+                    rows.add(row)
+            elif m.ts is not None or ended:
+                loose.append(row)
+        if not loose or not held:
+            return rows
+        times = [incoming[row].ts for row in loose]
+        at = None if None in times else [t for t in times if t is not None]
+        pool = [s for s in view.messages_of(conv.id, at) if s.id not in by_id]
+        for row in loose:
+            m = incoming[row]
+            match = next(
+                (
+                    i
+                    for i, s in enumerate(pool)
+                    if s.role is m.role and s.text == m.text and m.ts in (None, s.ts)
+                ),
+                None,
+            )
+            if match is not None:
+                del pool[match]
+                rows.add(row)
+        return rows
+
+    def _new_messages(
+        self, conv: Conversation, incoming: Sequence[MessageIn], view: _StoreView
+    ) -> builtins.list[Message]:
+        """``incoming`` (none of them stored) as the messages to append to open ``conv``."""
+        if not incoming:
+            return []
+        last = view.last_message(conv.id)
+        seq = last.seq + 1 if last else 0
+        prev_ts = last.ts if last else conv.started_at
+        out: builtins.list[Message] = []
+        now = utcnow()
+        for m in incoming:
             ts = m.ts or max(now, prev_ts)
-            if ts < prev_ts - timedelta(days=36500):  # pragma: no cover - sanity bound
-                raise ValidationError(f"message timestamp {ts.isoformat()} is implausible")
+            if prev_ts - ts > _MAX_BACKDATE:  # a difference: cannot overflow
+                raise ValidationError(
+                    f"message timestamp {ts.isoformat()} is implausible: more than "
+                    f"{_MAX_BACKDATE.days // 365} years before the message (or start) before "
+                    f"it, {prev_ts.isoformat()}"
+                )
             prev_ts = ts
             out.append(
                 Message(
                     id=m.id or new_id("msg"),
-                    tenant=tenant,
+                    tenant=conv.tenant,
                     conversation_id=conv.id,
-                    profile_id=profile_id,
+                    profile_id=conv.profile_id,
                     channel=conv.channel,
                     role=m.role,
                     text=m.text,
@@ -404,6 +503,162 @@ class Conversations(Service):
                     metadata=m.metadata,
                 )
             )
-            rows.append(row)
             seq += 1
-        return out, rows, skipped
+        return out
+
+    def _customer(self, checked: _Checked, plan: _Plan) -> tuple[Profile, builtins.list[str], bool]:
+        """The profile the conversation belongs to, resolving the given identifiers
+        (which may create or merge profiles); the ids merged away; and whether
+        resolution wrote anything. Runs under the resolve lock in the batch."""
+        ctx = self._ctx
+        tenant = self._tenant
+        profiles = self._m.profiles
+        idents = checked.idents
+        if plan.existing is not None:
+            profile = ctx.live_profile(tenant, plan.existing.profile_id)
+            if not idents or self._all_linked(idents, profile.id):
+                return profile, [], False
+            resolved, merged = profiles._resolve(idents, create=False, anchor=profile)
+            return resolved or profile, merged, True
+        if checked.conv.profile_id is not None:
+            anchor = ctx.live_profile(tenant, checked.conv.profile_id)
+            resolved, merged = profiles._resolve(idents, create=False, anchor=anchor)
+        else:
+            resolved, merged = profiles._resolve(idents, create=True)
+        assert resolved is not None
+        return resolved, merged, True
+
+    def _all_linked(self, idents: Sequence[Identifier], profile_id: str) -> bool:
+        """Whether every identifier is linked to ``profile_id`` already."""
+        keys = sorted({i.key for i in idents})
+        links = self._backend.get(self._tenant, Collection.IDENTIFIERS, keys)
+        return len(links) == len(keys) and all(link.profile_id == profile_id for link in links)
+
+    def _embed(self, texts: Sequence[str], rows: Sequence[int]) -> dict[int, np.ndarray]:
+        """The embeddings of ``texts[row]`` for each row (embedded in one batch)."""
+        if not rows:
+            return {}
+        vectors = self._ctx.embedder.embed_batch([texts[row] for row in rows])
+        return {row: vectors[i] for i, row in enumerate(rows)}
+
+
+# -- planning an ingest ---------------------------------------------------------------
+
+_MAX_BACKDATE = timedelta(days=36500)
+"""How far a message's time may lie before the message (or start) before it."""
+
+_PENDING_PROFILE = ""
+"""The profile id of a planned new conversation (the writer resolves the customer)."""
+
+
+def _check_same(old: Message, new: MessageIn, conv: Conversation) -> None:
+    """A message id given again must name the same message (same conversation, text)."""
+    if old.conversation_id != conv.id or old.text != new.text:
+        raise ConflictError(
+            f"message id {new.id!r} already exists with other content "
+            f"(conversation {old.conversation_id!r})",
+            kind="message",
+        )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One ingest call, validated and normalised on its own: the conversation as
+    the tenant's policy lets it be stored, the customer's parsed identifiers and
+    what screening changed."""
+
+    conv: ConversationIn
+    idents: builtins.list[Identifier]
+    screen: screening.IngestScreen
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one ingest call writes: the conversation record (``existing`` is the
+    stored one, if any), the new messages, their rows in the call (for their
+    vectors) and how many messages given were stored already."""
+
+    existing: Conversation | None
+    conv: Conversation
+    messages: builtins.list[Message]
+    rows: builtins.list[int]
+    skipped: int
+
+
+class _StoreView:
+    """The stored state an ingest plan reads, in one tenant."""
+
+    def __init__(self, ctx: Context, tenant: str) -> None:
+        self._ctx = ctx
+        self.tenant = tenant
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        found = self._ctx.backend.get(self.tenant, Collection.CONVERSATIONS, [conversation_id])
+        return found[0] if found else None
+
+    def messages(self, ids: Sequence[str]) -> dict[str, Message]:
+        """The stored messages among ``ids``, by id."""
+        if not ids:
+            return {}
+        return {m.id: m for m in self._ctx.backend.get(self.tenant, Collection.MESSAGES, ids)}
+
+    def messages_of(
+        self, conversation_id: str, at: Sequence[datetime] | None = None
+    ) -> builtins.list[Message]:
+        """A conversation's messages in order (only those at the times ``at``, if given)."""
+        where = Where(eq={"conversation_id": conversation_id})
+        if at is not None:
+            where = where.and_(Where(any_of={"ts": list(at)}))
+        return self._ctx.backend.find(self.tenant, Collection.MESSAGES, where, order_by="seq")
+
+    def last_message(self, conversation_id: str) -> Message | None:
+        last = self._ctx.backend.find(
+            self.tenant,
+            Collection.MESSAGES,
+            Where(eq={"conversation_id": conversation_id}),
+            order_by="seq",
+            descending=True,
+            limit=1,
+        )
+        return last[0] if last else None
+
+    def profile(self, profile_id: str) -> Profile:
+        """The live profile of ``profile_id`` (NotFoundError if there is none)."""
+        return self._ctx.live_profile(self.tenant, profile_id)
+
+
+class _PendingView(_StoreView):
+    """The store as the ingest calls planned so far would leave it (the check pass
+    of an import: nothing is written while the lines are checked)."""
+
+    def __init__(self, ctx: Context, tenant: str) -> None:
+        super().__init__(ctx, tenant)
+        self._conversations: dict[str, Conversation] = {}
+        self._messages: dict[str, Message] = {}
+        self._by_conversation: dict[str, builtins.list[Message]] = {}
+
+    def add(self, plan: _Plan) -> None:
+        self._conversations[plan.conv.id] = plan.conv
+        for m in plan.messages:
+            self._messages[m.id] = m
+            self._by_conversation.setdefault(m.conversation_id, []).append(m)
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        pending = self._conversations.get(conversation_id)
+        return pending if pending is not None else super().conversation(conversation_id)
+
+    def messages(self, ids: Sequence[str]) -> dict[str, Message]:
+        found = super().messages([i for i in ids if i not in self._messages])
+        return found | {i: self._messages[i] for i in ids if i in self._messages}
+
+    def messages_of(
+        self, conversation_id: str, at: Sequence[datetime] | None = None
+    ) -> builtins.list[Message]:
+        pending = self._by_conversation.get(conversation_id, [])
+        if at is not None:
+            pending = [m for m in pending if m.ts in at]
+        return super().messages_of(conversation_id, at) + pending
+
+    def last_message(self, conversation_id: str) -> Message | None:
+        pending = self._by_conversation.get(conversation_id)
+        return pending[-1] if pending else super().last_message(conversation_id)

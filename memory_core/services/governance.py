@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from memory_core import validation
 from memory_core.backends.base import Collection, Where
 from memory_core.errors import NotFoundError, ValidationError
 from memory_core.governance import audit as audit_log
@@ -26,7 +27,6 @@ from memory_core.models import (
     AuditEvent,
     DeletionReceipt,
     PolicyRecord,
-    as_utc,
     utcnow,
 )
 from memory_core.services._base import Service
@@ -55,8 +55,12 @@ class Policies(Service):
         if policy is not None and not isinstance(policy, Policy):
             try:
                 policy = Policy.model_validate(dict(policy))
-            except (PydanticValidationError, TypeError, ValueError) as exc:
+            except PydanticValidationError as exc:
+                raise ValidationError(f"invalid policy: {validation.describe(exc)}") from exc
+            except (TypeError, ValueError) as exc:
                 raise ValidationError(f"invalid policy: {exc}") from exc
+        if policy is not None:  # what is stored must be clean JSON (no NUL, no lone surrogate)
+            validation.json_value(policy.to_json(), "policy", max_bytes=1_000_000, max_depth=16)
         with self._backend.batch():
             if policy is None:
                 self._backend.delete(
@@ -113,8 +117,14 @@ class AuditLog(Service):
         action: str | None = None,
     ) -> int:
         """Write the tenant's audit events to ``path`` as JSON lines; returns how many."""
+        target = validation.path(path, "path")
         events = self.list(since=since, until=until, action=action)
-        return audit_log.write_jsonl(events, path)
+        try:
+            return audit_log.write_jsonl(events, target)
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot write the audit log to {target}: {exc.strerror or exc}"
+            ) from exc
 
 
 class ApiKeys(Service):
@@ -122,23 +132,33 @@ class ApiKeys(Service):
 
     __slots__ = ()
 
-    def add(self, role: AccessRole | str, name: str) -> IssuedKey:
-        """Issue a key with ``role`` (read, write or admin). The returned secret is
-        the bearer token; it is not stored and cannot be shown again."""
+    def add(
+        self, role: AccessRole | str, name: str, *, expires_at: datetime | None = None
+    ) -> IssuedKey:
+        """Issue a key with ``role`` (read, write or admin), valid until ``expires_at``
+        (a future time; default: until revoked). The returned secret is the bearer
+        token; it is not stored and cannot be shown again."""
+        validation.text(name, "name", 100, required=True, single_line=True)
+        expires_at = validation.optional_timestamp(expires_at, "expires_at")
         tenant = self._tenant
-        record, token = new_key(tenant, role, name, audit_log.current_actor())
+        record, token = new_key(tenant, role, name, audit_log.current_actor(), expires_at)
+        details: dict[str, int | str] = {"role": record.role}
+        if record.expires_at is not None:
+            details["expires_at"] = record.expires_at.isoformat()
         with self._backend.batch():
             self._backend.upsert(tenant, Collection.API_KEYS, [record])
-            self._ctx.audit(tenant, "create_api_key", f"api_key:{record.id}", {"role": record.role})
+            self._ctx.audit(tenant, "create_api_key", f"api_key:{record.id}", details)
         return IssuedKey(record.id, token)
 
     def list(self, *, include_revoked: bool = False) -> builtins.list[ApiKey]:
         """The tenant's keys, oldest first (digests only; secrets are never stored)."""
+        validation.flag(include_revoked, "include_revoked")
         keys = self._backend.find(self._tenant, Collection.API_KEYS, order_by="created_at")
         return [k for k in keys if include_revoked or k.revoked_at is None]
 
     def get(self, key_id: str) -> ApiKey:
         """A key's record by id."""
+        validation.record_id(key_id, "API key")
         tenant = self._tenant
         found = self._backend.get(tenant, Collection.API_KEYS, [key_id])
         if not found:
@@ -173,12 +193,15 @@ class Governance(Service):
 
     def redact(self, text: str) -> str:
         """``text`` as the tenant's redaction policy would store it."""
+        limits = self._ctx.settings.limits
+        validation.text(text, "text", limits.message_chars, limit="message_chars")
         return self._ctx.policy(self._tenant).redactor.redact(text)
 
     def gc(self, *, now: datetime | None = None) -> DeletionReceipt:
         """Delete what this tenant's retention policy says has expired at ``now``
         (default: the current time). Expired records go like any deletion
-        (cascades, caches, index purge) and the run is audited."""
+        (cascades, caches, index purge) and the run is audited. It also finishes
+        file purges earlier deletions left pending (the receipt's ``purged``)."""
         tenant = self._tenant
         return run_retention(self._m, [tenant], now, label=tenant)
 
@@ -188,7 +211,7 @@ def run_retention(
 ) -> DeletionReceipt:
     """Expire records in ``tenants`` (one receipt named ``label``, counts summed)."""
     ctx = memory._ctx
-    when = as_utc(now) if now is not None else utcnow()
+    when = validation.optional_timestamp(now, "now") or utcnow()
     total: Counter[str] = Counter()
     for name in tenants:
         counts = expire(ctx, name, when)
@@ -197,10 +220,11 @@ def run_retention(
         total.update(counts)
     if total:
         erasure.forget_cached(ctx)
-        erasure.purge(ctx)
+    purged = erasure.purge(ctx)  # also finishes purges earlier deletions left pending
     return DeletionReceipt(
         tenant=label,
         target="retention",
         deleted=dict(total),
         at=when,
+        purged=purged,
     )

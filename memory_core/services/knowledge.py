@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from memory_core import validation
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.config import Limits
 from memory_core.errors import (
     ConflictError,
     CrawlError,
@@ -41,7 +44,6 @@ from memory_core.governance.screening import redact_pages, redact_texts
 from memory_core.knowledge.crawl import CrawlResult, crawl, normalize_url
 from memory_core.knowledge.indexer import Indexer, IndexReport
 from memory_core.knowledge.parse import (
-    MAX_SOURCE_BYTES,
     decode_text,
     infer_type,
     parse_bytes,
@@ -77,7 +79,8 @@ _TAG = re.compile(r"^[\w.:/-]{1,64}$")
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
+    validation.text(name, "knowledge base name", 100, required=True, single_line=True)
+    if not _NAME.fullmatch(name) or name != name.strip():
         raise ValidationError(
             f"invalid knowledge base name {name!r}: 1-100 characters, no control "
             "characters or surrounding spaces"
@@ -87,17 +90,38 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_tags(tags: Sequence[str] | None) -> tuple[str, ...] | None:
+def _check_tags(tags: Sequence[str] | None, limits: Limits) -> tuple[str, ...] | None:
     if tags is None:
         return None
-    if isinstance(tags, str):
-        raise ValidationError("tags must be a list of strings, not a single string")
-    for tag in tags:
-        if not isinstance(tag, str) or not _TAG.match(tag):
+    given = validation.items(tags, "tags", limits.list_items)
+    for tag in given:
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
             raise ValidationError(
-                f"invalid tag {tag!r}: 1-64 letters, digits or '_', '-', '.', ':', '/'"
+                f"invalid tag {validation.shown(tag)}: 1-64 letters, digits or '_', '-', '.', "
+                "':', '/'"
             )
-    return tuple(dict.fromkeys(tags))
+    return tuple(dict.fromkeys(given))
+
+
+def _check_kb(kb: object) -> str:
+    """A knowledge base reference: its name or id."""
+    return validation.text(kb, "knowledge base", 200, required=True, single_line=True)
+
+
+def _content_bytes(content: object, max_bytes: int) -> bytes:
+    """Content given as text or bytes, within ``max_bytes``."""
+    if isinstance(content, str):
+        data = validation.clean_text(content, "content").encode("utf-8")
+    elif isinstance(content, bytes | bytearray):
+        data = bytes(content)
+    else:
+        raise ValidationError(f"content must be text or bytes, not {type(content).__name__}")
+    if len(data) > max_bytes:
+        raise ValidationError(
+            f"the content is {len(data):,} bytes, over the {max_bytes:,}-byte limit "
+            f"(max_bytes=, or {validation.limits_hint('source_bytes')})"
+        )
+    return data
 
 
 def _document_page(doc: DocumentIn, index: int) -> Page:
@@ -109,15 +133,24 @@ def _document_page(doc: DocumentIn, index: int) -> Page:
     return parse_text(doc.text, uri=uri, title=doc.title or uri)
 
 
-def _document_pages(documents: Sequence[DocumentIn], max_bytes: int) -> list[Page]:
+def _document_pages(documents: Sequence[DocumentIn], max_bytes: int, limits: Limits) -> list[Page]:
     pages: list[Page] = []
     size = 0
-    for index, doc in enumerate(documents):
+    for index, doc in enumerate(validation.items(documents, "documents", validation.MAX_COUNT)):
         if not isinstance(doc, DocumentIn):
             raise ValidationError(f"documents[{index}] is not a DocumentIn")
+        where = f"documents[{index}]"
+        validation.clean_text(doc.text, f"{where}.text")
+        validation.text(doc.title, f"{where}.title", limits.title_chars, limit="title_chars")
+        validation.optional_text(
+            doc.uri, f"{where}.uri", limits.uri_chars, limit="uri_chars", single_line=True
+        )
         size += len(doc.text.encode("utf-8"))
         if size > max_bytes:
-            raise ValidationError(f"the documents exceed the {max_bytes:,}-byte limit")
+            raise ValidationError(
+                f"the documents exceed the {max_bytes:,}-byte limit "
+                f"(max_bytes=, or {validation.limits_hint('source_bytes')})"
+            )
         pages.append(_document_page(doc, index))
     uris = [p.uri for p in pages]
     if len(set(uris)) != len(uris):
@@ -191,21 +224,25 @@ class Knowledge(Service):
         carrying any of them). ``min_score`` drops hits scoring below it
         (scores are in [0, 1]); ``alpha`` weights the vector side of hybrid search.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise ValidationError("the query is empty")
-        if isinstance(limit, bool) or not 1 <= limit <= 1000:
-            raise ValidationError(f"limit must be within 1..1000, got {limit!r}")
-        if not 0.0 <= min_score <= 1.0 or not 0.0 <= alpha <= 1.0:
-            raise ValidationError("min_score and alpha must be within [0, 1]")
-        try:
-            mode = SearchMode(mode)
-        except ValueError:
-            raise ValidationError(f"unknown mode {mode!r}; use hybrid, keyword or vector") from None
+        limits = self._ctx.settings.limits
+        validation.text(query, "query", limits.query_chars, limit="query_chars", required=True)
+        limit = validation.integer(limit, "limit", 1, 1000)
+        min_score = validation.number(min_score, "min_score", 0.0, 1.0)
+        alpha = validation.number(alpha, "alpha", 0.0, 1.0)
+        mode = validation.choice(SearchMode, mode, "mode")
+        kbs = None
+        if kb is not None:
+            given = [kb] if isinstance(kb, str) else validation.items(kb, "kb", limits.list_items)
+            kbs = tuple(_check_kb(k) for k in given)
+        if sources is not None:
+            sources = validation.strings(
+                sources, "sources", max_items=limits.list_items, max_chars=200
+            )
         tenant = self._tenant
         flt = KnowledgeFilter(
-            kbs=(kb,) if isinstance(kb, str) else (tuple(kb) if kb is not None else None),
+            kbs=kbs,
             sources=tuple(sources) if sources is not None else None,
-            tags=_check_tags(tags),
+            tags=_check_tags(tags, limits),
         )
         vector = None
         if mode is not SearchMode.KEYWORD:
@@ -224,8 +261,12 @@ class KnowledgeBases(Service):
 
     def add(self, name: str, *, description: str = "") -> KnowledgeBase:
         """Create a knowledge base; names are unique within a tenant (ConflictError)."""
-        tenant = self._tenant
+        limits = self._ctx.settings.limits
         _check_name(name)
+        validation.text(
+            description, "description", limits.description_chars, limit="description_chars"
+        )
+        tenant = self._tenant
         with self._backend.batch():
             if self._backend.find(tenant, Collection.KNOWLEDGE_BASES, Where(eq={"name": name})):
                 raise ConflictError(
@@ -245,6 +286,7 @@ class KnowledgeBases(Service):
 
     def get(self, kb: str) -> KnowledgeBase:
         """A knowledge base by id (``kb_...``) or name."""
+        _check_kb(kb)
         tenant = self._tenant
         if kb.startswith("kb_"):
             found = self._backend.get(tenant, Collection.KNOWLEDGE_BASES, [kb])
@@ -298,7 +340,7 @@ class KnowledgeSources(Service):
         title: str | None = None,
         tags: Sequence[str] | None = None,
         crawl: CrawlOptions | None = None,
-        max_bytes: int = MAX_SOURCE_BYTES,
+        max_bytes: int | None = None,
         progress: ProgressFn | None = None,
     ) -> Source:
         """Add a source to a knowledge base (by id or name) and index it.
@@ -308,23 +350,41 @@ class KnowledgeSources(Service):
         ``crawl``), ``content`` (text or bytes of ``source_type``, default
         text) or ``documents`` (several documents, refreshed one by one).
 
-        A file over ``max_bytes`` or that cannot be parsed raises
+        A file over ``max_bytes`` (default ``Settings.limits.source_bytes``, 50 MB;
+        it bounds content and documents too) or that cannot be parsed raises
         ValidationError and nothing is stored. A web source that cannot be
         crawled is stored with status ``failed`` and the reason in ``error``.
         Adding a source whose URI the knowledge base already has refreshes it
         (only changed pages are re-indexed; ``title``/``tags``/``crawl`` given
         here replace the stored ones); a different type there is a ConflictError.
         """
+        limits = self._ctx.settings.limits
+        if max_bytes is None:
+            max_bytes = limits.source_bytes
+        max_bytes = validation.integer(max_bytes, "max_bytes", 1, 2**62)
+        if isinstance(location, os.PathLike):
+            location = os.fspath(location)
+        if location is not None:
+            location = validation.text(location, "location", 4096, required=True, single_line=True)
+        kind = None if source_type is None else validation.choice(SourceType, source_type, "type")
+        uri = validation.optional_text(
+            uri, "uri", limits.uri_chars, limit="uri_chars", single_line=True
+        )
+        title = validation.optional_text(
+            title, "title", limits.title_chars, limit="title_chars", single_line=True
+        )
+        if crawl is not None and not isinstance(crawl, CrawlOptions):
+            raise ValidationError(f"crawl must be a CrawlOptions, not {type(crawl).__name__}")
+        validation.callback(progress, "progress")
         tenant = self._tenant
         base = self._m.knowledge.bases.get(kb)
-        tags = _check_tags(tags)
+        tags = _check_tags(tags, limits)
         if title:  # the caller's title is stored and indexed like page titles
             title = redact_texts(self._ctx, tenant, [title])[0]
         if sum(x is not None for x in (location, content, documents)) != 1:
             raise ValidationError(
                 "give exactly one of: a location (path or URL), content, documents"
             )
-        kind = SourceType(source_type) if source_type is not None else None
         pages: builtins.list[Page] | None = None
         if documents is not None:
             if isinstance(documents, str | bytes) or not documents:
@@ -333,13 +393,9 @@ class KnowledgeSources(Service):
             if uri is None and not title:
                 raise ValidationError("a documents source needs a uri or a title to be known by")
             uri = uri or f"documents:{title}"
-            pages = _document_pages(documents, max_bytes)
+            pages = _document_pages(documents, max_bytes, limits)
         elif content is not None:
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            if len(data) > max_bytes:
-                raise ValidationError(
-                    f"the content is {len(data):,} bytes, over the {max_bytes:,}-byte limit"
-                )
+            data = _content_bytes(content, max_bytes)
             kind = kind or (type_from_extension(uri) if uri else None) or SourceType.TEXT
             uri = uri or f"inline:{hashlib.sha256(data).hexdigest()[:24]}"
             pages = [parse_bytes(data, kind, uri=uri, title=title or "")]
@@ -492,7 +548,8 @@ class KnowledgeSources(Service):
         if kb is not None:
             where = Where(eq={"kb_id": self._m.knowledge.bases.get(kb).id})
         if status is not None:
-            where = where.and_(Where(eq={"status": SourceStatus(status).value}))
+            status = validation.choice(SourceStatus, status, "status")
+            where = where.and_(Where(eq={"status": status.value}))
         found = self._backend.find(tenant, Collection.SOURCES, where)
         return sorted(
             (s for s in found if isinstance(s, Source)), key=lambda s: (s.created_at, s.id)
@@ -500,6 +557,7 @@ class KnowledgeSources(Service):
 
     def get(self, source_id: str) -> Source:
         """A source by id."""
+        validation.record_id(source_id, "source")
         tenant = self._tenant
         return self._indexer(tenant).get_source(source_id)
 
@@ -515,13 +573,15 @@ class KnowledgeSources(Service):
         changed. Sources added as ``content``/``documents`` are refreshed by
         passing the new content. A failure is recorded on the source (status
         ``failed`` with the reason) and its last published version stays."""
+        limits = self._ctx.settings.limits
+        validation.callback(progress, "progress")
         tenant = self._tenant
         source = self.get(source_id)
         pages: builtins.list[Page] | None = None
         if documents is not None:
-            pages = _document_pages(documents, MAX_SOURCE_BYTES)
+            pages = _document_pages(documents, limits.source_bytes, limits)
         elif content is not None:
-            data = content.encode("utf-8") if isinstance(content, str) else content
+            data = _content_bytes(content, limits.source_bytes)
             pages = [parse_bytes(data, source.type, uri=source.uri, title=source.title)]
         elif source.type is not SourceType.WEB:
             if not source.uri.startswith("file://"):
@@ -531,7 +591,7 @@ class KnowledgeSources(Service):
                 )
             path = Path(unquote(urlsplit(source.uri).path))
             try:
-                data = read_file(path, MAX_SOURCE_BYTES)
+                data = read_file(path, limits.source_bytes)
                 pages = [parse_bytes(data, source.type, uri=source.uri, title=source.title)]
             except ValidationError as exc:
                 indexer = self._indexer(tenant)
@@ -547,6 +607,7 @@ class KnowledgeSources(Service):
     def delete(self, source_id: str) -> DeletionReceipt:
         """Remove a source and every chunk of it, from every index; their text is
         purged from the store's files and the removal audited."""
+        validation.record_id(source_id, "source")
         tenant = self._tenant
         indexer = self._indexer(tenant)
         with self._backend.batch():

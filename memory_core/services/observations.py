@@ -44,6 +44,18 @@ from memory_core.models import (
     utcnow,
 )
 from memory_core.services._base import Service
+from memory_core.validation import (
+    callback,
+    choice,
+    flag,
+    number,
+    optional_text,
+    optional_timestamp,
+    record_id,
+    source_name,
+    strings,
+)
+from memory_core.validation import text as check_text
 
 __all__ = ["Observations", "Progress"]
 
@@ -90,6 +102,7 @@ class Observations(Service):
         still adds nothing already known). A model failure is recorded as pending
         (for :meth:`extract_all` to retry) and raised as ``ModelError``.
         """
+        flag(force, "force")
         tenant = self._tenant
         conv = self._m.conversations.get(conversation_id)
         profile_id = self._ctx.live_profile(tenant, conv.profile_id).id
@@ -199,6 +212,7 @@ class Observations(Service):
 
     def extract_profile(self, ref: ProfileRef, *, force: bool = False) -> BatchReport:
         """Extract every conversation of one profile (open ones too), oldest first."""
+        flag(force, "force")
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         found = self._backend.find(
@@ -213,6 +227,8 @@ class Observations(Service):
         """Back-fill: extract every ended conversation of the tenant not yet extracted
         by the current extractor (and retry pending ones), oldest first. A model
         failure leaves that conversation pending and the batch goes on."""
+        flag(force, "force")
+        callback(progress, "progress")
         tenant = self._tenant
         ended = self._backend.find(
             tenant,
@@ -298,11 +314,14 @@ class Observations(Service):
     ) -> builtins.list[Observation]:
         """A profile's observations, oldest first: the active ones; with
         ``include_superseded`` every version; ``as_of`` those valid at that time."""
+        flag(include_superseded, "include_superseded")
+        as_of = optional_timestamp(as_of, "as_of")
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         where = Where(eq={"profile_id": profile.id})
         if kind is not None:
-            where = where.and_(Where(eq={"kind": ObservationKind(kind).value}))
+            kind = choice(ObservationKind, kind, "observation kind")
+            where = where.and_(Where(eq={"kind": kind.value}))
         if as_of is None and not include_superseded:
             where = where.and_(Where(eq={"status": ObservationStatus.ACTIVE.value}))
         found = self._backend.find(tenant, Collection.OBSERVATIONS, where, order_by="valid_from")
@@ -312,6 +331,7 @@ class Observations(Service):
 
     def get(self, observation_id: str) -> Observation:
         """One observation (any status), by id."""
+        record_id(observation_id, "observation")
         return require(self._backend, self._tenant, Collection.OBSERVATIONS, observation_id)
 
     def add(
@@ -337,11 +357,22 @@ class Observations(Service):
         ``evidence`` are ids of this customer's messages. The write is audited
         (``remember_observation``). Returns the observation now holding the statement.
         """
+        limits = self._ctx.settings.limits
+        text = check_text(
+            text, "text", limits.observation_chars, limit="observation_chars", required=True
+        )
+        kind = choice(ObservationKind, kind, "observation kind")
+        evidence = strings(evidence, "evidence", max_items=limits.list_items, max_chars=200)
+        source = source_name(source, limits)
+        if trait_key is not None:
+            self._m.traits._check_key(trait_key)
+        value = optional_text(value, "value", limits.observation_chars, limit="observation_chars")
+        confidence = number(confidence, "confidence", 0.0, 1.0)
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         try:
             proposal = ProposedObservation(
-                kind=ObservationKind(kind),
+                kind=kind,
                 text=" ".join(text.split()),
                 confidence=confidence,
                 evidence=tuple(dict.fromkeys(evidence)),
@@ -421,6 +452,8 @@ class Observations(Service):
     def retract(self, observation_id: str, *, reason: str = "") -> Observation:
         """Mark an observation as no longer true (status ``deleted``, ``valid_to`` now);
         it leaves recall but stays in its history. To erase it, :meth:`delete`."""
+        limits = self._ctx.settings.limits
+        check_text(reason, "reason", limits.description_chars, limit="description_chars")
         tenant = self._tenant
         observation = self.get(observation_id)
         if observation.status is not ObservationStatus.ACTIVE:

@@ -27,6 +27,7 @@ from memory_core.models import (
     utcnow,
 )
 from memory_core.services._base import Service
+from memory_core.validation import MAX_COUNT, integer, items, optional_text, record_id, text
 
 __all__ = ["Profiles"]
 
@@ -40,7 +41,13 @@ class Profiles(Service):
     # -- identity ---------------------------------------------------------------
     def identifier(self, kind: IdentifierKind | str, value: str) -> Identifier:
         """Normalise an identifier with the configured default region."""
-        return normalize(kind, value, default_region=self._ctx.settings.default_region)
+        settings = self._ctx.settings
+        return normalize(
+            kind,
+            value,
+            default_region=settings.default_region,
+            max_chars=settings.limits.identifier_chars,
+        )
 
     def find(self, ref: ProfileRef) -> Profile | None:
         """The profile a profile id or identifier points to, or None."""
@@ -53,7 +60,7 @@ class Profiles(Service):
         """The live profile for an id (merged ids resolve to the survivor) or identifier."""
         tenant = self._tenant
         if isinstance(ref, str) and ref.startswith("prf_"):
-            return self._ctx.live_profile(tenant, ref)
+            return self._ctx.live_profile(tenant, record_id(ref, "profile"))
         ident = self._ctx.parse(ref)
         found = self._backend.get(tenant, Collection.IDENTIFIERS, [ident.key])
         link = found[0] if found else None
@@ -65,6 +72,10 @@ class Profiles(Service):
 
     def list(self, *, limit: int = 100, offset: int = 0) -> builtins.list[Profile]:
         """Live (not merged-away) profiles, oldest first."""
+        limit, offset = (
+            integer(limit, "limit", 0, MAX_COUNT),
+            integer(offset, "offset", 0, MAX_COUNT),
+        )
         found = self._backend.find(
             self._tenant,
             Collection.PROFILES,
@@ -95,7 +106,12 @@ class Profiles(Service):
     ) -> Profile:
         """Resolve these identifiers to a profile, creating one if none matches
         (and merging profiles if they match several). Audited (``create_profile``)."""
-        idents = [self._ctx.parse(i) for i in identifiers]
+        limits = self._ctx.settings.limits
+        display_name = optional_text(
+            display_name, "display_name", limits.name_chars, limit="name_chars", single_line=True
+        )
+        given = items(identifiers, "identifiers", limits.list_items)
+        idents = [self._ctx.parse(i) for i in given]
         tenant = self._tenant
         with self._ctx.resolve_lock, self._backend.batch():
             profile, _ = self._resolve(idents, create=True)
@@ -126,6 +142,8 @@ class Profiles(Service):
     def merge(self, a: ProfileRef, b: ProfileRef, *, reason: str = "manual") -> Profile:
         """Merge two profiles; the older one survives. Returns the survivor.
         Audited (``merge_profiles``) unless both refs name the same profile."""
+        limits = self._ctx.settings.limits
+        text(reason, "reason", limits.description_chars, limit="description_chars")
         tenant = self._tenant
         with self._ctx.resolve_lock, self._backend.batch():
             pa = self.get(a)

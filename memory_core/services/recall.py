@@ -16,6 +16,7 @@ from memory_core.recall import (
     render_context,
 )
 from memory_core.services._base import Service
+from memory_core.validation import optional_text, record_id
 
 __all__ = ["Recaller"]
 
@@ -39,6 +40,10 @@ class Recaller(Service):
                 "(build one with RecallOptions(...))"
             )
         opts = options or RecallOptions()
+        limits = self._ctx.settings.limits
+        query = optional_text(query, "query", limits.query_chars, limit="query_chars")
+        if conversation_id is not None:
+            record_id(conversation_id, "conversation")
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         if query is not None and not query.strip():

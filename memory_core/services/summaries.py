@@ -11,6 +11,7 @@ from memory_core.errors import NotFoundError
 from memory_core.extraction.writing import summary_id
 from memory_core.models import Summary
 from memory_core.services._base import Service
+from memory_core.validation import MAX_COUNT, optional_integer
 
 __all__ = ["Summaries"]
 
@@ -22,6 +23,7 @@ class Summaries(Service):
 
     def list(self, ref: ProfileRef, *, limit: int | None = 20) -> builtins.list[Summary]:
         """A profile's conversation summaries, newest first."""
+        limit = optional_integer(limit, "limit", 0, MAX_COUNT)
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         return self._backend.find(

@@ -13,6 +13,7 @@ from memory_core.governance.access import Principal, authorize
 from memory_core.models import AccessRole, AuditEvent, DeletionReceipt
 from memory_core.services._base import Service
 from memory_core.services.governance import run_retention
+from memory_core.validation import choice
 
 if TYPE_CHECKING:
     from memory_core.memory import Memory
@@ -41,6 +42,7 @@ class Tenants(Service):
 
     def delete(self, name: str) -> DeletionReceipt:
         """Delete a tenant and everything in it, from every index."""
+        check_tenant_name(name)
         ctx = self._ctx
         ctx.tenants.require(name)
         counts = ctx.backend.drop_tenant(name)
@@ -58,6 +60,10 @@ class Tenants(Service):
         """The tenant and role a bearer token grants; raises
         :class:`~memory_core.errors.AccessDenied` if it is invalid, revoked, for
         another ``tenant`` (when given) or lacks ``role``."""
+        if tenant is not None:
+            check_tenant_name(tenant)
+        if role is not None:
+            role = choice(AccessRole, role, "role")
         return authorize(self._ctx, token, tenant=tenant, role=role)
 
     def audit(

@@ -24,10 +24,19 @@ from memory_core.extraction.traits import (
 from memory_core.governance import screening
 from memory_core.models import DeletionReceipt, Trait, TraitDefinition, TraitType
 from memory_core.services._base import Service
+from memory_core.validation import (
+    choice,
+    json_value,
+    number,
+    optional_text,
+    source_name,
+    strings,
+    text,
+)
 
 __all__ = ["Traits", "trait_id"]
 
-_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class Traits(Service):
@@ -54,16 +63,22 @@ class Traits(Service):
         rank: systems of record (``api``, ``crm``, ...) > ``agent`` >
         ``extracted``; see :meth:`views`. Audited (``set_trait``).
         """
+        limits = self._ctx.settings.limits
+        self._check_key(key)
+        json_value(
+            value,
+            f"the value of trait {key!r}",
+            max_bytes=limits.trait_value_bytes,
+            max_depth=limits.metadata_depth,
+            limit="trait_value_bytes",
+        )
+        source_name(source, limits)
+        confidence = number(confidence, "confidence", 0.0, 1.0)
+        evidence = strings(evidence, "evidence", max_items=limits.list_items, max_chars=200)
         tenant = self._tenant
         value = screening.screen_trait(self._ctx, tenant, key, value)
         with self._backend.batch():
             value = coerce_trait_value(self._schema().get(key), key, value)
-            if not _KEY.fullmatch(key):
-                raise ValidationError(
-                    f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'"
-                )
-            if not 0.0 <= confidence <= 1.0:
-                raise ValidationError("confidence must be within [0, 1]")
             profile = self._m.profiles.get(ref)
             trait = Trait(
                 id=trait_id(profile.id, key, source),
@@ -98,6 +113,9 @@ class Traits(Service):
     def delete(self, ref: ProfileRef, key: str, *, source: str | None = None) -> DeletionReceipt:
         """Erase a trait key of a profile (every source's value, or only ``source``'s).
         Audited (``delete_trait``)."""
+        limits = self._ctx.settings.limits
+        text(key, "key", limits.trait_key_chars, limit="trait_key_chars", single_line=True)
+        optional_text(source, "source", limits.source_chars, limit="source_chars", single_line=True)
         tenant = self._tenant
         profile = self._m.profiles.get(ref)
         where = Where(eq={"profile_id": profile.id, "key": key})
@@ -122,14 +140,12 @@ class Traits(Service):
         ``bool``, ``enum`` with ``values``); values set later are checked against it
         (and screened by the tenant's policy, see :meth:`set`). Audited
         (``declare_trait``)."""
+        limits = self._ctx.settings.limits
+        self._check_key(key)
+        kind = choice(TraitType, type, "trait type")
+        text(description, "description", limits.description_chars, limit="description_chars")
+        values = strings(values, "values", max_items=limits.list_items, max_chars=200)
         tenant = self._tenant
-        if not _KEY.fullmatch(key):
-            raise ValidationError(f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'")
-        try:
-            kind = TraitType(type)
-        except ValueError:
-            allowed = ", ".join(t.value for t in TraitType)
-            raise ValidationError(f"unknown trait type {type!r}; use one of: {allowed}") from None
         if (kind is TraitType.ENUM) != bool(values):
             raise ValidationError("give values for an enum trait, and only for an enum trait")
         definition = TraitDefinition(
@@ -143,6 +159,14 @@ class Traits(Service):
     def schema(self) -> builtins.list[TraitDefinition]:
         """The built-in trait keys and those declared in this tenant (declared ones win)."""
         return sorted(self._schema().values(), key=lambda d: d.id)
+
+    def _check_key(self, key: object) -> str:
+        """``key`` if it can be a trait key (lower-case snake_case, within the limit)."""
+        limits = self._ctx.settings.limits
+        key = text(key, "trait key", limits.trait_key_chars, limit="trait_key_chars")
+        if not _KEY.fullmatch(key):
+            raise ValidationError(f"invalid trait key {key!r}: lower-case snake_case, e.g. 'tier'")
+        return key
 
     # -- used by the extraction service ---------------------------------------------
     def _schema(self) -> dict[str, TraitDefinition]:

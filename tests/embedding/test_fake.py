@@ -42,6 +42,7 @@ def test_dimension_is_configurable() -> None:
         HashEmbedder(1)
 
 
+@pytest.mark.slow
 def test_vectors_are_identical_across_processes(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
@@ -142,6 +143,7 @@ def test_exported_members_are_pinned() -> None:
         assert getattr(embedding, name) is not None
 
 
+@pytest.mark.slow
 def test_importing_the_package_and_building_embedders_imports_no_runtime(tmp_path: Path) -> None:
     code = (
         "import sys, memory_core.embedding as e; "

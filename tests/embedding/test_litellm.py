@@ -23,6 +23,8 @@ import respx
 from memory_core.embedding import Embedder, HashEmbedder, LiteLLMEmbedder
 from memory_core.errors import ConfigError, ModelError, ValidationError
 
+pytestmark = pytest.mark.slow
+
 API_BASE = "http://llm.test/v1"
 MODEL = "openai/text-embedding-3-small"
 KEY = "sk-test-not-a-real-key"

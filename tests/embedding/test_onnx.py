@@ -16,6 +16,8 @@ from memory_core.embedding import Embedder, LocalOnnxEmbedder
 from memory_core.embedding import onnx as onnx_module
 from memory_core.errors import ConfigError, ModelError, ValidationError
 
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "hi",
     "I moved to Denver last month",

@@ -232,6 +232,7 @@ def _ndcg_numpy(ranked: list[str], qrels: dict[str, int], k: int) -> float:
 _DOCS = st.sampled_from([f"d{i}" for i in range(12)])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None)
 @given(
     ranked=st.lists(_DOCS, max_size=15),
@@ -246,6 +247,7 @@ def test_ndcg_matches_independent_implementation(
     assert 0.0 <= value <= 1.0 + 1e-12
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, database=None)
 @given(
     ranked=st.lists(_DOCS, max_size=15),

@@ -26,6 +26,8 @@ from memory_core.memory import Memory
 from memory_core.models import ConversationIn, Decision, ExtractionStatus, MessageIn, Role
 from memory_core.recall import count_tokens
 
+pytestmark = pytest.mark.slow
+
 API_BASE = "http://llm.test/v1"
 MODEL = "openai/gpt-4o-mini"
 KEY = "sk-test-not-a-real-key"

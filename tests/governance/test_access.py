@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,73 @@ def test_bad_roles_and_names_are_validation_errors(acme: Memory) -> None:
         acme.governance.keys.add("superuser", "x")
     with pytest.raises(ValidationError, match="name"):
         acme.governance.keys.add("read", "  ")
+
+
+# -- expiry ------------------------------------------------------------------------------
+
+
+def test_a_key_works_until_it_expires_and_is_refused_from_then_on(
+    acme: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expiry is checked on every request against the stored key (the clock is
+    moved forward instead of waiting)."""
+    import memory_core.governance.access as access
+
+    now = datetime.now(UTC)
+    key_id, token = acme.governance.keys.add("read", "agent", expires_at=now + timedelta(hours=1))
+    assert acme.tenants.authorize(token).key_id == key_id
+    assert acme.governance.keys.get(key_id).expires_at == now + timedelta(hours=1)
+    event = acme.governance.audit.list(action="create_api_key")[0]
+    assert event.details["expires_at"] == (now + timedelta(hours=1)).isoformat()
+
+    monkeypatch.setattr(access, "utcnow", lambda: now + timedelta(hours=1, seconds=1))
+    with pytest.raises(AccessDenied, match="expired at") as refused:
+        acme.tenants.authorize(token)
+    assert "convmem keys create" in str(refused.value)
+    assert [k.id for k in acme.governance.keys.list()] == [key_id]  # listed, with its expiry
+
+
+def test_an_expiry_must_be_a_future_time(acme: Memory) -> None:
+    from memory_core.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="not in the future"):
+        acme.governance.keys.add("read", "late", expires_at=datetime.now(UTC) - timedelta(1))
+    with pytest.raises(ValidationError, match="expires_at must be a datetime"):
+        acme.governance.keys.add("read", "vague", expires_at="tomorrow")  # type: ignore[arg-type]
+    naive = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)  # taken as UTC
+    key_id, _ = acme.governance.keys.add("read", "naive", expires_at=naive)
+    assert acme.governance.keys.get(key_id).expires_at == naive.replace(tzinfo=UTC)
+    assert [k.name for k in acme.governance.keys.list()] == ["naive"]
+
+
+def test_keys_stored_before_expiry_existed_keep_working(acme: Memory) -> None:
+    """The expiry lives in the record's JSON body (no column, no migration): a key
+    written by an older version, whose body has no ``expires_at``, never expires."""
+    key_id, token = acme.governance.keys.add("write", "old")
+    conn = acme.backend._holder().conn  # type: ignore[attr-defined]
+    conn.execute("UPDATE api_keys SET body = json_remove(body, '$.expires_at')")
+    conn.commit()
+    (body,) = conn.execute("SELECT body FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+    assert "expires_at" not in body
+    assert acme.governance.keys.get(key_id).expires_at is None
+    assert acme.tenants.authorize(token, role="write").key_id == key_id
+
+
+def test_keys_create_takes_an_expiry(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from memory_core.cli.app import app
+
+    db = tmp_path / "keys.db"
+    runner = CliRunner()
+    create = ["keys", "create", "read", "bot", "--db", str(db), "--expires"]
+    made = runner.invoke(app, [*create, "30d"])
+    assert made.exit_code == 0, made.output
+    with Memory.open(db, embedder="hash") as memory:
+        (key,) = memory.governance.keys.list()
+        assert key.expires_at is not None
+        assert timedelta(days=29) < key.expires_at - key.created_at <= timedelta(days=30)
+    listed = runner.invoke(app, ["keys", "list", "--json", "--db", str(db)])
+    assert datetime.fromisoformat(json.loads(listed.output)[0]["expires_at"]) == key.expires_at
+    bad = runner.invoke(app, [*create, "soon"])
+    assert "--expires" in str(bad.exception)

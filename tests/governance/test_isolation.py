@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -20,6 +21,8 @@ from memory_core.errors import NotFoundError
 from memory_core.memory import Memory
 from memory_core.models import Message, Trait
 from memory_core.recall import ItemType, RecallOptions
+
+pytestmark = pytest.mark.slow
 
 TENANTS = ("alpha", "beta")
 CUSTOMERS = ("phone:+16175550101", "phone:+16175550102", "email:carol@example.com")

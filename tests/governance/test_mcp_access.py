@@ -21,6 +21,8 @@ from tests.mcp_server.conftest import (  # noqa: E402
     ok,
 )
 
+pytestmark = pytest.mark.slow
+
 STATIC = "static-token-tenant-a-0123456789"
 
 
@@ -52,25 +54,23 @@ async def test_roles_are_enforced_per_tool(keys: tuple[HttpServerProcess, dict[s
     with anyio.fail_after(60):
         async with http_client(server.url, issued["a_write"]) as writer:
             saved = ok(await writer.call_tool("remember", first_exchange(conversation_id="k-1")))
-            ok(await writer.call_tool("recall", {"profile": PHONE}))
-            denied = error_text(
-                await writer.call_tool("forget", {"target": "profile", "id": saved["profile_id"]})
-            )
+            ok(await writer.call_tool("recall", {"customer": PHONE}))
+            denied = error_text(await writer.call_tool("forget", {"customer": saved["profile_id"]}))
             assert "role 'write'; this needs 'admin'" in denied
         async with http_client(server.url, issued["a_read"]) as reader:
-            got = ok(await reader.call_tool("recall", {"profile": PHONE, "query": "charged"}))
+            got = ok(await reader.call_tool("recall", {"customer": PHONE, "query": "charged"}))
             assert got["items"]
-            ok(await reader.call_tool("get_profile", {"profile": PHONE}))
+            ok(await reader.call_tool("get_profile", {"customer": PHONE}))
             refused = error_text(await reader.call_tool("remember", first_exchange()))
             assert "role 'read'; this needs 'write'" in refused
             refused = error_text(
                 await reader.call_tool(
-                    "update_profile", {"profile": PHONE, "set_traits": {"tier": "gold"}}
+                    "update_profile", {"customer": PHONE, "set_traits": {"tier": "gold"}}
                 )
             )
             assert "needs 'write'" in refused
         async with http_client(server.url, issued["a_admin"]) as admin:
-            forgot = ok(await admin.call_tool("forget", {"target": "conversation", "id": "k-1"}))
+            forgot = ok(await admin.call_tool("forget", {"conversation_id": "k-1"}))
             assert forgot
     with Memory.open(server.db, embedder="hash") as memory:
         audit = memory.tenant("tenant-a").governance.audit
@@ -87,11 +87,11 @@ async def test_a_key_of_one_tenant_never_touches_another(
         async with http_client(server.url, issued["a_admin"]) as a:
             saved = ok(await a.call_tool("remember", first_exchange(conversation_id="k-2")))
         async with http_client(server.url, issued["b_admin"]) as b:
-            assert "no profile" in error_text(await b.call_tool("recall", {"profile": PHONE}))
-            refused = await b.call_tool("forget", {"target": "profile", "id": saved["profile_id"]})
+            assert "no profile" in error_text(await b.call_tool("recall", {"customer": PHONE}))
+            refused = await b.call_tool("forget", {"customer": saved["profile_id"]})
             assert "does not exist" in error_text(refused)
         async with http_client(server.url, STATIC) as static:  # static tokens still work (admin)
-            ok(await static.call_tool("get_profile", {"profile": saved["profile_id"]}))
+            ok(await static.call_tool("get_profile", {"customer": saved["profile_id"]}))
 
 
 @pytest.mark.parametrize("which", ["revoked", "forged", "garbage"])

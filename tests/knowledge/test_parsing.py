@@ -270,6 +270,7 @@ def test_optional_parsers_say_which_extra_to_install(monkeypatch: pytest.MonkeyP
     assert parse_faq("q,a\nx?,y\n", uri="f.csv").blocks
 
 
+@pytest.mark.slow
 def test_importing_loads_no_optional_knowledge_dependency(tmp_path: Path) -> None:
     import subprocess
     import sys
