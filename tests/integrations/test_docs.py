@@ -36,7 +36,7 @@ def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> No
         "Acme Help Center › Returns › Refunds (https://help.acme.example/returns, chunk 1)"
     ) in out
     assert "success\n" in out
-    assert 'source=agent">Prefers deliveries to the office at 200 Clarendon St</item>' in out
+    assert 'source="agent">Prefers deliveries to the office at 200 Clarendon St</item>' in out
     # The agent middleware recorded the turn; the store found what it put.
     assert """['Where is my parcel?', "I'll text you the tracking link."]""" in out
     assert "preferred_channel observation" in out
