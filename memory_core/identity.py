@@ -20,7 +20,7 @@ import phonenumbers
 
 from memory_core.errors import InvalidIdentifierError, ValidationError
 from memory_core.models import Identifier, IdentifierKind
-from memory_core.validation import clean_text, limits_hint
+from memory_core.validation import clean_text, limits_hint, shown
 
 __all__ = ["normalize", "parse_identifier"]
 
@@ -64,7 +64,7 @@ def normalize(
     except ValueError:
         allowed = ", ".join(k.value for k in IdentifierKind)
         raise InvalidIdentifierError(
-            f"unknown identifier kind {kind!r}; use one of: {allowed}"
+            f"unknown identifier kind {shown(kind)}; use one of: {allowed}"
         ) from None
     if not isinstance(value, str):
         raise InvalidIdentifierError(

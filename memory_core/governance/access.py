@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from memory_core.backends.base import Collection
 from memory_core.errors import AccessDenied, NotFoundError, ValidationError
 from memory_core.models import AccessRole, ApiKey, as_utc, utcnow
+from memory_core.validation import shown
 
 if TYPE_CHECKING:
     from memory_core.context import Context
@@ -138,7 +139,7 @@ def new_key(
     try:
         role = AccessRole(role)
     except ValueError:
-        raise ValidationError(f"unknown role {role!r}: use read, write or admin") from None
+        raise ValidationError(f"unknown role {shown(role)}: use read, write or admin") from None
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationError("an API key needs a name of 1-100 characters, e.g. 'mcp-prod'")
