@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from memory_core.config import Settings, load_settings, require_store
-from memory_core.errors import NotFoundError
+from memory_core.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from memory_core.memory import Memory
 
 __all__ = ["knowledge_app"]
 
@@ -81,6 +84,28 @@ def _show_source(source: Any, as_json: bool) -> None:
         console.print(f"  [dim]... {len(source.notes) - 10} more notes[/]")
 
 
+def _source_id(memory: Memory, text: str) -> str:
+    """The id of the one source whose id is ``text`` or starts with it."""
+    try:
+        return memory.knowledge.sources.get(text).id
+    except NotFoundError:
+        if len(text) < 4:  # too short to mean a source id
+            raise
+    matches = [s.id for s in memory.knowledge.sources.list() if s.id.startswith(text)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFoundError(
+            f"no knowledge source has an id starting with {text!r}: "
+            "`convmem knowledge list KB` shows them",
+            kind="source",
+        )
+    raise ValidationError(
+        f"{text!r} is the start of {len(matches)} source ids ({', '.join(matches[:5])}): "
+        "give more of it"
+    )
+
+
 @knowledge_app.command("add")
 def add(
     kb: Annotated[str, typer.Argument(help="Knowledge base name (created if missing) or id.")],
@@ -139,8 +164,13 @@ def add(
                 crawl=crawl if is_web else None,
                 progress=progress,
             )
+        if source.status.value == "failed" and source.version == 0:
+            # Never indexed: keeping it would only leave a dead entry behind.
+            memory.knowledge.sources.delete(source.id)
     _show_source(source, as_json)
     if source.status.value == "failed":
+        if source.version == 0 and not as_json:
+            console.print("nothing was kept: fix the location and add it again")
         raise typer.Exit(1)
 
 
@@ -165,8 +195,10 @@ def list_(
                 _print_json([k.model_dump(mode="json") | {"sources": counts[k.id]} for k in kbs])
                 return
             table = Table(title=f"Knowledge bases in tenant {settings.tenant!r}")
-            for column in ("name", "id", "sources", "description"):
-                table.add_column(column)
+            table.add_column("name", overflow="fold")
+            table.add_column("id", no_wrap=True, min_width=max((len(k.id) for k in kbs), default=2))
+            for column in ("sources", "description"):
+                table.add_column(column, overflow="fold")
             for k in kbs:
                 table.add_row(k.name, k.id, str(counts[k.id]), k.description)
             console.print(table)
@@ -176,8 +208,10 @@ def list_(
         _print_json([s.model_dump(mode="json") for s in sources])
         return
     table = Table(title=f"Sources of {kb!r}")
-    for column in ("id", "type", "title", "uri", "status", "version", "pages", "chunks", "updated"):
-        table.add_column(column)
+    id_width = max((len(s.id) for s in sources), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)  # ids are copied: never cut
+    for column in ("type", "title", "uri", "status", "version", "pages", "chunks", "updated"):
+        table.add_column(column, overflow="fold")
     for s in sources:
         status = s.status.value + (f": {s.error}" if s.error else "")
         table.add_row(
@@ -196,7 +230,9 @@ def list_(
 
 @knowledge_app.command("refresh")
 def refresh(
-    source_id: Annotated[str, typer.Argument(help="Source id (src_...).")],
+    source_id: Annotated[
+        str, typer.Argument(help="Source id (src_...), or a unique start of one.")
+    ],
     db: DbOpt = None,
     tenant: TenantOpt = None,
     embedder: EmbedderOpt = None,
@@ -206,8 +242,10 @@ def refresh(
     from memory_core.memory import Memory
 
     settings = _settings(db, tenant, embedder)
-    with Memory.open(settings=settings) as memory, _progress(not as_json) as progress:
-        source = memory.knowledge.sources.refresh(source_id, progress=progress)
+    with Memory.open(settings=require_store(settings)) as memory:
+        source_id = _source_id(memory, source_id)
+        with _progress(not as_json) as progress:
+            source = memory.knowledge.sources.refresh(source_id, progress=progress)
     _show_source(source, as_json)
     if source.status.value == "failed":
         raise typer.Exit(1)
@@ -221,18 +259,27 @@ def remove(
     kb: Annotated[
         bool, typer.Option("--kb", help="Remove a whole knowledge base (name or id).")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm removing a whole knowledge base (with --kb).")
+    ] = False,
     db: DbOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
-    """Remove a source (or a knowledge base) and all its chunks from every index."""
+    """Remove a source (or a knowledge base) and all its chunks from every index.
+    A source id may be shortened to any unique prefix."""
     from memory_core.memory import Memory
 
+    if kb and not yes:
+        raise ValidationError(
+            f"removing knowledge base {target!r} deletes all its sources and chunks; "
+            "add --yes to confirm"
+        )
     settings = _settings(db, tenant, "hash")
-    with Memory.open(settings=settings) as memory:
+    with Memory.open(settings=require_store(settings)) as memory:
         if kb:
             receipt = memory.knowledge.bases.delete(target)
         else:
-            receipt = memory.knowledge.sources.delete(target)
+            receipt = memory.knowledge.sources.delete(_source_id(memory, target))
     parts = ", ".join(f"{n} {name}" for name, n in receipt.deleted.items())
     console.print(f"removed {receipt.target}: {parts}")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from memory_core.cli.app import app
+from memory_core.errors import NotFoundError, ValidationError
 from tests.knowledge.conftest import Site
 
 runner = CliRunner()
@@ -61,7 +63,11 @@ def test_add_list_search_refresh_remove(tmp_path: Path) -> None:
     assert code == 0 and "removed source:" in out
     code, out = convmem("knowledge", "search", "returns free", *common, "--json")
     assert all(h["citation"]["source_id"] != md_id for h in json.loads(out))
-    code, out = convmem("knowledge", "remove", "help", "--kb", "--db", db)
+    with pytest.raises(ValidationError, match="--yes"):  # a whole knowledge base: confirm
+        convmem("knowledge", "remove", "help", "--kb", "--db", db)
+    code, out = convmem("knowledge", "list", "--db", db, "--json")
+    assert [k["name"] for k in json.loads(out)] == ["help"]
+    code, out = convmem("knowledge", "remove", "help", "--kb", "--yes", "--db", db)
     assert code == 0 and "knowledge_bases" in out
     code, out = convmem("knowledge", "list", "--db", db, "--json")
     assert json.loads(out) == []
@@ -81,6 +87,39 @@ def test_a_failed_web_source_exits_non_zero_with_the_reason(tmp_path: Path, site
     )
     assert code == 1
     assert "failed" in out and "HTTP 404" in out
+    # a source that was never indexed is not left behind as a dead entry
+    assert "nothing was kept" in out
+    code, out = convmem("knowledge", "list", "web", "--db", str(tmp_path / "k.db"), "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_list_shows_whole_ids_and_refresh_takes_a_unique_prefix(tmp_path: Path) -> None:
+    db = str(tmp_path / "k.db")
+    common = ("--db", db, "--embedder", "hash")
+    for name in ("a", "b"):
+        doc = tmp_path / f"{name}-a-rather-long-file-name-for-a-narrow-terminal.md"
+        doc.write_text(f"# {name}\n\nSome text about {name}.\n")
+        code, out = convmem("knowledge", "add", "kb-with-a-long-name", str(doc), *common)
+        assert code == 0, out
+    code, out = convmem("knowledge", "list", "kb-with-a-long-name", "--db", db, "--json")
+    ids = [s["id"] for s in json.loads(out)]
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    shown = narrow.invoke(app, ["knowledge", "list", "kb-with-a-long-name", "--db", db]).output
+    assert all(i in shown for i in ids), shown
+    assert "…" not in shown.split("uri")[0]
+    # refresh and remove by a unique start of the id
+    first, second = ids
+    prefix = next(first[:n] for n in range(5, len(first)) if not second.startswith(first[:n]))
+    code, out = convmem("knowledge", "refresh", prefix, *common, "--json")
+    assert code == 0 and json.loads(out)["id"] == first
+    with pytest.raises(ValidationError, match="start of 2 source ids"):
+        convmem("knowledge", "refresh", "src_", *common)
+    with pytest.raises(NotFoundError):
+        convmem("knowledge", "remove", "src_zzzzzzzz", "--db", db)
+    code, out = convmem("knowledge", "remove", prefix, "--db", db)
+    assert code == 0 and "removed" in out
+    code, out = convmem("knowledge", "list", "kb-with-a-long-name", "--db", db, "--json")
+    assert [s["id"] for s in json.loads(out)] == [second]
 
 
 def test_eval_beir_runs_through_the_knowledge_pipeline(tmp_path: Path) -> None:
