@@ -23,3 +23,14 @@ def test_demo_resolves_one_customer_across_channels_and_recalls() -> None:
     assert "plan: Premium" in context
     store = re.search(r"store: (\S+) \(throwaway\)", out)
     assert store is not None and not Path(store.group(1)).exists()  # nothing left behind
+
+
+def test_demo_shows_what_was_extracted_and_never_cuts_identifiers() -> None:
+    runner = CliRunner(env={"COLUMNS": "80"})  # a default terminal
+    result = runner.invoke(app, ["demo", "--embedder", "hash"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output  # nothing ellipsised (identifiers, ids, texts)
+    out = " ".join(result.output.split())
+    assert "Observations (what the customer told us)" in out
+    assert "Prefers SMS over phone calls" in out  # the headline feature, from the voice call
+    assert "Conversation summaries" in out and "resolved" in out

@@ -33,10 +33,11 @@ def run_demo(console: Console, *, db: Path | None, embedder: str | None) -> None
 def _run(console: Console, memory: Memory) -> None:
     conversations = read_conversations(_demo_file())
     steps = Table(title="1. Ingest: one customer, three channels", expand=True)
-    steps.add_column("conversation")
+    # Identifiers and ids are copied and compared: wrap them, never cut them short.
+    steps.add_column("conversation", overflow="fold")
     steps.add_column("channel")
-    steps.add_column("customer identifiers as received")
-    steps.add_column("resolved profile")
+    steps.add_column("customer identifiers as received", overflow="fold")
+    steps.add_column("resolved profile", overflow="fold")
     for conv in conversations:
         result = memory.ingest(conv)
         steps.add_row(
@@ -66,9 +67,34 @@ def _run(console: Console, memory: Memory) -> None:
     )
     memory.traits.set(survivor.id, "plan", "Premium", source="crm")
 
-    console.rule("3. Next interaction: recall for the agent")
+    console.rule("3. What the conversations taught: observations and summaries")
+    memory.observations.extract_all()  # imported history is extracted on demand
+    _show_extracted(console, memory, survivor.id)
+
+    console.rule("4. Next interaction: recall for the agent")
     recalled = memory.recall(
         "phone:+16175550142",
         "Is the customer's internet working and how should we contact them?",
     )
     show_recall(console, recalled)
+
+
+def _show_extracted(console: Console, memory: Memory, profile_id: str) -> None:
+    observations = Table(title="Observations (what the customer told us)", expand=True)
+    observations.add_column("kind", no_wrap=True)
+    observations.add_column("observation", overflow="fold")
+    observations.add_column("from", style="dim", overflow="fold")
+    for obs in memory.observations.list(profile_id):
+        channels = sorted({m.channel.value for m in memory.observations.explain(obs.id).messages})
+        observations.add_row(obs.kind.value, obs.text, ", ".join(channels))
+    console.print(observations)
+    summaries = Table(title="Conversation summaries", expand=True)
+    summaries.add_column("when", no_wrap=True)
+    summaries.add_column("channel", no_wrap=True)
+    summaries.add_column("summary", overflow="fold")
+    summaries.add_column("outcome", no_wrap=True)
+    for summary in sorted(memory.summaries.list(profile_id), key=lambda s: s.ts):
+        summaries.add_row(
+            f"{summary.ts:%Y-%m-%d}", summary.channel.value, summary.text, summary.outcome.value
+        )
+    console.print(summaries)
