@@ -73,6 +73,10 @@ class AsyncProfiles(_Async[Profiles]):
     add = _in_thread(Profiles.add)
     link = _in_thread(Profiles.link)
     merge = _in_thread(Profiles.merge)
+    pending_merges = _in_thread(Profiles.pending_merges)
+    confirm_merge = _in_thread(Profiles.confirm_merge)
+    reject_merge = _in_thread(Profiles.reject_merge)
+    unmerge = _in_thread(Profiles.unmerge)
     export = _in_thread(Profiles.export)
     delete = _in_thread(Profiles.delete)
 

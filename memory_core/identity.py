@@ -10,6 +10,11 @@ one canonical form so that the same person always yields the same key:
 - ``email``: trimmed and case-folded, validated for shape;
 - ``chat_id``, ``crm_id``, ``custom``: trimmed; ``custom`` ids carry a
   namespace (``custom:loyalty=AB12``) so different systems never collide.
+
+The rules identity resolution follows per tenant (same person across kinds,
+shared values, a cap, confirmed merges, recycled numbers) are the ``identity``
+part of its policy: :class:`memory_core.governance.policy.IdentityPolicy`
+(docs/identity.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from memory_core.errors import InvalidIdentifierError, ValidationError
 from memory_core.models import Identifier, IdentifierKind
 from memory_core.validation import clean_text, limits_hint, shown
 
-__all__ = ["normalize", "parse_identifier"]
+__all__ = ["BUILTIN_SHARED_EMAIL", "normalize", "parse_identifier"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_CHARS = 320
@@ -139,3 +144,15 @@ def parse_identifier(
         f"cannot tell what kind of identifier {text!r} is; write it as kind:value, "
         f"e.g. phone:+16175550142, email:ann@example.com, chat_id:abc123"
     )
+
+
+# -- identity rules ---------------------------------------------------------------------
+
+BUILTIN_SHARED_EMAIL = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounces?)"
+    r"(?:[-_.+][^@]*)?@",
+    re.IGNORECASE,
+)
+"""Email addresses that never belong to one person (``noreply@``, ``no-reply+x@``,
+``donotreply@``, ``mailer-daemon@``, ``postmaster@``, ``bounce@``): shared values
+unless ``IdentityPolicy.builtin_shared`` is off."""

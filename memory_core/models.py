@@ -21,6 +21,7 @@ __all__ = [
     "AuditEvent",
     "Channel",
     "Chunk",
+    "ConnectorState",
     "Conversation",
     "ConversationIn",
     "ConversationStatus",
@@ -34,12 +35,14 @@ __all__ = [
     "IdentifierLink",
     "KnowledgeBase",
     "MergeRecord",
+    "MergeStatus",
     "Message",
     "MessageIn",
     "Observation",
     "ObservationKind",
     "ObservationStatus",
     "Outcome",
+    "PendingMerge",
     "PolicyRecord",
     "Profile",
     "Record",
@@ -205,13 +208,64 @@ class Message(Record):
 
 
 class MergeRecord(Record):
-    """Profile ``id`` was merged into ``survivor_id``; the old id still resolves."""
+    """Profile ``id`` was merged into ``survivor_id``; the old id still resolves.
+
+    The rest is the merge's provenance, what ``memory.profiles.unmerge`` needs to
+    split the profiles again: the merged profile as it was (``profile``; ``None``
+    on records written before unmerge existed, which cannot be undone), the keys
+    of its identifiers, the ids of its conversations and observations, its traits
+    as they were, the survivor's traits the merge replaced with newer values, the
+    profiles merged into it before (``chained``) and whether the survivor took its
+    display name. It holds identifiers and trait values: it is erased with the
+    profile and included in its export."""
 
     survivor_id: str
     merged_at: datetime = Field(default_factory=utcnow)
     reason: str = ""
+    profile: Profile | None = None
+    identifiers: tuple[str, ...] = ()
+    conversations: tuple[str, ...] = ()
+    observations: tuple[str, ...] = ()
+    traits: tuple[Trait, ...] = ()
+    replaced_traits: tuple[Trait, ...] = ()
+    chained: tuple[str, ...] = ()
+    took_display_name: bool = False
+    connector_state: tuple[str, ...] = ()
+    """Ids of the connector state records of the merged profile (they go back with it)."""
 
     _utc = field_validator("merged_at")(as_utc)
+
+
+class MergeStatus(StrEnum):
+    """Where a proposed merge stands."""
+
+    PENDING = "pending"  # waiting for a person: confirm or reject
+    CONFIRMED = "confirmed"  # merged
+    REJECTED = "rejected"  # kept apart; the same pair is not proposed again
+
+
+class PendingMerge(Record):
+    """A merge identity resolution proposed instead of doing it silently: two
+    profiles with history (``profile_a``: the one the customer was resolved to,
+    ``profile_b``: the other) matched by ``identifiers`` (keys), or a recycled
+    number (``reason``). ``id`` is ``pmg_`` and a digest of the pair, so a pair is
+    proposed once; a rejected pair stays rejected."""
+
+    profile_a: str
+    profile_b: str
+    status: MergeStatus = MergeStatus.PENDING
+    reason: str = ""
+    identifiers: tuple[str, ...] = ()
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decision_reason: str = ""
+
+    _utc = field_validator("created_at")(as_utc)
+
+    @field_validator("decided_at")
+    @classmethod
+    def _decided_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class DeletionReceipt(_Model):
@@ -638,5 +692,27 @@ class PolicyRecord(Record):
     policy: dict[str, Any]
     updated_at: datetime = Field(default_factory=utcnow)
     updated_by: str = "api"
+
+    _utc = field_validator("updated_at")(as_utc)
+
+
+class ConnectorState(Record):
+    """What a connector keeps between runs in one tenant (see
+    :mod:`memory_core.connectors`): its ``cursor`` (where an incremental pull or
+    an import stopped), the external ids it already ``seen`` (idempotent replay),
+    and the ``version`` time of the newest external value applied to a slot (so an
+    older event does not overwrite a newer value). ``id`` is
+    ``<connector>:<kind>:<key>``; ``value`` holds ids and times only, never content.
+    ``profile_id``: the profile a record concerns (an event applied to it, a value
+    version, a push digest, a message thread of its number), so erasing the
+    profile erases the record too; None for records of no one (cursors).
+    """
+
+    connector: str
+    kind: str
+    key: str
+    value: str = ""
+    profile_id: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
     _utc = field_validator("updated_at")(as_utc)

@@ -267,6 +267,7 @@ def _valid(world: World) -> dict[str, list[object]]:
         "target": ["conversation:c0", None],
         "actor": ["api", None],
         "key_id": [world.key_id],
+        "merge_id": ["pmg_0f3a", "pmg_missing"],
         "token": [world.token, "cm.default.key_0.x"],
         "tenant": ["default", "acme", None],
         "type": ["str", "enum", "int"],

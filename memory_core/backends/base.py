@@ -51,6 +51,7 @@ from memory_core.models import (
     ApiKey,
     AuditEvent,
     Chunk,
+    ConnectorState,
     Conversation,
     ExtractionRecord,
     IdentifierLink,
@@ -58,6 +59,7 @@ from memory_core.models import (
     MergeRecord,
     Message,
     Observation,
+    PendingMerge,
     PolicyRecord,
     Profile,
     Record,
@@ -146,6 +148,8 @@ class Collection(Generic[M], metaclass=_CollectionMeta):
     POLICIES: ClassVar[Collection[PolicyRecord]]
     AUDIT: ClassVar[Collection[AuditEvent]]
     API_KEYS: ClassVar[Collection[ApiKey]]
+    CONNECTOR_STATE: ClassVar[Collection[ConnectorState]]
+    PENDING_MERGES: ClassVar[Collection[PendingMerge]]
 
     @overload
     def __new__(cls, value: Collection[R]) -> Collection[R]: ...
@@ -231,6 +235,8 @@ Collection.CHUNKS = Collection._define("chunks", Chunk)
 Collection.POLICIES = Collection._define("policies", PolicyRecord)
 Collection.AUDIT = Collection._define("audit", AuditEvent)
 Collection.API_KEYS = Collection._define("api_keys", ApiKey)
+Collection.CONNECTOR_STATE = Collection._define("connector_state", ConnectorState)
+Collection.PENDING_MERGES = Collection._define("pending_merges", PendingMerge)
 
 
 @dataclass(frozen=True)
@@ -384,6 +390,24 @@ COLLECTIONS: dict[Collection, CollectionSpec] = {
             ("created_at",),
             kind="api_key",
             noun="API key",
+        ),
+        CollectionSpec(
+            Collection.CONNECTOR_STATE,
+            ConnectorState,
+            ("connector", "kind", "profile_id", "updated_at"),
+            None,
+            ("updated_at",),
+            kind="connector_state",
+            noun="connector state",
+        ),
+        CollectionSpec(
+            Collection.PENDING_MERGES,
+            PendingMerge,
+            ("profile_a", "profile_b", "status", "created_at"),
+            None,
+            ("created_at",),
+            kind="pending_merge",
+            noun="pending merge",
         ),
     )
 }

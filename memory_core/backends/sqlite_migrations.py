@@ -47,6 +47,7 @@ __all__ = [
     "check_columns",
     "compile_where",
     "fts_match",
+    "fts_scope",
     "migrate",
     "scope_token",
     "stored_value",
@@ -321,12 +322,58 @@ _PURGE_JOBS = (
     ) WITHOUT ROWID""",
 )
 
+# Migration 6: connector state. Cursors, processed external event ids and value
+# versions of the connectors (``memory_core.connectors``), per tenant, so a killed
+# run resumes and a replayed event changes nothing.
+_CONNECTOR_STATE = (
+    """CREATE TABLE connector_state (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "connector" TEXT,
+        "kind" TEXT,
+        "updated_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX connector_state_kind ON connector_state (tenant, "connector", "kind")',
+)
+
+# Migration 7: identity. Merges identity resolution proposes instead of doing
+# silently (two profiles with history, a recycled number), until confirmed or rejected.
+_PENDING_MERGES = (
+    """CREATE TABLE pending_merges (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        "profile_a" TEXT,
+        "profile_b" TEXT,
+        "status" TEXT,
+        "created_at" REAL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (tenant, id)
+    )""",
+    'CREATE INDEX pending_merges_status ON pending_merges (tenant, "status", "created_at")',
+    'CREATE INDEX pending_merges_a ON pending_merges (tenant, "profile_a")',
+    'CREATE INDEX pending_merges_b ON pending_merges (tenant, "profile_b")',
+)
+
+# Migration 8: connector state names the profile it concerns (applied event ids,
+# value versions, push digests, message threads of a number), so erasing a
+# profile erases its connector state. Rows written before have none: migration 6
+# was never released without this one.
+_CONNECTOR_STATE_PROFILE = (
+    'ALTER TABLE connector_state ADD COLUMN "profile_id" TEXT',
+    'CREATE INDEX connector_state_profile ON connector_state (tenant, "profile_id")',
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "observations, summaries, extraction records, trait schema", _OBSERVATIONS),
     Migration(3, "enterprise knowledge", _KNOWLEDGE),
     Migration(4, "governance: policies, audit log, api keys", _GOVERNANCE),
     Migration(5, "durable purge jobs", _PURGE_JOBS),
+    Migration(6, "connector state", _CONNECTOR_STATE),
+    Migration(7, "identity: pending merges", _PENDING_MERGES),
+    Migration(8, "connector state: the profile it concerns", _CONNECTOR_STATE_PROFILE),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -588,12 +635,17 @@ def fts_match(
     checks tenant and profile): a profile's token is far more selective than the
     tenant's, and bm25() pays for every phrase's full doclist, so it is used alone.
     """
+    terms_part = "text : (" + " OR ".join(f'"{term}"' for term in terms) + ")"
+    return f"{fts_scope(tenant, profiles, scopes)} AND {terms_part}"
+
+
+def fts_scope(
+    tenant: str, profiles: tuple[str, ...] | None, scopes: tuple[str, ...] | None = None
+) -> str:
+    """The FTS5 query part narrowing to some profiles, else to some scope tokens
+    (knowledge bases, sources), else to the tenant (see :func:`fts_match`)."""
     if profiles:
-        alternatives = " OR ".join(f'"{scope_token("p", p)}"' for p in profiles)
-        parts = [f"scope : ({alternatives})"]
-    elif scopes:
-        parts = ["scope : (" + " OR ".join(f'"{token}"' for token in scopes) + ")"]
-    else:
-        parts = [f'scope : "{scope_token("t", tenant)}"']
-    parts.append("text : (" + " OR ".join(f'"{term}"' for term in terms) + ")")
-    return " AND ".join(parts)
+        return "scope : (" + " OR ".join(f'"{scope_token("p", p)}"' for p in profiles) + ")"
+    if scopes:
+        return "scope : (" + " OR ".join(f'"{token}"' for token in scopes) + ")"
+    return f'scope : "{scope_token("t", tenant)}"'

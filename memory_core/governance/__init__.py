@@ -27,6 +27,7 @@ from memory_core.governance.export import ProfileExport
 from memory_core.governance.policy import (
     CustomPattern,
     Detector,
+    IdentityPolicy,
     Policy,
     RedactionPolicy,
     RememberPolicy,
@@ -59,6 +60,7 @@ __all__ = [
     "CustomPattern",
     "Detector",
     "Finding",
+    "IdentityPolicy",
     "IssuedKey",
     "Policy",
     "PolicyDenied",

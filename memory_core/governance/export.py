@@ -3,9 +3,9 @@
 The document (:class:`ProfileExport`) holds the profile and the profiles merged
 into it, identifiers, traits with their sources and evidence, observations of
 every status with their revision history, conversation summaries, conversations
-with their messages, merge records, extraction records and the audit events
-that name the profile. It is what ``memory.export_profile`` and
-``convmem export`` return.
+with their messages, merge records (with their provenance), the pending merges
+naming it, extraction records and the audit events that name the profile. It is
+what ``memory.export_profile`` and ``convmem export`` return.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from memory_core.backends.base import Collection, Where
 from memory_core.models import (
     AuditEvent,
+    ConnectorState,
     Conversation,
     ExtractionRecord,
     IdentifierLink,
     MergeRecord,
     Message,
     Observation,
+    PendingMerge,
     Profile,
     Record,
     Summary,
@@ -64,6 +66,10 @@ class ProfileExport(BaseModel):
     merges: list[MergeRecord]
     extractions: list[ExtractionRecord]
     audit: list[AuditEvent]
+    pending_merges: list[PendingMerge] = Field(default_factory=list)
+    connector_state: list[ConnectorState] = Field(default_factory=list)
+    """What connectors keep about the customer (applied event ids, value versions,
+    push digests, message threads): ids and times only."""
 
     def counts(self) -> dict[str, int]:
         return {
@@ -120,9 +126,18 @@ def build_export(ctx: Context, tenant: str, profile: Profile) -> ProfileExport:
             for c in conversations
         ],
         merges=_of(
-            backend.find(tenant, Collection.MERGES, Where(eq={"survivor_id": profile.id})),
+            backend.find(tenant, Collection.MERGES, Where(any_of={"survivor_id": ids})),
             MergeRecord,
         ),
         extractions=_of(backend.find(tenant, Collection.EXTRACTIONS, mine), ExtractionRecord),
         audit=sorted(audit, key=lambda e: e.id),
+        pending_merges=sorted(
+            {
+                p.id: p
+                for side in ("profile_a", "profile_b")
+                for p in backend.find(tenant, Collection.PENDING_MERGES, Where(any_of={side: ids}))
+            }.values(),
+            key=lambda p: p.id,
+        ),
+        connector_state=_of(backend.find(tenant, Collection.CONNECTOR_STATE, mine), ConnectorState),
     )

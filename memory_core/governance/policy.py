@@ -17,6 +17,10 @@ A :class:`Policy` is declarative. It comes from the settings file::
     messages = "365d"
     summaries = "2y"
 
+    [policies.acme.identity]
+    shared = ["phone:+16175550100"]      # the front desk: never identifies one person
+    max_identifiers = 20
+
 (``[policies."*"]`` applies to tenants without their own), or from the API
 (``memory.set_policy(tenant, policy)``), which stores it with the tenant and
 takes precedence over the file. Tenants with neither get :class:`Policy()`:
@@ -35,14 +39,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from memory_core.errors import InvalidIdentifierError
 from memory_core.governance.topics import SPECIAL_CATEGORIES
-from memory_core.models import Channel, ObservationKind, Role
+from memory_core.identity import BUILTIN_SHARED_EMAIL, parse_identifier
+from memory_core.models import Channel, Identifier, IdentifierKind, ObservationKind, Role
 
 __all__ = [
     "DEFAULT_POLICY_KEY",
     "NATIONAL_ID_NAMES",
     "CustomPattern",
     "Detector",
+    "IdentityPolicy",
     "Policy",
     "RedactionPolicy",
     "RememberPolicy",
@@ -230,12 +237,116 @@ class RetentionPolicy(_Strict):
         return value
 
 
+_PAIRED = {
+    IdentifierKind.PHONE: IdentifierKind.WHATSAPP,
+    IdentifierKind.WHATSAPP: IdentifierKind.PHONE,
+}
+
+
+class IdentityPolicy(_Strict):
+    """How identity resolution treats a tenant's identifiers: the ``identity`` part
+    of its policy (``[policies.<tenant>.identity]``; see docs/identity.md).
+
+    - ``whatsapp_is_phone``: a WhatsApp number and the same phone number name one
+      person (on by default: a WhatsApp account is registered to, and verified on,
+      that phone line), so ``whatsapp:+1617...`` finds the profile of
+      ``phone:+1617...`` and the other way round.
+    - ``shared``: identifiers (``kind:value``, phone numbers in international
+      form) that several people use -- a household phone, a company switchboard.
+      With ``shared_patterns`` (globs on ``kind:value``: ``"phone:+1800*"``,
+      ``"email:*@support.example.com"``) and, unless ``builtin_shared`` is off,
+      :data:`BUILTIN_SHARED_EMAIL`. A shared value is never linked, never used to
+      find a profile and never merges two.
+    - ``max_identifiers``: at most this many identifiers per profile (``None``: no cap).
+    - ``confirm_merges``: when resolution finds two profiles that both have history
+      (conversations or observations), it records a pending merge for a person to
+      confirm or reject instead of merging them; off: they merge silently.
+    - ``recycle_after`` and ``recyclable_kinds``: a phone (or WhatsApp) number whose
+      profile had no conversation for this long before a new conversation that
+      brings an identifier contradicting it (an email or CRM id of a kind the profile
+      has, with another value) is taken as recycled: the number moves to the new
+      person's profile and a pending merge lets a person say otherwise. ``None``: never.
+    """
+
+    whatsapp_is_phone: bool = True
+    shared: list[str] = Field(default_factory=list)
+    shared_patterns: list[str] = Field(default_factory=list)
+    builtin_shared: bool = True
+    max_identifiers: int | None = Field(default=50, ge=1, le=10_000)
+    confirm_merges: bool = True
+    recycle_after: timedelta | None = timedelta(days=365)
+    recyclable_kinds: list[IdentifierKind] = Field(
+        default_factory=lambda: [IdentifierKind.PHONE, IdentifierKind.WHATSAPP]
+    )
+
+    @field_validator("shared")
+    @classmethod
+    def _normalised(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for raw in value:
+            try:  # region "ZZ": phone numbers must be written in international form
+                out.append(parse_identifier(raw, default_region="ZZ").key)
+            except InvalidIdentifierError as exc:
+                raise ValueError(
+                    f"shared identifier {raw!r}: {exc} (write phone numbers in "
+                    "international form, e.g. phone:+16175550100)"
+                ) from None
+        return sorted(set(out))
+
+    @field_validator("shared_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        kinds = {k.value for k in IdentifierKind}
+        for pattern in value:
+            head = pattern.partition(":")[0]
+            if head not in kinds or not pattern.partition(":")[2]:
+                raise ValueError(
+                    f"shared pattern {pattern!r} must be kind:glob, e.g. 'phone:+1800*' "
+                    f"(kinds: {', '.join(sorted(kinds))})"
+                )
+        return value
+
+    @field_validator("recycle_after", mode="before")
+    @classmethod
+    def _recycle_duration(cls, value: object) -> object:
+        return parse_duration(value)
+
+    @field_validator("recycle_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("recycle_after must be positive (or null: never)")
+        return value
+
+    def equivalents(self, ident: Identifier) -> list[Identifier]:
+        """``ident`` and the identifiers that name the same person under these rules."""
+        other = _PAIRED.get(ident.kind) if self.whatsapp_is_phone else None
+        return [ident] if other is None else [ident, Identifier(kind=other, value=ident.value)]
+
+    def is_shared(self, ident: Identifier) -> bool:
+        """Whether ``ident`` (or an equivalent) is shared by several people."""
+        for each in self.equivalents(ident):
+            key = each.key
+            if key in self.shared:
+                return True
+            if any(fnmatch.fnmatchcase(key, p) for p in self.shared_patterns):
+                return True
+            if (
+                self.builtin_shared
+                and each.kind is IdentifierKind.EMAIL
+                and BUILTIN_SHARED_EMAIL.match(each.value)
+            ):
+                return True
+        return False
+
+
 class Policy(_Strict):
     """A tenant's governance policy. Every part has safe defaults."""
 
     remember: RememberPolicy = Field(default_factory=RememberPolicy)
     redaction: RedactionPolicy = Field(default_factory=RedactionPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
 
     def to_json(self) -> dict[str, Any]:
         """The policy as plain JSON data (as stored and as written in settings)."""

@@ -168,6 +168,14 @@ def remember(memory: Memory, request: RememberInput) -> RememberOutput:
         conversation, profile_id = result.conversation, result.profile.id
         added, skipped = [m.id for m in result.messages], result.skipped
         merged = list(result.merged_profile_ids)
+        for ident in request.link_identifiers:
+            # Resolution leaves a profile with history apart (a pending merge); the
+            # agent saying these identifiers are this customer's merges it.
+            owner = memory.profiles.find(ident)
+            if owner is not None and owner.id != profile_id:
+                survivor = memory.profiles.link(profile_id, ident).id
+                merged += sorted({profile_id, owner.id} - {survivor})
+                profile_id = survivor
     if profile_id is None:
         profile_id = _known_customer(memory, request)
     known = {o.id for o in memory.observations.list(profile_id)} if request.observations else set()

@@ -24,7 +24,7 @@ def test_keys_name_their_collection_and_model() -> None:
 
 def test_the_class_lists_and_looks_up_its_keys_like_an_enum() -> None:
     assert list(Collection) == Collection.all() == list(COLLECTIONS)
-    assert len(Collection) == len(COLLECTIONS) == 16
+    assert len(Collection) == len(COLLECTIONS) == 18
     assert [c.value for c in Collection][:3] == ["profiles", "identifiers", "traits"]
     assert Collection("profiles") is Collection.PROFILES
     assert Collection(Collection.SOURCES) is Collection.SOURCES

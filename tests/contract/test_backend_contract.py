@@ -35,6 +35,7 @@ from memory_core.models import (
     AuditEvent,
     Channel,
     Chunk,
+    ConnectorState,
     Conversation,
     ConversationStatus,
     ExtractionRecord,
@@ -43,11 +44,13 @@ from memory_core.models import (
     IdentifierLink,
     KnowledgeBase,
     MergeRecord,
+    MergeStatus,
     Message,
     Observation,
     ObservationKind,
     ObservationStatus,
     Outcome,
+    PendingMerge,
     PolicyRecord,
     Profile,
     Record,
@@ -151,8 +154,28 @@ def message(
 
 
 def merge(tenant: str, mid: str, survivor: str) -> MergeRecord:
+    """A merge record with its provenance (nested records round-trip in the body)."""
     return MergeRecord(
-        id=mid, tenant=tenant, survivor_id=survivor, merged_at=T0, reason="same phone"
+        id=mid,
+        tenant=tenant,
+        survivor_id=survivor,
+        merged_at=T0,
+        reason="same phone",
+        profile=Profile(id=mid, tenant=tenant, created_at=T0, updated_at=T0, display_name="Ann"),
+        identifiers=("phone:+16175550142", "email:ann@example.com"),
+        conversations=("conv_1",),
+        observations=("obs_1",),
+        traits=(
+            Trait(
+                id=f"{mid}:tier",
+                tenant=tenant,
+                profile_id=mid,
+                key="tier",
+                value="gold",
+                updated_at=T0,
+            ),
+        ),
+        took_display_name=True,
     )
 
 
@@ -335,8 +358,14 @@ SAMPLES: dict[Collection, Callable[[str], tuple[list[Record], Where, set[str]]]]
     ),
     Collection.OBSERVATIONS: lambda t: (
         [
-            observation(t, "obs_1", "Lives in Boston", days=0, valid_to=T0 + timedelta(days=9),
-                        status=ObservationStatus.SUPERSEDED),
+            observation(
+                t,
+                "obs_1",
+                "Lives in Boston",
+                days=0,
+                valid_to=T0 + timedelta(days=9),
+                status=ObservationStatus.SUPERSEDED,
+            ),
             observation(t, "obs_2", "Lives in Denver", days=9),
             observation(t, "obs_3", "Lives in Paris", profile_id="prf_b"),
         ],  # fmt: skip
@@ -404,6 +433,51 @@ SAMPLES: dict[Collection, Callable[[str], tuple[list[Record], Where, set[str]]]]
         ],
         Where(eq={"role": "read"}),
         {"key_0", "key_2"},
+    ),
+    Collection.CONNECTOR_STATE: lambda t: (
+        [
+            ConnectorState(
+                id=f"{connector}:{kind}:{key}",
+                tenant=t,
+                connector=connector,
+                kind=kind,
+                key=key,
+                value="v",
+                updated_at=T0 + timedelta(minutes=i),
+            )
+            for i, (connector, kind, key) in enumerate(
+                [
+                    ("segment", "seen", "m1"),
+                    ("segment", "cursor", "import"),
+                    ("twilio", "seen", "m1"),
+                ]
+            )
+        ],
+        Where(eq={"connector": "segment", "kind": "seen"}),
+        {"segment:seen:m1"},
+    ),
+    Collection.PENDING_MERGES: lambda t: (
+        [
+            PendingMerge(
+                id=f"pmg_{i}",
+                tenant=t,
+                profile_a=a,
+                profile_b=b,
+                status=status,
+                reason="identifiers matched two profiles with history",
+                identifiers=("phone:+16175550142",),
+                created_at=T0 + timedelta(minutes=i),
+            )
+            for i, (a, b, status) in enumerate(
+                [
+                    ("prf_a", "prf_b", MergeStatus.PENDING),
+                    ("prf_a", "prf_c", MergeStatus.REJECTED),
+                    ("prf_d", "prf_a", MergeStatus.PENDING),
+                ]
+            )
+        ],
+        Where(eq={"status": "pending", "profile_a": "prf_a"}),
+        {"pmg_0"},
     ),
 }
 
@@ -510,6 +584,8 @@ REPLACED_FIELD = {
     Collection.POLICIES: "updated_by",
     Collection.AUDIT: "actor",
     Collection.API_KEYS: "name",
+    Collection.CONNECTOR_STATE: "connector",
+    Collection.PENDING_MERGES: "profile_b",
 }
 
 

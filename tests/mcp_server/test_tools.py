@@ -467,7 +467,7 @@ async def test_update_profile_sets_clears_and_links_with_a_merge(
                 "remember",
                 {
                     "channel": "whatsapp",
-                    "customer": "whatsapp:+16175550142",
+                    "customer": "whatsapp:+16175550143",
                     "messages": [{"role": "customer", "text": "Hola"}],
                 },
             )
@@ -484,13 +484,13 @@ async def test_update_profile_sets_clears_and_links_with_a_merge(
                     "customer": PHONE,
                     "set_traits": {"language": "es"},
                     "clear_traits": ["tier", "unknown_key"],
-                    "link_identifiers": ["whatsapp:+1 617 555 0142"],
+                    "link_identifiers": ["whatsapp:+1 617 555 0143"],
                 },
             )
         )
         assert out["set_traits"] == ["language"]
         assert out["cleared_traits"] == ["tier"]
-        assert out["linked_identifiers"] == ["whatsapp:+16175550142"]
+        assert out["linked_identifiers"] == ["whatsapp:+16175550143"]
         assert out["merged_profile_ids"] == [b["profile_id"]]
         assert out["profile"]["profile_id"] == a["profile_id"]
         assert [t["key"] for t in out["profile"]["traits"]] == ["language"]
