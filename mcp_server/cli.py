@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("mcp-token")(mcp_token)
     app.command("bench-mcp")(bench_mcp)
+    app.command("bench-api")(bench_api)
 
 
 def _require_mcp() -> None:
@@ -71,15 +72,28 @@ def serve(
             help='HTTP: JSON {"<token or sha256:hex>": "<tenant>"}; also $CONVMEM_MCP_TOKENS.',
         ),
     ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(help="HTTP: largest request body accepted (larger: 413).", min=1024),
+    ] = 20 * 1024 * 1024,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="HTTP: a browser origin allowed to call the REST API (repeat; default: none).",
+        ),
+    ] = None,
     db: _DbOpt = None,
     embedder: _EmbedderOpt = None,
 ) -> None:
-    """Serve memory to LLM agents over MCP (stdio, or streamable HTTP with --http).
+    """Serve memory to LLM agents over MCP (stdio), or over HTTP with --http: the
+    REST API at /v1, the console at /console and MCP at /mcp, on one port.
 
     Over stdio the server acts for one tenant (--tenant). Over HTTP every request
     needs a bearer token, and the token decides the tenant: an API key of the
     store (`convmem keys create ROLE NAME --tenant T`) or a token of
     --tokens-file / $CONVMEM_MCP_TOKENS. With neither, the server refuses to start.
+    Without the 'api' extra, HTTP serves MCP alone.
     """
     _require_mcp()
     from .auth import TokenTable
@@ -105,7 +119,6 @@ def serve(
             '$CONVMEM_MCP_TOKENS=\'{"<token>": "<tenant>"}\' or --tokens-file tokens.json '
             "(`convmem mcp-token <tenant>` makes a token)"
         )
-    server = create_server(settings, tokens=tokens)
     sources: list[str] = []
     if len(tokens):
         sources.append(f"tokens for {', '.join(tokens.tenants)}")
@@ -113,12 +126,42 @@ def serve(
         counted = ", ".join(f"{tenant} ({n})" for tenant, n in sorted(keys.items()))
         sources.append(f"API keys for {counted}")
     accepted = "; ".join(sources)
-    run_http(
-        server,
+    if not _has_api():
+        _say("REST API and console not served: they need the 'api' extra")
+        run_http(
+            create_server(settings, tokens=tokens),
+            host=host,
+            port=port,
+            on_ready=lambda url: _say(
+                f"convmem MCP server listening on {url} (accepts {accepted})"
+            ),
+        )
+        return
+    from convmem_api.app import create_app
+
+    from .server import serve_asgi
+
+    app = create_app(
+        settings,
+        tokens=tokens,
         host=host,
-        port=port,
-        on_ready=lambda url: _say(f"convmem MCP server listening on {url} (accepts {accepted})"),
+        max_body_bytes=max_body_bytes,
+        cors_origins=cors_origin or (),
     )
+
+    def ready(base: str) -> None:
+        _say(f"convmem REST API on {base}/v1 (OpenAPI {base}/openapi.json), console {base}/console")
+        _say(f"convmem MCP server listening on {base}/mcp (accepts {accepted})")
+
+    serve_asgi(app, host=host, port=port, on_ready=ready)
+
+
+def _has_api() -> bool:
+    try:
+        import fastapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _api_keys(settings: Settings) -> dict[str, int]:
@@ -186,3 +229,28 @@ def bench_mcp(
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         print_mcp_bench(Console(), result)
+
+
+def bench_api(
+    calls: Annotated[int, typer.Option(help="Timed calls per way.")] = 200,
+    warmup: Annotated[int, typer.Option(help="Untimed calls first, per way.")] = 20,
+    messages: Annotated[int, typer.Option(help="Messages stored before measuring.")] = 500,
+    embedder: Annotated[
+        str, typer.Option(help="Embedder of the store (hash measures HTTP, not a model).")
+    ] = "hash",
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """p50/p95 of POST /v1/profiles/{ref}/recall over HTTP (a live `convmem serve
+    --http`) beside the same recall in process, in the same run."""
+    _require_mcp()
+    if not _has_api():
+        raise ConfigError("bench-api needs the 'api' extra: pip install 'conversation-memory[api]'")
+    from rich.console import Console
+
+    from convmem_api.bench import print_api_bench, run_api_bench
+
+    result = run_api_bench(calls=calls, warmup=warmup, messages=messages, embedder=embedder)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        print_api_bench(Console(), result)

@@ -87,6 +87,7 @@ __all__ = [
     "TenantTokenVerifier",
     "create_server",
     "run_http",
+    "serve_asgi",
 ]
 
 SERVER_NAME = "convmem"
@@ -572,6 +573,20 @@ def run_http(
 ) -> None:
     """Serve streamable HTTP with uvicorn until interrupted. ``port=0`` picks a free
     port; ``on_ready(url)`` is called once requests are being served."""
+    serve_asgi(http_app(server, host=host), host=host, port=port, on_ready=on_ready, path="/mcp")
+
+
+def serve_asgi(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    on_ready: Callable[[str], None] | None = None,
+    path: str = "",
+) -> None:
+    """Serve an ASGI ``app`` with uvicorn until interrupted (its lifespan on).
+    ``port=0`` picks a free port; ``on_ready(url)`` is called once requests are
+    being served, with the server's base URL followed by ``path``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
     # TCP, and accepted sockets inherit it; without it each reply waits ~40 ms (Nagle).
@@ -580,10 +595,8 @@ def run_http(
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    url = f"http://{shown}:{bound}/mcp"
-    config = uvicorn.Config(
-        http_app(server, host=host), log_level="warning", access_log=False, lifespan="on"
-    )
+    url = f"http://{shown}:{bound}{path}"
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     ready = on_ready or (lambda u: print(u, file=sys.stderr, flush=True))
     try:
         _Uvicorn(config, lambda: ready(url)).run(sockets=[sock])

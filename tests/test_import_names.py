@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("memory_core", "mcp_server", "integrations")
+FOLDERS = ("memory_core", "mcp_server", "integrations", "api_server")
 
 
 def _setuptools_config() -> dict[str, object]:
@@ -76,7 +76,7 @@ def test_no_generic_top_level_import_names_are_installed() -> None:
     packages = config["packages"]
     assert isinstance(packages, list)
     top_level = {name.split(".")[0] for name in packages}
-    assert top_level == {"memory_core", "convmem_mcp", "convmem_integrations"}
+    assert top_level == {"memory_core", "convmem_mcp", "convmem_integrations", "convmem_api"}
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     for group in scripts.get("entry-points", {}).values():
         for target in group.values():
