@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from memory_core.backends.base import Collection, SearchMode, Where
+from memory_core.backends.base import Collection, Where
 from memory_core.extraction.recalling import recall_observations, recall_summaries
 from memory_core.extraction.traits import effective_traits, trait_id
 from memory_core.models import as_utc
 from memory_core.recall import ItemType, Provenance, RecallItem, RecallOptions, RecallQuery
+from memory_core.relevance import DEPTH, ranked, rescore_messages, scaled
 
 if TYPE_CHECKING:
     from memory_core.context import Context
@@ -60,7 +61,7 @@ class TraitSource:
         )
         items: list[RecallItem] = []
         for view in effective_traits(found):
-            if view.confidence < opts.min_score:
+            if view.confidence < opts.floor(self._ctx.settings.recall_min_score):
                 continue
             if len(items) >= opts.limit(ItemType.TRAIT):
                 break
@@ -91,7 +92,7 @@ class ObservationSource:
         self._ctx = ctx
 
     def candidates(self, q: RecallQuery) -> list[RecallItem]:
-        return recall_observations(self._ctx.backend, q)
+        return recall_observations(self._ctx.backend, q, self._ctx.settings)
 
 
 class SummarySource:
@@ -103,7 +104,7 @@ class SummarySource:
         self._ctx = ctx
 
     def candidates(self, q: RecallQuery) -> list[RecallItem]:
-        return recall_summaries(self._ctx.backend, q)
+        return recall_summaries(self._ctx.backend, q, self._ctx.settings)
 
 
 def message_filter(profile_id: str, opts: RecallOptions) -> Where:
@@ -122,7 +123,12 @@ def message_filter(profile_id: str, opts: RecallOptions) -> Where:
 
 class MessageSource:
     """The profile's messages ranked against the query (or the most recent ones);
-    the turns that formed an inferred query are left out."""
+    the turns that formed an inferred query are left out.
+
+    With a query, the keyword and vector views are fused and re-scored with the
+    shape of conversations (neighbouring turns, sessions, dates the query names;
+    see :mod:`memory_core.relevance`); scores are on the fixed scale documented in
+    docs/recall.md and ``min_score`` applies to them."""
 
     type = ItemType.MESSAGE
 
@@ -134,6 +140,7 @@ class MessageSource:
         opts, exclude = q.options, q.exclude_ids
         limit = opts.limit(ItemType.MESSAGE)
         where = message_filter(q.profile_id, opts)
+        floor = 0.0
         if q.text is None:
             recent = backend.find(
                 q.tenant, Collection.MESSAGES, where, order_by="ts", descending=True, limit=limit
@@ -141,20 +148,25 @@ class MessageSource:
             n = max(len(recent), 1)
             scored = [(m, 1.0 - i / n) for i, m in enumerate(recent)]
         else:
-            hits = backend.search(
+            settings = self._ctx.settings
+            pool = ranked(
+                backend,
                 q.tenant,
                 Collection.MESSAGES,
                 mode=opts.mode,
-                text=q.text if opts.mode is not SearchMode.VECTOR else None,
-                vector=q.vector,
+                text=q.text,
+                vector=lambda: q.vector,
                 where=where,
-                limit=limit + len(exclude),
                 alpha=opts.alpha,
+                settings=settings,
+                depth=max(DEPTH, limit + len(exclude)),
             )
-            scored = [(h.record, max(0.0, min(1.0, h.score))) for h in hits]
+            pool = rescore_messages(backend, q.tenant, q.profile_id, pool, q.text, where, settings)
+            scored = scaled(pool)
+            floor = opts.floor(settings.recall_min_score)
         items: list[RecallItem] = []
         for record, score in scored:
-            if score < opts.min_score or record.id in exclude:
+            if score < floor or record.id in exclude:
                 continue
             if len(items) >= limit:
                 break

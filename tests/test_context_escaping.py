@@ -397,8 +397,8 @@ def test_every_field_that_reaches_the_context_stays_inside_its_item(
         result = memory.recall(
             PHONE,
             "refund policy",
-            options=RecallOptions(
-                token_budget=10**7, include_knowledge=True, knowledge_token_share=1.0
+            options=RecallOptions(  # every stored item, whatever it matches
+                token_budget=10**7, include_knowledge=True, knowledge_token_share=1.0, min_score=0
             ),
         )
     recalled = {i.type for i in result.items}

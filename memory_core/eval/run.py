@@ -7,10 +7,11 @@ Each run uses a throwaway store in a temporary directory, removed afterwards.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +31,7 @@ from memory_core.eval.metrics import BeirReport, LocomoReport, beir_report, loco
 from memory_core.knowledge.types import ProgressFn
 from memory_core.memory import Memory
 from memory_core.models import Channel, ConversationIn, Decision, MessageIn, Role
-from memory_core.recall import ItemType, RecallOptions
+from memory_core.recall import ItemType, RecallItem, RecallOptions
 
 __all__ = ["EvalConfig", "evaluate_beir", "evaluate_locomo", "run_beir_cli", "run_locomo_cli"]
 
@@ -63,6 +64,7 @@ def _options(limit: int, config: EvalConfig) -> RecallOptions:
         mode=config.mode,
         alpha=config.alpha,
         token_budget=0,
+        min_score=0.0,  # the ranking is measured, not the default relevance floor
     )
 
 
@@ -75,16 +77,28 @@ def _open(tmp: str, config: EvalConfig) -> Memory:
 # -- LoCoMo ------------------------------------------------------------------------
 
 
-def ingest_locomo_sample(memory: Memory, sample: LocomoSample) -> str:
+def ingest_locomo_sample(
+    memory: Memory,
+    sample: LocomoSample,
+    speaker: str | None = None,
+    progress: Tick | None = None,
+) -> str:
     """Ingest one sample as its own profile in the handle's tenant: each session
     one conversation with its date, each turn a message whose id carries its
-    dia_id. Returns the profile id."""
+    dia_id. Returns the profile id.
+
+    ``speaker`` (default: the first speaker) is whose view it is: their turns are
+    the ``customer``'s, the other speaker's are ``human_agent`` turns. The first
+    speaker's view uses ids ``<sample>:<dia_id>``; another speaker's view gets a
+    profile and ids of its own (``<sample>.<speaker>:<dia_id>``)."""
+    speaker = speaker or sample.speaker_a
+    tag = sample.sample_id if speaker == sample.speaker_a else f"{sample.sample_id}.{speaker}"
     profile_id: str | None = None
     for session in sample.sessions:
         messages = [
             MessageIn(
-                id=f"{sample.sample_id}:{turn.dia_id}",
-                role=Role.CUSTOMER if turn.speaker == sample.speaker_a else Role.HUMAN_AGENT,
+                id=f"{tag}:{turn.dia_id}",
+                role=Role.CUSTOMER if turn.speaker == speaker else Role.HUMAN_AGENT,
                 text=f"{turn.speaker}: {turn_text(turn)}",
                 author=turn.speaker,
                 ts=session.date + timedelta(seconds=i),
@@ -95,17 +109,62 @@ def ingest_locomo_sample(memory: Memory, sample: LocomoSample) -> str:
             continue
         result = memory.ingest(
             ConversationIn(
-                id=f"{sample.sample_id}:s{session.index}",
+                id=f"{tag}:s{session.index}",
                 channel=Channel.CHAT,
-                customer=[f"custom:locomo={sample.sample_id}"],
+                customer=[f"custom:locomo={tag}"],
                 started_at=session.date,
                 messages=messages,
             )
         )
         profile_id = result.profile.id
+        if progress:
+            progress(len(messages))  # per session: the bar and its ETA move during ingest
     if profile_id is None:
         raise ValidationError(f"LoCoMo sample {sample.sample_id} has no turns")
     return profile_id
+
+
+def ingest_locomo_speakers(
+    memory: Memory, sample: LocomoSample, progress: Tick | None = None
+) -> dict[str, str]:
+    """Both speakers are people with facts: one profile per speaker, each holding every
+    session with that speaker's turns as the ``customer``'s. Returns speaker -> profile
+    id, the first speaker first (their view is :func:`ingest_locomo_sample`'s).
+    ``progress`` counts the sample's turns once, over both views."""
+    speakers = list(dict.fromkeys((sample.speaker_a, sample.speaker_b)))
+    views = len(speakers)
+    done = [0]
+
+    def tick(n: int) -> None:  # every view ingests every turn: report 1/views of each
+        if progress:
+            before = done[0] // views
+            done[0] += n
+            if done[0] // views > before:
+                progress(done[0] // views - before)
+
+    return {speaker: ingest_locomo_sample(memory, sample, speaker, tick) for speaker in speakers}
+
+
+_DIA = re.compile(r"D\d+:\d+$")
+
+
+def _dia_ids(ids: Iterable[str]) -> set[str]:
+    """The dia_ids that message ids of any speaker's view point to."""
+    return {m.group() for i in ids if (m := _DIA.search(i))}
+
+
+def about(question: str, speakers: Sequence[str]) -> list[str]:
+    """The speakers a question names (by first name, whole word); all of them when it
+    names none or several: an agent asks about the person it is talking about."""
+    named = [
+        s for s in speakers if re.search(rf"\b{re.escape(s.split()[0])}\b", question, re.IGNORECASE)
+    ]
+    return named if len(named) == 1 else list(speakers)
+
+
+def rank_by_score(items: Iterable[RecallItem]) -> list[RecallItem]:
+    """Items of every type in one list, best score first (ties keep their order)."""
+    return sorted(items, key=lambda i: -i.score)
 
 
 def evaluate_locomo(
@@ -124,10 +183,8 @@ def evaluate_locomo(
         t0 = time.perf_counter()
         profiles = {}
         for sample in samples:
-            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample)
+            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample, progress=progress)
             stats["turns"] += sample.turn_count
-            if progress:
-                progress(sample.turn_count)
         stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         options = _options(25, config)
@@ -220,14 +277,21 @@ def run_locomo_cli(
 LOCOMO_LEVELS = ("message", "observation", "combined")
 """``message``: raw turns; ``observation``: observations and summaries (best first),
 scored through their evidence; ``combined``: what recall hands an agent with its
-default limits -- up to 10 observations and 3 summaries, then turns."""
+default limits -- up to 10 observations and 3 summaries, and turns -- ranked by
+score, whatever the item type."""
 
 
 def evaluate_locomo_levels(
     path: Path, config: EvalConfig, *, progress: Tick | None = None
 ) -> tuple[dict[str, LocomoReport], dict[str, Any]]:
     """Every level of :data:`LOCOMO_LEVELS` from one ingest, after running the
-    heuristic extractor (offline) over every session."""
+    heuristic extractor (offline) over every session.
+
+    Both speakers are people with facts: each gets a profile holding every session
+    with their own turns as the customer's (:func:`ingest_locomo_speakers`). A
+    question is asked of the profile of the speaker it names (of both when it names
+    none or both, their items merged by score). The ``message`` level reads the first
+    speaker's view, the same turns as :func:`evaluate_locomo`."""
     from memory_core.extraction import HeuristicExtractor
 
     samples = load_locomo(path)
@@ -241,12 +305,10 @@ def evaluate_locomo_levels(
         _open(tmp, config) as store,
         _own_tenant(store, tenant, drop=config.backend is not None) as memory,
     ):
-        profiles = {}
+        profiles: dict[str, dict[str, str]] = {}
         for sample in samples:
-            profiles[sample.sample_id] = ingest_locomo_sample(memory, sample)
+            profiles[sample.sample_id] = ingest_locomo_speakers(memory, sample, progress)
             stats["turns"] += sample.turn_count
-            if progress:
-                progress(sample.turn_count)
         memory.observations.extractor = HeuristicExtractor()
         batch = memory.observations.extract_all()
         stats["extractor"] = memory.observations.extractor.name
@@ -262,33 +324,47 @@ def evaluate_locomo_levels(
             mode=config.mode,
             alpha=config.alpha,
             token_budget=0,
+            min_score=0.0,
         )
+        default = RecallOptions()
         t1 = time.perf_counter()
         for sample in samples:
-            prefix = f"{sample.sample_id}:"
+            speakers = profiles[sample.sample_id]
             for question in sample.questions:
                 units: dict[str, list[set[str]]] = {level: [] for level in LOCOMO_LEVELS}
                 if question.is_evaluable:
-                    items = memory.recall(
-                        profiles[sample.sample_id], question.question, options=derived
-                    ).items
-                    turns = [
-                        {i.id.removeprefix(prefix)} for i in items if i.type is ItemType.MESSAGE
-                    ]
-                    ranked = sorted(
-                        (i for i in items if i.type is not ItemType.MESSAGE),
-                        key=lambda i: -i.score,
-                    )
+                    asked = about(question.question, list(speakers))
+                    recalled = {
+                        s: memory.recall(speakers[s], question.question, options=derived).items
+                        for s in dict.fromkeys([sample.speaker_a, *asked])
+                    }
+                    first = recalled[sample.speaker_a]
+                    turns = [_dia_ids([i.id]) for i in first if i.type is ItemType.MESSAGE]
                     facts = [
-                        {e.removeprefix(prefix) for e in i.provenance.message_ids} for i in ranked
+                        _dia_ids(i.provenance.message_ids)
+                        for i in rank_by_score(
+                            i for s in asked for i in recalled[s] if i.type is not ItemType.MESSAGE
+                        )
                     ]
-                    default = RecallOptions()
-                    observed = [
-                        {e.removeprefix(prefix) for e in i.provenance.message_ids}
-                        for kind in (ItemType.OBSERVATION, ItemType.SUMMARY)
-                        for i in [i for i in items if i.type is kind][: default.limit(kind)]
+                    shown = [
+                        i
+                        for s in asked
+                        for kind in (ItemType.OBSERVATION, ItemType.SUMMARY, ItemType.MESSAGE)
+                        for i in [i for i in recalled[s] if i.type is kind][
+                            : default.limit(kind) if kind is not ItemType.MESSAGE else 25
+                        ]
                     ]
-                    units = {"message": turns, "observation": facts, "combined": observed + turns}
+                    combined: list[set[str]] = []
+                    for item in rank_by_score(shown):
+                        ids = _dia_ids(
+                            [item.id]
+                            if item.type is ItemType.MESSAGE
+                            else item.provenance.message_ids
+                        )
+                        if item.type is ItemType.MESSAGE and ids in combined:
+                            continue  # the same turn from the other speaker's view
+                        combined.append(ids)
+                    units = {"message": turns, "observation": facts, "combined": combined}
                 for level in LOCOMO_LEVELS:
                     results[level].append((question, units[level]))
                 stats["questions"] += 1

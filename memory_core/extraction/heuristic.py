@@ -36,6 +36,7 @@ from memory_core.extraction.rules import (
     contact_times,
     language,
     likes,
+    preferences,
 )
 from memory_core.extraction.rules_account import (
     account_events,
@@ -47,7 +48,7 @@ from memory_core.extraction.rules_account import (
 from memory_core.extraction.rules_contact import contact_details, location
 from memory_core.models import Message, Outcome, Role
 
-__all__ = ["HeuristicExtractor", "extractive_summary", "split_sentences"]
+__all__ = ["HeuristicExtractor", "extractive_summary", "split_clauses", "split_sentences"]
 
 Rule = Callable[[Sentence], list[Finding]]
 
@@ -65,15 +66,64 @@ SENTENCE_RULES: tuple[Rule, ...] = (
     life_context,
 )
 """Rules that read one sentence at a time."""
-FALLBACK_RULES: tuple[Rule, ...] = (dated_event,)
-"""Rules for sentences no specific rule matched."""
+FALLBACK_RULES: tuple[Rule, ...] = (preferences, dated_event)
+"""Rules for clauses no specific rule matched; the first that finds something wins."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9¿¡])|\n+")
+_QUESTION_CLAUSE = re.compile(
+    r"\s*(?:,|;|\s-|\s–|\s—)\s+(?=(?:so\s+|and\s+|but\s+)?(?:does|do|did|is|are|was|were|can|"
+    r"could|will|would|should|shall|may|might|what|when|why|how|where|who|which|isn't|aren't|"
+    r"doesn't|don't|won't|can't)\b[^,;]*\?\s*$)",
+    re.IGNORECASE,
+)
 
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of a chat message (newlines end sentences too)."""
     return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """A sentence that states something and then asks, as two clauses: "I upgraded to
+    Gold yesterday, does the discount work now?" -> the statement (ended with a full
+    stop, so rules that skip questions read it) and the question. A sentence that is
+    a question from its start stays whole."""
+    m = _QUESTION_CLAUSE.search(sentence)
+    if not m or m.start() == 0:
+        return [sentence]
+    head = sentence[: m.start()].rstrip(" ,;-–—")
+    first = head.split(maxsplit=1)[0].lower() if head.split() else ""
+    if not head or first in _QUESTION_OPENERS:
+        return [sentence]
+    return [head + ".", sentence[m.end() :].strip()]
+
+
+_QUESTION_OPENERS = frozenset(
+    [
+        "does",
+        "do",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "what",
+        "when",
+        "why",
+        "how",
+        "where",
+        "who",
+        "which",
+    ]
+)
 
 
 class HeuristicExtractor:
@@ -91,15 +141,22 @@ class HeuristicExtractor:
         return f"HeuristicExtractor(name={self.name!r})"
 
     def findings(self, message: Message) -> list[Finding]:
-        """What the rules find in one customer message."""
-        whole = Sentence(message.text, message.ts, self.default_region)
+        """What the rules find in one customer message, clause by clause. A leading
+        "<author>:" (a transcript's speaker label) is not part of what was said."""
+        text = message.text
+        if message.author and text.startswith(f"{message.author}:"):
+            text = text[len(message.author) + 1 :].lstrip()
+        whole = Sentence(text, message.ts, self.default_region)
         found = [f for rule in MESSAGE_RULES for f in rule(whole)]
-        for text in split_sentences(message.text):
-            sentence = Sentence(text, message.ts, self.default_region)
-            specific = [f for rule in SENTENCE_RULES for f in rule(sentence)]
-            if not specific and not any(f.rule == "channel" for f in found):
-                specific = [f for rule in FALLBACK_RULES for f in rule(sentence)]
-            found += specific
+        for sentence_text in split_sentences(text):
+            for clause in split_clauses(sentence_text):
+                sentence = Sentence(clause, message.ts, self.default_region)
+                specific = [f for rule in SENTENCE_RULES for f in rule(sentence)]
+                if not specific and not any(f.rule == "channel" for f in found):
+                    for rule in FALLBACK_RULES:
+                        if specific := rule(sentence):
+                            break
+                found += specific
         return found
 
     def extract(self, data: ExtractionInput) -> ExtractionOutput:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.extraction.base import CUSTOMER_ROLES, ExtractionInput, ProposedObservation
-from memory_core.models import Decision, Message, Observation, ObservationKind, Outcome
+from memory_core.models import Message, Observation, ObservationKind, Outcome
 
 __all__ = [
     "ExtractionReply",
@@ -209,9 +209,15 @@ class ReconcileItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     proposal: str
-    decision: Decision
+    #: add, update, duplicate, discard, or delete (a known statement is no longer true).
+    decision: Literal["add", "update", "duplicate", "discard", "delete"]
     target: str | None = None
     reason: str = Field(default="", max_length=300)
+
+    @field_validator("decision", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ReconcileReply(BaseModel):
@@ -228,7 +234,12 @@ against the existing statements listed under it (E1, E2, ...):
 plan, a changed preference); target = that statement.
 - "duplicate": an existing statement already says the same, maybe in other words; \
 target = that statement.
+- "delete": it says an existing statement is no longer true without stating a new \
+value ("no longer has a landline"); target = that statement.
 - "discard": it is not about the customer, is too vague, or is not worth keeping.
+Two statements that can both be true (likes the app / likes the website) are "add"; \
+opposite or changed ones (likes / dislikes the app, morning / evening calls) are \
+"update". Give a short reason.
 Reply with one JSON object only: {"decisions": [{"proposal": "P1", "decision": \
 "update", "target": "E2", "reason": "moved"}]}"""
 

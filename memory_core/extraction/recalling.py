@@ -4,40 +4,53 @@
 Observations: the profile's active ones by default; every version with
 ``include_superseded``; those valid at ``as_of`` otherwise (history included).
 Summaries: the profile's, of conversations started before ``as_of`` if given.
-Both are ranked by the query like messages (hybrid by default), or newest first
-without one, with scores in [0, 1].
+With ``since``/``until``, both are filtered by when they were true: observations
+whose validity (``valid_from`` to ``valid_to``) overlaps the window, superseded
+versions included; summaries of conversations started within it.
+Both are ranked by the query like messages (keyword and vector views fused, scores
+on the fixed scale of :mod:`memory_core.relevance`), or newest first without one.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from memory_core.backends.base import Backend, Collection, SearchMode, Where
+from memory_core.backends.base import Backend, Collection, Where
 from memory_core.models import Observation, ObservationStatus, Summary, as_utc
 from memory_core.recall import ItemType, Provenance, RecallItem, RecallQuery
+from memory_core.relevance import ranked, scaled
+
+if TYPE_CHECKING:
+    from memory_core.config import Settings
 
 __all__ = ["recall_observations", "recall_summaries"]
 
 
-def recall_observations(backend: Backend, q: RecallQuery) -> list[RecallItem]:
+def recall_observations(backend: Backend, q: RecallQuery, settings: Settings) -> list[RecallItem]:
     opts = q.options
+    window = opts.since is not None or opts.until is not None
     limit = opts.limit(ItemType.OBSERVATION)
     where = Where(eq={"profile_id": q.profile_id})
     if opts.as_of is not None:
         until = as_utc(opts.as_of) + timedelta(microseconds=1)
         where = where.and_(Where(lt={"valid_from": until}))
-    elif not opts.include_superseded:
+    elif not opts.include_superseded and not window:
         where = where.and_(Where(eq={"status": ObservationStatus.ACTIVE.value}))
     else:
         statuses = [ObservationStatus.ACTIVE.value, ObservationStatus.SUPERSEDED.value]
         where = where.and_(Where(any_of={"status": statuses}))
-    depth = limit if opts.as_of is None else limit * 4 + 20
+    if opts.until is not None:
+        where = where.and_(Where(lt={"valid_from": as_utc(opts.until)}))
+    depth = limit if opts.as_of is None and not window else limit * 4 + 20
     items: list[RecallItem] = []
-    for record, score in _ranked(backend, q, Collection.OBSERVATIONS, where, depth, "valid_from"):
-        if not isinstance(record, Observation) or score < opts.min_score:
+    found = _ranked(backend, q, Collection.OBSERVATIONS, where, depth, "valid_from", settings)
+    for record, score in found:
+        if not isinstance(record, Observation) or score < _floor(q, settings):
             continue
         if opts.as_of is not None and not record.valid_at(opts.as_of):
+            continue
+        if not _overlaps(record.valid_from, record.valid_to, opts.since, opts.until):
             continue
         text = record.text
         if record.status is not ObservationStatus.ACTIVE and record.valid_to is not None:
@@ -62,15 +75,22 @@ def recall_observations(backend: Backend, q: RecallQuery) -> list[RecallItem]:
     return items
 
 
-def recall_summaries(backend: Backend, q: RecallQuery) -> list[RecallItem]:
+def recall_summaries(backend: Backend, q: RecallQuery, settings: Settings) -> list[RecallItem]:
     opts = q.options
     limit = opts.limit(ItemType.SUMMARY)
     where = Where(eq={"profile_id": q.profile_id})
     if opts.as_of is not None:
         where = where.and_(Where(lt={"ts": as_utc(opts.as_of)}))
+    if opts.since is not None:
+        where = where.and_(Where(gte={"ts": as_utc(opts.since)}))
+    if opts.until is not None:
+        until = as_utc(opts.until)
+        if opts.as_of is not None:
+            until = min(until, as_utc(opts.as_of))
+        where = where.and_(Where(lt={"ts": until}))
     items: list[RecallItem] = []
-    for record, score in _ranked(backend, q, Collection.SUMMARIES, where, limit, "ts"):
-        if not isinstance(record, Summary) or score < opts.min_score:
+    for record, score in _ranked(backend, q, Collection.SUMMARIES, where, limit, "ts", settings):
+        if not isinstance(record, Summary) or score < _floor(q, settings):
             continue
         items.append(
             RecallItem(
@@ -90,6 +110,21 @@ def recall_summaries(backend: Backend, q: RecallQuery) -> list[RecallItem]:
     return items
 
 
+def _floor(q: RecallQuery, settings: Settings) -> float:
+    """``min_score`` applies to items ranked by a query (recency scores are no relevance)."""
+    return q.options.floor(settings.recall_min_score) if q.text is not None else 0.0
+
+
+def _overlaps(
+    start: datetime, end: datetime | None, since: datetime | None, until: datetime | None
+) -> bool:
+    """Whether validity from ``start`` until ``end`` (None: still valid) meets the
+    window from ``since`` (inclusive) to ``until`` (exclusive; None: open)."""
+    if until is not None and as_utc(start) >= as_utc(until):
+        return False
+    return since is None or end is None or as_utc(end) > as_utc(since)
+
+
 def _ranked(
     backend: Backend,
     q: RecallQuery,
@@ -97,6 +132,7 @@ def _ranked(
     where: Where,
     limit: int,
     newest: str,
+    settings: Settings,
 ) -> list[tuple[Any, float]]:
     """Records ranked against the query (or, with none, newest first), scored in [0, 1]."""
     opts = q.options
@@ -108,14 +144,16 @@ def _ranked(
         )
         n = max(len(recent), 1)
         return [(r, 1.0 - i / n) for i, r in enumerate(recent)]
-    hits = backend.search(
+    pool = ranked(
+        backend,
         q.tenant,
         collection,
         mode=opts.mode,
-        text=q.text if opts.mode is not SearchMode.VECTOR else None,
-        vector=q.vector,
+        text=q.text,
+        vector=lambda: q.vector,
         where=where,
-        limit=limit,
         alpha=opts.alpha,
+        settings=settings,
+        depth=max(limit, 50),
     )
-    return [(h.record, max(0.0, min(1.0, h.score))) for h in hits]
+    return scaled(pool)[:limit]

@@ -11,11 +11,15 @@ its candidates -- the profile's active observations in the same slot
 - ``DUPLICATE``: the candidate already says it; the evidence is merged;
 - ``DISCARD``: dropped.
 
-:class:`RuleReconciler` decides by slot and value, then by wording (same
-words, or near-identical meaning with the same numbers). :class:`LLMReconciler`
-lets an LLM judge the cases rules cannot: a proposal with no slot that is
-close to, but not the same as, an existing observation. It falls back to the
-rules whenever the model fails or answers out of bounds.
+:class:`RuleReconciler` decides by slot and value; then by the offline
+contradiction check (:mod:`memory_core.extraction.contradiction`: negation, an
+opposite verb, another value of the same thing), which turns a slotless
+conflict into an UPDATE; then by wording (the same content words with the same
+polarity, and near-identical meaning or nearly the same words, with the same
+numbers). A high similarity alone never makes a DUPLICATE. :class:`LLMReconciler`
+lets an LLM judge the close pairs that are not settled by a slot or by identical
+words, and records its reason. It falls back to the rules whenever the model
+fails or answers out of bounds.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from memory_core.errors import ModelError
 from memory_core.extraction.base import CUSTOMER_ROLES, ProposedObservation
+from memory_core.extraction.contradiction import relation
 from memory_core.extraction.llm import LLMClient
 from memory_core.extraction.prompts import ReconcileItem, ReconcileReply, reconcile_prompt
-from memory_core.models import Decision, Message, Observation, Usage
+from memory_core.models import Decision, Message, Observation, ObservationKind, Usage
 
 __all__ = [
     "Candidate",
@@ -63,6 +68,9 @@ class Verdict:
     decision: Decision
     target: Observation | None = None
     reason: str = ""
+    #: Which rule decided: ``slot``, ``exact`` (the same words), ``contradiction``,
+    #: ``wording`` (the same content words), ``new``; ``llm`` for a model's judgement.
+    rule: str = ""
 
 
 @runtime_checkable
@@ -152,21 +160,40 @@ def same_value(a: str | None, b: str | None) -> bool:
 
 
 def same_wording(a: str, b: str, similarity: float, threshold: float) -> bool:
-    """The same statement: equal words, or near-identical meaning with the same numbers
-    (so "Called on 7 May" and "Called on 8 May" stay two events)."""
+    """The same statement: equal words, or the same content words with the same
+    polarity (see :func:`~memory_core.extraction.contradiction.relation`) and
+    either near-identical meaning or nearly the same words, with the same numbers
+    (so "Called on 7 May" and "Called on 8 May" stay two events). A high
+    similarity alone never merges "Prefers morning calls" into "Prefers evening
+    calls", nor "Wants paper invoices" into "Doesn't want paper invoices"."""
     if normalise_text(a) == normalise_text(b):
         return True
     if _NUMBER.findall(a) != _NUMBER.findall(b):
         return False
+    if relation(b, a).kind != "same":
+        return False
     ta, tb = _tokens(a), _tokens(b)
     overlap = len(ta & tb) / max(1, len(ta | tb))
-    return overlap >= 0.8 or (similarity >= threshold and overlap >= 0.5)
+    return overlap >= 0.8 or similarity >= threshold
+
+
+#: Kinds that hold a state which a newer statement can contradict; events and
+#: complaints happened and stay (two calls on two days are two facts).
+STATE_KINDS = frozenset(
+    {
+        ObservationKind.PREFERENCE,
+        ObservationKind.BEHAVIOUR,
+        ObservationKind.CONTEXT,
+        ObservationKind.FACT,
+        ObservationKind.INTENT,
+    }
+)
 
 
 class RuleReconciler:
-    """Slot and wording rules; see the module docstring."""
+    """Slot, contradiction and wording rules; see the module docstring."""
 
-    name = "rules-1"
+    name = "rules-2"
 
     def __init__(self, *, duplicate_similarity: float = 0.9) -> None:
         self.duplicate_similarity = duplicate_similarity
@@ -181,22 +208,52 @@ class RuleReconciler:
             slot = [c.observation for c in candidates if c.observation.trait_key == p.trait_key]
             for o in slot:
                 if same_value(o.value, p.value) and (p.value is not None or o.text == p.text):
-                    return Verdict(Decision.DUPLICATE, o, f"same {p.trait_key}")
+                    return Verdict(Decision.DUPLICATE, o, f"same {p.trait_key}", rule="slot")
             if slot:
                 newest = max(slot, key=lambda o: o.valid_from)
-                return Verdict(Decision.UPDATE, newest, f"new {p.trait_key}: {p.value}")
-        for c in sorted(candidates, key=lambda c: -c.similarity):
+                why = f"new {p.trait_key}: {p.value}"
+                return Verdict(Decision.UPDATE, newest, why, rule="slot")
+        comparable = [
+            c
+            for c in sorted(candidates, key=lambda c: -c.similarity)
+            if c.observation.trait_key in (None, p.trait_key)
+        ]
+        text = normalise_text(p.text)
+        for c in comparable:
+            if normalise_text(c.observation.text) == text:
+                return Verdict(Decision.DUPLICATE, c.observation, "same statement", rule="exact")
+        if p.kind in STATE_KINDS:
+            for c in comparable:
+                o = c.observation
+                if o.kind not in STATE_KINDS:
+                    continue
+                found = relation(o.text, p.text)
+                if found.kind == "contradiction":
+                    return Verdict(
+                        Decision.UPDATE,
+                        o,
+                        f"contradicts {o.text!r}: {found.why}",
+                        rule="contradiction",
+                    )
+        for c in comparable:
             o = c.observation
-            if o.trait_key not in (None, p.trait_key):
-                continue
             if same_wording(p.text, o.text, c.similarity, self.duplicate_similarity):
-                return Verdict(Decision.DUPLICATE, o, "same statement")
-        return Verdict(Decision.ADD, None, "new")
+                return Verdict(Decision.DUPLICATE, o, "same statement", rule="wording")
+        return Verdict(Decision.ADD, None, "new", rule="new")
 
 
 class LLMReconciler:
-    """Rules first; an LLM call only for a proposal without a slot whose nearest
-    candidates are close in meaning (``ask_above``) but not the same statement."""
+    """Rules first; an LLM judges the close pairs the rules cannot settle for sure.
+
+    A slot decision (same or new value of ``plan``, ``location``...) and the same
+    words are final. Otherwise, when known statements are close in meaning
+    (``ask_above``) or the offline check found a contradiction, the model is shown
+    the proposal and those candidates and answers ``add``, ``update``,
+    ``duplicate``, ``delete`` (the new statement says a known one is no longer
+    true: recorded as an UPDATE, so the old one stays in history) or ``discard``;
+    its reason is kept in the decision and the observation's revision note. A
+    failed call, or an answer that names no listed candidate, falls back to the
+    rules."""
 
     def __init__(
         self,
@@ -216,13 +273,15 @@ class LLMReconciler:
         self, proposal: ProposedObservation, candidates: Sequence[Candidate]
     ) -> tuple[Verdict, Usage]:
         ruled = self.rules.verdict(proposal, candidates)
+        if ruled.rule in ("slot", "exact"):
+            return ruled, Usage()
         close = [
             c
             for c in sorted(candidates, key=lambda c: -c.similarity)
-            if c.similarity >= self.ask_above
+            if (c.similarity >= self.ask_above or c.observation is ruled.target)
             and c.observation.trait_key in (None, proposal.trait_key)
         ][: self.max_candidates]
-        if ruled.decision is not Decision.ADD or proposal.trait_key or not close:
+        if not close:
             return ruled, Usage()
         prompt, refs = reconcile_prompt([proposal], [[c.observation for c in close]])
         try:
@@ -240,9 +299,11 @@ class LLMReconciler:
             if item.proposal != "P1":
                 continue
             target = by_id.get(refs.get(item.target or "", ""))
-            if item.decision in (Decision.UPDATE, Decision.DUPLICATE):
+            why = f"llm {item.decision}: {item.reason or 'no reason given'}"
+            if item.decision in ("update", "duplicate", "delete"):
                 if target is None:
                     break  # out of bounds: the rules decide
-                return Verdict(item.decision, target, item.reason or "llm"), usage
-            return Verdict(item.decision, None, item.reason or "llm"), usage
+                decision = Decision.DUPLICATE if item.decision == "duplicate" else Decision.UPDATE
+                return Verdict(decision, target, why, rule="llm"), usage
+            return Verdict(Decision(item.decision), None, why, rule="llm"), usage
         return ruled, usage + Usage(notes=("reconcile reply unusable; rules decided",))

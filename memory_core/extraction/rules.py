@@ -32,6 +32,7 @@ __all__ = [
     "contact_times",
     "language",
     "likes",
+    "preferences",
     "strip_lead",
     "third_person",
     "when",
@@ -478,4 +479,59 @@ def likes(s: Sentence) -> list[Finding]:
             continue
         text = f"{'Likes' if verdict == 'likes' else 'Dislikes'} {obj}"
         return [Finding("opinion", K.PREFERENCE, text, 0.75, f"opinion:{key}", verdict)]
+    return []
+
+
+# -- general preferences -----------------------------------------------------------------
+
+_PREFER = re.compile(
+    rf"{_I}I(?:'d|\s+would)?\s+(?:really\s+|much\s+|always\s+|generally\s+|usually\s+|"
+    rf"definitely\s+|also\s+)?(?P<verb>prefer|rather)\s+(?P<what>[^.;!?]{{3,80}})",
+    _F,
+)
+_NOT_WANT = re.compile(
+    rf"{_I}I\s+(?:really\s+|just\s+)?(?:don'?t|do\s+not|no\s+longer)\s+want\s+(?P<what>"
+    r"(?:any\s+more\s+|anymore\s+)?(?:the\s+|any\s+|my\s+|your\s+|paper\s+|more\s+|to\s+(?:get|"
+    r"receive|be|have|pay|use|keep)\s+)[^.;!?]{2,60})",
+    _F,
+)
+_PRONOUN_START = re.compile(r"^(?:it|that|this|them|one|you|him|her|if|when|not\s+to\s+say)\b", _F)
+_TRAILING = re.compile(r"\s+(?:any\s*more|anymore|please|thanks|thank\s+you|though|too)$", _F)
+
+
+def _qualified(what: str) -> str:
+    """ "morning deliveries, before 10am" -> "morning deliveries (before 10 am)"."""
+    head, _, qualifier = what.partition(",")
+    head = _TRAILING.sub("", _clean(head))
+    qualifier = _TRAILING.sub("", _clean(qualifier))
+    qualifier = re.sub(r"(\d)\s*(am|pm)\b", r"\1 \2", qualifier, flags=_F)
+    if qualifier and len(qualifier.split()) <= 6 and not _PRONOUN_START.match(qualifier):
+        return f"{head} ({qualifier})"
+    return head
+
+
+@triggered("prefer rather want")
+def preferences(s: Sentence) -> list[Finding]:
+    """General first-person preferences, for what no specific rule reads:
+    "I prefer morning deliveries, before 10am" -> Prefers morning deliveries (before
+    10 am); "I'd rather pick up my order in store" -> Would rather pick up their order
+    in store; "I don't want paper invoices anymore" -> Does not want paper invoices.
+    Slotless: reconciliation notices a later contradiction (evening deliveries)."""
+    if s.is_question or s.hypothetical:
+        return []
+    if m := _PREFER.search(s.text):
+        what = m.group("what").strip()
+        if _PRONOUN_START.match(what) or len(what.split()) > 14:
+            return []
+        what = _qualified(what)
+        if len(what) < 3:
+            return []
+        text = f"Prefers {what}" if m.group("verb").lower() == "prefer" else f"Would rather {what}"
+        return [Finding("preference", K.PREFERENCE, text, 0.7)]
+    if m := _NOT_WANT.search(s.text):
+        what = re.sub(r"^(?:any\s*more|anymore)\s+", "", m.group("what").strip(), flags=_F)
+        if re.match(r"^to\s+(?:be\s+)?(?:a\s+)?(?:bother|trouble|rude|waste)", what, _F):
+            return []
+        what = _qualified(what)
+        return [Finding("preference", K.PREFERENCE, f"Does not want {what}", 0.7)]
     return []

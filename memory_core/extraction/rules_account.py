@@ -50,6 +50,9 @@ _ON_PLAN = tuple(
         rf"{_PLAN_NOUN}\b",
         rf"\bmy\s+(?:current\s+)?(?:plan|package|subscription|tier)\s+is\s+(?:the\s+)?"
         rf"{_PLAN_NAME}\b",
+        rf"{_I}I(?:'ve|\s+have)?\s+(?:just\s+|recently\s+|already\s+|finally\s+)?(?:signed\s+up\s+"
+        rf"(?:for|to)|subscribed\s+to|joined|bought|purchased|switched\s+over\s+to)\s+(?:the|a)\s+"
+        rf"{_PLAN_NAME}\s+{_PLAN_NOUN}\b",
     )
 )
 _CHANGED_PLAN = re.compile(
@@ -84,7 +87,8 @@ def _plan_name(m: re.Match[str]) -> str | None:
 
 @triggered(
     "plan tier package subscription membership bundle account member customer subscriber "
-    "upgraded downgraded switched changed moved upgrade downgrade switch change"
+    "upgraded downgraded switched changed moved upgrade downgrade switch change signed joined "
+    "subscribed bought purchased"
 )
 def plan(s: Sentence) -> list[Finding]:
     """ "I'm on the Premium plan" -> Is on the Premium plan (plan=Premium)."""
@@ -417,21 +421,56 @@ _PAST = (
     r"\w+ed|went|got|had|did|made|took|bought|saw|met|ran|began|came|gave|found|left|paid|"
     r"sent|spoke|told|wrote|won|lost|flew|drove|brought|heard|read|sold|spent|kept|built|"
     r"threw|caught|felt|fell|broke|chose|forgot|hit|held|led|put|set|sat|stood|taught|"
-    r"thought|understood|woke|wore"
+    r"thought|understood|woke|wore|became|ate|drank|swam|sang|drew|grew|knew|rode|slept|"
+    r"shot|won|dug|fed|fought|hung|lent|meant|quit|rang|rose|shook|shut|sought|spun|stole|"
+    r"struck|swore|tore|wept|wound"
 )
 _EVENT = re.compile(
-    rf"^I(?P<verb>'m\s+going\s+to|'ll|'ve|'m|\s+(?:just\s+|finally\s+|also\s+|recently\s+|"
-    rf"already\s+|actually\s+)?(?:{_PAST}|am\s+going\s+to|will|was|have|am))\b",
+    rf"^(?:I|we)(?P<verb>'m\s+going\s+to|'re\s+going\s+to|'ll|'ve|'m|'re|\s+(?:just\s+|finally\s+|"
+    rf"also\s+|recently\s+|already\s+|actually\s+|all\s+)?(?:{_PAST}|am\s+going\s+to|are\s+"
+    rf"going\s+to|will|was|were|have|am))\b",
     _F,
 )
 _NOT_EVENT_VERBS = frozenset({"need", "used", "wanted", "wondered", "guessed", "supposed"})
+#: A time phrase told before the subject: "Yesterday I ...", "Last weekend, we ...".
+_DATE_FIRST = re.compile(
+    r"^(?P<lead>(?:just\s+)?(?:yesterday|today|tonight|this\s+(?:morning|afternoon|evening|week|"
+    r"weekend|month|year)|last\s+\w+|on\s+\w+(?:\s+\w+)?|in\s+\w+(?:\s+\d{4})?|(?:a\s+few|a\s+"
+    r"couple\s+of|\w+)\s+(?:days?|weeks?|months?|years?)\s+ago|earlier\s+(?:today|this\s+\w+)|"
+    r"over\s+the\s+weekend|the\s+other\s+day|next\s+\w+|tomorrow))\s*,?\s+(?P<rest>(?:I|we)\b.+)$",
+    _F,
+)
+_WE = ((re.compile(r"^We\s+", _F), "I "), (re.compile(r"^We'", _F), "I'"))
+_PLURAL = (
+    (re.compile(r"^I're\b"), "I'm"),
+    (re.compile(r"^I\s+are\b"), "I am"),
+    (re.compile(r"^I\s+were\b"), "I was"),
+    (re.compile(r"\bour\b"), "my"),
+    (re.compile(r"\bOur\b"), "My"),
+)
+
+
+def _first_person(text: str) -> str:
+    """ "Yesterday we went camping" -> "I went camping yesterday": the subject first,
+    and "we" read as the customer (with others)."""
+    text = strip_lead(text.strip())
+    if m := _DATE_FIRST.match(text):
+        text = f"{m.group('rest').rstrip(' .!')} {m.group('lead')}"
+    for pattern, replacement in _WE:
+        if pattern.match(text):
+            text = pattern.sub(replacement, text, count=1)
+            for plural, singular in _PLURAL:
+                text = plural.sub(singular, text)
+            break
+    return text
 
 
 @triggered(" ".join(DATE_WORDS), chars="0123456789")
 def dated_event(s: Sentence) -> list[Finding]:
     """ "I called yesterday and nobody answered" -> Called on 7 May 2023 and nobody
-    answered. Only sentences that start with "I" and mention a date."""
-    text = strip_lead(s.text.strip())
+    answered. Clauses whose subject is "I" or "we" (the customer, maybe with others),
+    told with the date anywhere ("Yesterday I went ..."), that mention a date."""
+    text = _first_person(s.text)
     m = _EVENT.match(text)
     if not m or s.is_question or s.hypothetical:
         return []

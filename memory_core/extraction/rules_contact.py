@@ -29,13 +29,14 @@ _OTHERS = re.compile(
     _F,
 )
 _PHONE = re.compile(
-    r"\b(?:my\s+(?:new\s+|cell\s+|mobile\s+|work\s+|home\s+)?(?:phone\s+)?(?:number|phone|cell|"
-    r"mobile)\s+(?:is|:)|(?:call|text|reach)\s+me\s+(?:at|on))\s*(?P<num>\+?\(?\d[\d\s().-]{6,18}\d)",
+    r"\b(?:my\s+(?:new\s+|cell\s+|mobile\s+|work\s+|home\s+|best\s+|contact\s+)?(?:phone\s+)?"
+    r"(?:number|phone|cell|mobile)(?:'s|\s+is(?:\s+now)?|:)|(?:call|text|reach|contact|ring)\s+me\s+"
+    r"(?:back\s+)?(?:at|on))\s*(?P<num>\+?\(?\d[\d\s().-]{6,18}\d)",
     _F,
 )
 
 
-@triggered("number phone cell mobile call text reach", chars="@")
+@triggered("number phone cell mobile call text reach contact ring", chars="@")
 def contact_details(s: Sentence) -> list[Finding]:
     """An email address or phone number the customer gives as theirs (a trait, never
     an identifier link: linking identifiers from free text is left to a person)."""

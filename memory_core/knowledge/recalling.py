@@ -99,5 +99,5 @@ def recall_knowledge(ctx: Context, q: RecallQuery) -> list[RecallItem]:
             provenance=Provenance(source=str(citation(s.chunk, s.source))),
         )
         for s in scored
-        if s.score >= opts.min_score
+        if s.score >= opts.floor(0.0)  # knowledge scores have their own scale
     ]

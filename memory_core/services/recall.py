@@ -1,8 +1,15 @@
 """Recall: resolve the profile and the query once, then ask each recall source
 (:mod:`memory_core.recall_sources`) for its ranked candidates and render them
-into a delimited context within the token budget."""
+into a delimited context within the token budget.
+
+A given query is embedded in a worker thread while the profile is resolved and
+the lookups that do not need the embedding run (traits, keyword searches): the
+embedder (onnxruntime) and SQLite release the GIL, so the two overlap."""
 
 from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from memory_core.backends.base import Collection, SearchMode, Vectors, Where
 from memory_core.context import ProfileRef
@@ -14,11 +21,24 @@ from memory_core.recall import (
     RecallQuery,
     RecallResult,
     render_context,
+    token_counter,
 )
 from memory_core.services._base import Service
 from memory_core.validation import optional_text, record_id
 
 __all__ = ["Recaller"]
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process's query-embedding workers, started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="convmem-recall")
+        return _pool
 
 
 class Recaller(Service):
@@ -45,9 +65,12 @@ class Recaller(Service):
         if conversation_id is not None:
             record_id(conversation_id, "conversation")
         tenant = self._tenant
-        profile = self._m.profiles.get(ref)
         if query is not None and not query.strip():
             query = None
+        embedding: Future[Vectors] | None = None
+        if query is not None and opts.mode is not SearchMode.KEYWORD:
+            embedding = _executor().submit(self._ctx.query_vectors, tenant, [query])
+        profile = self._m.profiles.get(ref)
         exclude: set[str] = set()
         if query is None and conversation_id is not None:
             conv = self._m.conversations.get(conversation_id)
@@ -65,15 +88,13 @@ class Recaller(Service):
             )
             query = "\n".join(m.text for m in reversed(recent)) or None
             exclude = {m.id for m in recent}
-        vector = None
-        if query is not None and opts.mode is not SearchMode.KEYWORD:
-            embedder = self._ctx.embedder
-            vector = Vectors(embedder.model_id, embedder.embed_batch([query]))
+            if query is not None and opts.mode is not SearchMode.KEYWORD:
+                embedding = _executor().submit(self._ctx.query_vectors, tenant, [query])
         q = RecallQuery(
             tenant=tenant,
             profile_id=profile.id,
             text=query,
-            vector=vector,
+            embedding=embedding,
             options=opts,
             exclude_ids=frozenset(exclude),
         )
@@ -81,11 +102,13 @@ class Recaller(Service):
         for source in self._ctx.recall_sources:
             if opts.limit(source.type):
                 items += source.candidates(q)
-        context, tokens, _ = render_context(
+        q.vector  # noqa: B018 - surfaces an embedding error even when no source needed it
+        context, tokens, shown = render_context(
             profile.id,
             items,
             opts.token_budget,
             {ItemType.KNOWLEDGE: opts.knowledge_token_share},
+            count=token_counter(self._ctx.embedder),
         )
         return RecallResult(
             tenant=tenant,
@@ -94,4 +117,5 @@ class Recaller(Service):
             items=tuple(items),
             context=context,
             context_tokens=tokens,
+            context_ids=tuple(item.id for item in shown),
         )

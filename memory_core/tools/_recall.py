@@ -15,7 +15,13 @@ from memory_core.knowledge import DEFAULT_ALPHA
 from memory_core.knowledge.types import Citation
 from memory_core.memory import Memory
 from memory_core.models import Channel, Chunk, Role, Source
-from memory_core.recall import ItemType, RecallItem, RecallOptions, render_context
+from memory_core.recall import (
+    ItemType,
+    RecallItem,
+    RecallOptions,
+    render_context,
+    token_counter,
+)
 from memory_core.tools._base import (
     CUSTOMER_HELP,
     KB_HELP,
@@ -53,7 +59,7 @@ class RecallAdvanced(Model):
     until: datetime | None = None
     as_of: datetime | None = Field(default=None, description="observations as they were then")
     include_superseded: bool = False
-    min_score: float = Field(default=_DEFAULTS.min_score, ge=0.0, le=1.0, description="0-1")
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0, description="0-1")
     recent_turns: int = Field(
         default=_DEFAULTS.recent_turns,
         ge=1,
@@ -174,6 +180,7 @@ def recall(memory: Memory, request: RecallInput) -> RecallOutput:
         _once(result.items),
         options.token_budget,
         {ItemType.KNOWLEDGE: options.knowledge_token_share},
+        count=token_counter(memory.embedder),
     )
     knowledge = [i.id for i in shown if i.type is ItemType.KNOWLEDGE]
     citations = _citations(memory, knowledge) if knowledge else {}

@@ -112,7 +112,8 @@ def test_eval_locomo_reports_the_observation_level_beside_the_message_level(
     assert code == 0, out
     report = json.loads(out)
     assert set(report["levels"]) == {"message", "observation", "combined"}
-    assert report["observations"] == 2 and report["summaries"] == 1
+    # one view per speaker: Ann's two facts, and a summary of the session in each view
+    assert report["observations"] == 2 and report["summaries"] == 2
     observed = report["levels"]["observation"]["overall"]
     assert observed["R@5"] == 1.0  # both facts were extracted, each citing its turn
     assert report["levels"]["message"]["overall"]["R@25"] == 1.0

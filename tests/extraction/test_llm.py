@@ -463,3 +463,102 @@ def test_the_settings_choose_the_llm_extractor(
         memory.conversations.end(cid)
         assert len(memory.observations.list(CUSTOMER)) == 2
         assert memory.backend.count("default", Collection.SUMMARIES) == 1
+
+
+# -- the LLM judges close pairs; its reason is kept ------------------------------------
+
+
+def _said(text: str, kind: str = "preference") -> dict[str, Any]:
+    return {"kind": kind, "text": text, "confidence": 0.9, "evidence": ["m1"]}
+
+
+def _two_conversations(
+    memory: Memory, provider: FakeProvider, old: str, new: str, *judge: Reply
+) -> tuple[Any, Any]:
+    memory.observations.extractor = LLMExtractor(client=client())
+    provider.script = [provider.json(good_reply(observations=[_said(old)], traits=[]))]
+    memory.observations.extract(talk(memory, [("customer", "something about " + old)]))
+    provider.script = [provider.json(good_reply(observations=[_said(new)], traits=[])), *judge]
+    later = talk(memory, [("customer", "now " + new)], start=T0 + timedelta(days=3))
+    return memory.observations.extract(later), later
+
+
+def test_the_llm_judges_a_contradiction_and_its_reason_is_stored(
+    memory: Memory, provider: FakeProvider
+) -> None:
+    def judge(body: dict[str, Any]) -> httpx.Response:
+        prompt = body["messages"][1]["content"]
+        assert "P1: Prefers evening calls" in prompt and "E1: Prefers morning calls" in prompt
+        assert '"update"' in body["messages"][0]["content"]
+        reply = {
+            "decisions": [
+                {
+                    "proposal": "P1",
+                    "decision": "Update",
+                    "target": "E1",
+                    "reason": "the customer now wants calls in the evening",
+                }
+            ]
+        }
+        return completion(json.dumps(reply), body=body)
+
+    report, _ = _two_conversations(
+        memory, provider, "Prefers morning calls", "Prefers evening calls", judge
+    )
+    [decision] = report.decisions
+    assert decision.decision is Decision.UPDATE
+    assert decision.reason == "llm update: the customer now wants calls in the evening"
+    assert report.usage.calls == 2
+    [current] = memory.observations.list(CUSTOMER)
+    assert current.text == "Prefers evening calls"
+    [old, new] = memory.observations.history(current.id)
+    assert old.valid_to == new.valid_from and old.superseded_by == new.id
+    assert "the customer now wants calls in the evening" in new.revisions[-1].note
+
+
+def test_an_llm_delete_supersedes_the_statement_it_names(
+    memory: Memory, provider: FakeProvider
+) -> None:
+    def judge(body: dict[str, Any]) -> httpx.Response:
+        reply = {
+            "decisions": [
+                {"proposal": "P1", "decision": "delete", "target": "E1", "reason": "gone"}
+            ]
+        }
+        return completion(json.dumps(reply), body=body)
+
+    report, _ = _two_conversations(
+        memory, provider, "Has a landline", "No longer has a landline", judge
+    )
+    assert [(d.decision, d.reason) for d in report.decisions] == [
+        (Decision.UPDATE, "llm delete: gone")
+    ]
+    assert [o.text for o in memory.observations.list(CUSTOMER)] == ["No longer has a landline"]
+
+
+def test_the_llm_may_keep_two_statements_the_rules_would_have_merged(
+    memory: Memory, provider: FakeProvider
+) -> None:
+    def judge(body: dict[str, Any]) -> httpx.Response:
+        reply = {"decisions": [{"proposal": "P1", "decision": "add", "reason": "both can be true"}]}
+        return completion(json.dumps(reply), body=body)
+
+    report, _ = _two_conversations(memory, provider, "Likes the app", "Dislikes the app", judge)
+    assert [(d.decision, d.reason) for d in report.decisions] == [
+        (Decision.ADD, "llm add: both can be true")
+    ]
+    assert len(memory.observations.list(CUSTOMER)) == 2
+
+
+def test_a_failed_judgement_falls_back_to_the_offline_contradiction_check(
+    memory: Memory, provider: FakeProvider
+) -> None:
+    down = httpx.Response(503, json={"error": {"message": "overloaded", "type": "server_error"}})
+    report, _ = _two_conversations(
+        memory, provider, "Wants paper invoices", "Doesn't want paper invoices", down
+    )
+    assert len(provider.bodies) == 3  # two extractions, then the judgement that failed
+    [decision] = report.decisions
+    assert decision.decision is Decision.UPDATE
+    assert decision.reason.startswith("contradicts 'Wants paper invoices'")
+    assert [o.text for o in memory.observations.list(CUSTOMER)] == ["Doesn't want paper invoices"]

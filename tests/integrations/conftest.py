@@ -138,7 +138,7 @@ def recording(tmp_path: Path) -> Iterator[tuple[Memory, ThreadRecordingEmbedder]
     mem = Memory(
         SQLiteBackend(tmp_path / "recording.db"),
         embedder,
-        settings=load_settings(data_dir=tmp_path),
+        settings=load_settings(data_dir=tmp_path, recall_min_score=0.0),  # hash embedder
     )
     mem.ingest(PAST_SMS)
     add_knowledge(mem)

@@ -1,0 +1,319 @@
+"""Relevance: how recall ranks records against a query and what an item's score means.
+
+Recall asks the backend for two raw views of a query (:func:`ranked`): BM25 over the
+text (a keyword search) and cosine similarity of the stored vectors (a vector
+search). Two numbers come out for each record:
+
+* a **ranking key**, the fused score the order is decided by:
+  ``(1 - alpha) * keyword + alpha * dense``, where ``keyword`` is the record's BM25
+  min-max normalised over the query's keyword hits (BM25 grows with the number of
+  query words, so only its shape within one query is comparable) and ``dense`` is
+  the cosine on the fixed scale below; messages then get the re-scoring signals of
+  :func:`rescore_messages` (neighbouring turns, session, dates the query names);
+* an **evidence score** on a fixed scale: the cosine on a fixed scale
+  (:func:`dense_evidence`) and the share of query words the text contains
+  (:func:`keyword_evidence`; BM25 itself depends on corpus statistics) combined as
+  ``1 - (1 - dense) * (1 - keyword)`` (either view is evidence; both, more), so a
+  query nothing answers scores low whatever its best hit is.
+
+The item's score is ``best evidence * key / key(first item)``: the first item
+scores the best evidence of any candidate (how well the query matched anything),
+the others in proportion to their ranking key, raised to their own evidence and to
+the score of any item ranked after them (scores never rise down the list). So
+scores keep the ranking's order, are comparable across queries, and
+``RecallOptions.min_score`` drops weak matches (docs/recall.md says what values mean).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from memory_core.backends.base import Backend, Collection, Hit, SearchMode, Vectors, Where
+from memory_core.models import Record
+
+if TYPE_CHECKING:
+    from memory_core.config import Settings
+
+__all__ = [
+    "Scored",
+    "dense_evidence",
+    "keyword_evidence",
+    "ranked",
+    "rescore_messages",
+    "scaled",
+]
+
+R = TypeVar("R", bound=Record)
+
+#: How many hits of each view a ranking reads: deep enough that the fusion and the
+#: re-scoring see every plausible candidate, shallow enough to stay a few ms.
+DEPTH = 100
+
+
+@dataclass
+class Scored(Generic[R]):
+    """A record with its ranking key and its evidence score (see the module doc)."""
+
+    record: R
+    key: float
+    evidence: float
+
+
+def dense_evidence(cosine: float, settings: Settings) -> float:
+    """Cosine similarity on a fixed [0, 1] scale: 0 at or below
+    ``recall_cosine_zero`` (what unrelated texts reach), 1 at or above
+    ``recall_cosine_one`` (paraphrases), linear in between."""
+    zero, one = settings.recall_cosine_zero, settings.recall_cosine_one
+    return min(1.0, max(0.0, (cosine - zero) / (one - zero)))
+
+
+def keyword_evidence(terms: frozenset[str], text: str) -> float:
+    """The share of the query's words (stopwords aside, as a keyword search reads
+    them) that ``text`` contains, suffixes folded (``lives`` matches ``live``,
+    ``deliver`` matches ``delivery``).
+
+    Unlike BM25 it needs no corpus statistics, so it means the same in a store of
+    ten messages and of ten million: 0 when no query word occurs, 1 when all do."""
+    if not terms:
+        return 0.0
+    words = _stems(text)
+    found = len(terms & words)
+    for term in terms - words:  # a word and its longer forms (deliver, delivery)
+        if len(term) >= _PREFIX and any(
+            w.startswith(term) or (len(w) >= _PREFIX and term.startswith(w)) for w in words
+        ):
+            found += 1
+    return found / len(terms)
+
+
+_WORD = re.compile(r"[^\W_]+")
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+_PREFIX = 5  # the shortest stem a longer word may extend
+
+
+def _stem(word: str) -> str:
+    """A light suffix fold (``moved``, ``moves``, ``moving``, ``move`` -> ``mov``)."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORD.findall(text.casefold()))
+
+
+def query_terms(text: str) -> frozenset[str]:
+    """The words a keyword search looks for in ``text`` (the backend's rule), folded."""
+    from memory_core.backends.sqlite import fts_query_terms
+
+    return frozenset(_stem(t) for t in fts_query_terms(text))
+
+
+def _minmax(hits: Sequence[Hit[Any]]) -> dict[str, float]:
+    if not hits:
+        return {}
+    scores = [h.score for h in hits]
+    low, span = min(scores), max(scores) - min(scores)
+    return {h.record.id: (h.score - low) / span if span > 0 else 1.0 for h in hits}
+
+
+def ranked(
+    backend: Backend,
+    tenant: str,
+    collection: Collection[R],
+    *,
+    mode: SearchMode,
+    text: str,
+    vector: Callable[[], Vectors | None],
+    where: Where,
+    alpha: float,
+    settings: Settings,
+    depth: int = DEPTH,
+) -> list[Scored[R]]:
+    """The records matching ``where`` ranked against the query, best first.
+
+    The keyword search runs before ``vector()`` is asked for the query's
+    embedding, so an embedding computed in the background overlaps it."""
+    keyword: list[Hit[R]] = []
+    if mode is not SearchMode.VECTOR:
+        keyword = backend.search(
+            tenant, collection, mode=SearchMode.KEYWORD, text=text, where=where, limit=depth
+        )
+    nearest: list[Hit[R]] = []
+    query = vector() if mode is not SearchMode.KEYWORD else None
+    if query is not None:
+        nearest = backend.search(
+            tenant, collection, mode=SearchMode.VECTOR, vector=query, where=where, limit=depth
+        )
+    if mode is SearchMode.KEYWORD or query is None:
+        alpha = 0.0
+    elif mode is SearchMode.VECTOR:
+        alpha = 1.0
+    terms = query_terms(text)
+    relative = _minmax(keyword)
+    out: dict[str, Scored[R]] = {}
+    for hit in keyword:
+        out[hit.record.id] = Scored(
+            hit.record,
+            (1.0 - alpha) * relative[hit.record.id],
+            keyword_evidence(terms, getattr(hit.record, "text", "")),
+        )
+    for hit in nearest:
+        dense = dense_evidence(hit.score, settings)
+        entry = out.setdefault(hit.record.id, Scored(hit.record, 0.0, 0.0))
+        entry.key += alpha * dense
+        entry.evidence = 1.0 - (1.0 - entry.evidence) * (1.0 - dense)
+    return sorted(out.values(), key=lambda s: (-s.key, _id(s.record)))
+
+
+def _id(record: Any) -> str:
+    return str(record.id)
+
+
+def scaled(items: Iterable[Scored[R]]) -> list[tuple[R, float]]:
+    """Records best first with their item score: the first one scores the best
+    evidence among them (how well the query matched anything at all), the others
+    in proportion to their ranking key, but never below their own evidence nor
+    below any item ranked after them (so scores fall along the ranking)."""
+    ordered = sorted(items, key=lambda s: (-s.key, _id(s.record)))
+    if not ordered:
+        return []
+    best = min(1.0, max(s.evidence for s in ordered))
+    top = best / ordered[0].key if ordered[0].key > 0 else 0.0
+    out: list[tuple[R, float]] = []
+    floor = 0.0
+    for s in reversed(ordered):
+        floor = max(floor, min(1.0, s.evidence), min(best, s.key * top))
+        out.append((s.record, floor))
+    out.reverse()
+    return out
+
+
+# -- messages: re-scoring with the shape of a conversation ----------------------------
+
+
+def rescore_messages(
+    backend: Backend,
+    tenant: str,
+    profile_id: str,
+    pool: list[Scored[Any]],
+    query: str,
+    where: Where,
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[Scored[Any]]:
+    """Messages re-scored with three signals of how conversations hold evidence
+    (weights are settings, 0 turns a signal off):
+
+    * neighbours (``recall_neighbour_weight``): a turn gains this share of its best
+      adjacent turn's score in the same conversation (answers sit in runs of turns:
+      a question and its reply, a story told over several turns); the neighbours of
+      the best candidates join the pool;
+    * session (``recall_session_weight``): a turn gains this share of the best score
+      in its conversation (questions are about episodes);
+    * dates (``recall_date_weight``): a turn of a conversation held on a day, in a
+      month or a year the query names gains this much (a query that names its time
+      carries its own filter).
+    Only the ranking keys change: an item's evidence stays its own match, so the
+    score scale (:func:`scaled`) is not inflated by the signals."""
+    nw, sw, dw = (
+        settings.recall_neighbour_weight,
+        settings.recall_session_weight,
+        settings.recall_date_weight,
+    )
+    if not pool:
+        return pool
+    base = {s.record.id: s for s in pool}
+    by_pos = {(s.record.conversation_id, s.record.seq): s for s in pool}
+    if nw > 0:
+        _add_neighbours(backend, tenant, profile_id, pool, by_pos, base, where)
+    out: list[Scored[Any]] = []
+    best_key: dict[str, float] = {}
+    for s in pool:
+        conv = s.record.conversation_id
+        best_key[conv] = max(best_key.get(conv, 0.0), s.key)
+    dates = _named_periods(query, now) if dw > 0 else []
+    for s in base.values():
+        r = s.record
+        key = s.key
+        if nw > 0:
+            adjacent = [by_pos.get((r.conversation_id, r.seq + d)) for d in (-1, 1)]
+            key += nw * max((a.key for a in adjacent if a is not None), default=0.0)
+        if sw > 0:
+            key += sw * best_key.get(r.conversation_id, 0.0)
+        if dates and any(_within(r.ts, period) for period in dates):
+            key += dw
+        out.append(Scored(r, key, s.evidence))
+    return sorted(out, key=lambda s: (-s.key, _id(s.record)))
+
+
+#: The best candidates whose neighbouring turns join the pool.
+NEIGHBOUR_SEEDS = 50
+
+
+def _add_neighbours(
+    backend: Backend,
+    tenant: str,
+    profile_id: str,
+    pool: list[Scored[Any]],
+    by_pos: dict[tuple[str, int], Scored[Any]],
+    base: dict[str, Scored[Any]],
+    where: Where,
+) -> None:
+    """Read the adjacent turns of the best candidates that are not candidates yet
+    (one query) and add them to the pool with no score of their own."""
+    wanted: set[tuple[str, int]] = set()
+    for s in pool[:NEIGHBOUR_SEEDS]:
+        for d in (-1, 1):
+            pos = (s.record.conversation_id, s.record.seq + d)
+            if pos not in by_pos and pos[1] >= 0:
+                wanted.add(pos)
+    if not wanted:
+        return
+    per_conversation: dict[str, list[int]] = {}
+    for conv, seq in sorted(wanted):
+        per_conversation.setdefault(conv, []).append(seq)
+    for conv, seqs in per_conversation.items():
+        found = backend.find(
+            tenant,
+            Collection.MESSAGES,
+            where.and_(
+                Where(eq={"profile_id": profile_id, "conversation_id": conv}, any_of={"seq": seqs})
+            ),
+        )
+        for m in found:
+            pos = (m.conversation_id, m.seq)
+            if pos in wanted and m.id not in base:
+                entry: Scored[Any] = Scored(m, 0.0, 0.0)
+                base[m.id] = entry
+                by_pos[pos] = entry
+
+
+_Period = tuple[date, str]
+
+
+def _named_periods(query: str, now: datetime | None) -> list[_Period]:
+    """The days, months and years the query names (resolved against ``now``)."""
+    from memory_core.extraction.dates import find_dates
+
+    ref = now or datetime.now(UTC)
+    return [
+        (m.start, m.precision)
+        for m in find_dates(query, ref, future=False)
+        if m.precision in ("day", "month", "year")
+    ]
+
+
+def _within(ts: datetime, period: _Period) -> bool:
+    start, precision = period
+    if precision == "year":
+        return ts.year == start.year
+    if precision == "month":
+        return (ts.year, ts.month) == (start.year, start.month)
+    return ts.date() == start
