@@ -215,7 +215,7 @@ def open_backend(settings: Settings) -> Backend:
 
         path = settings.sqlite_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteBackend(path)
+        return SQLiteBackend(path, bm25_k1=settings.bm25_k1, bm25_b=settings.bm25_b)
     from memory_core.backends.weaviate_connect import is_weaviate_url
 
     if is_weaviate_url(spec):
@@ -231,6 +231,8 @@ def open_backend(settings: Settings) -> Backend:
             spec,
             api_key=None if key is None else key.get_secret_value(),
             grpc_port=settings.weaviate_grpc_port,
+            bm25_k1=settings.bm25_k1,
+            bm25_b=settings.bm25_b,
         )
     raise ConfigError(
         f"unknown backend {spec!r}; use 'sqlite', 'sqlite:///path/to/file.db' "

@@ -15,12 +15,16 @@ transactions; other processes are held off by SQLite's own locking and
 ``busy_timeout``. ``batch()`` opens a transaction on the calling thread that
 nested calls join (as savepoints, so a failed inner call undoes only itself).
 
-Vector search reads the candidate rows' vectors straight from SQLite when the
-filter narrows to a few thousand rows (a profile's messages); larger candidate
-sets use an in-process float32 matrix per ``(tenant, collection, model id)``,
-valid while the ``collection_versions`` row that every write bumps (from any
-connection or process, in the same transaction) still has the version the
-matrix was built at.
+Search (issue 17): keyword ranking is BM25 with configurable ``k1``/``b``
+computed from FTS5's matches, term counts and row lengths with per-tenant
+statistics (:mod:`~memory_core.backends.sqlite_keyword`); vector search reads a
+memory-mapped float32 matrix per ``(tenant, collection, model id)`` with
+per-profile row ranges, kept fresh incrementally by every write and checked
+against the ``collection_versions`` row that every write bumps (from any
+connection or process, in the same transaction)
+(:mod:`~memory_core.backends.sqlite_vectors`). A search reads a collection's
+emptiness once per version, ranks row ids, and reads and parses only the records
+it returns.
 
 Erasure: rows are zeroed as they are deleted (``secure_delete``), but FTS5 keeps
 deleted terms in old index segments and the WAL keeps old pages until they are
@@ -39,7 +43,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,7 +69,7 @@ from memory_core.backends.base import (
     query_vector,
     unit_vectors,
 )
-from memory_core.backends.fusion import relative_score_fusion
+from memory_core.backends.sqlite_keyword import KeywordRanker
 from memory_core.backends.sqlite_migrations import (
     IN_CHUNK,
     STATEMENTS,
@@ -74,8 +77,10 @@ from memory_core.backends.sqlite_migrations import (
     check_columns,
     compile_where,
     fts_match,
+    fts_scope,
     migrate,
 )
+from memory_core.backends.sqlite_vectors import GROUP_FIELDS, MatrixOp, VectorMatrices
 from memory_core.errors import NotFoundError, StorageError, ValidationError
 
 __all__ = ["SQLiteBackend", "fts_query_terms"]
@@ -134,19 +139,9 @@ class _Scope(Generic[R]):
     spec: CollectionSpec[R]
     tenant: str
     flt: Filter
-
-
-@dataclass(frozen=True)
-class _VectorMatrix:
-    """Every stored vector of one model in one tenant's collection, as of ``version``."""
-
-    version: int
-    rids: _Ids  # ascending
-    matrix: _Floats  # (len(rids), d)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.rids.nbytes + self.matrix.nbytes)
+    where: Where
+    version: int  # the collection's version in this snapshot
+    cache: bool  # whether what is read may be cached (False inside a write transaction)
 
 
 def _matrix(rows: list[Any]) -> tuple[_Ids, _Floats]:
@@ -173,6 +168,73 @@ def _scores(matrix: _Floats, query: _Query) -> _Floats:
             f"{model_id!r} have {matrix.shape[1]}"
         )
     return matrix @ q
+
+
+_Ranked = tuple[int, str, float]  # rid, record id, score
+
+
+def _groups(where: Where, field: str) -> list[str] | None:
+    """The groups (values of ``field``) ``where`` selects whole, when it is nothing
+    but ``field`` equal to, or one of, some values; else None."""
+    if where.gte or where.lt or where.fields() != {field}:
+        return None
+    if field in where.eq:
+        value = where.eq[field]
+        return [value] if isinstance(value, str) and not where.any_of else None
+    values = where.any_of[field]
+    return (
+        [v for v in values if isinstance(v, str)]
+        if all(isinstance(v, str) for v in values)
+        else None
+    )
+
+
+def _best(rids: _Ids, scores: _Floats, limit: int) -> tuple[_Ids, _Floats]:
+    """The ``limit`` best-scored of ``rids`` (unordered)."""
+    if len(scores) > limit:
+        top = np.argpartition(-scores, limit - 1)[:limit]
+        return rids[top], scores[top]
+    return rids, scores
+
+
+def _merged(parts: list[tuple[_Ids, _Floats]]) -> tuple[_Ids, _Floats]:
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _fused(
+    keyword: list[_Ranked], vector: list[_Ranked], alpha: float, limit: int
+) -> list[_Ranked]:
+    """Relative score fusion of two ranked lists of rows (the rule of
+    :func:`~memory_core.backends.fusion.relative_score_fusion`, on rows rather than
+    records, so that only the fused best are read and parsed)."""
+    fused: dict[int, list[Any]] = {}
+    for weight, ranked in ((1.0 - alpha, keyword), (alpha, vector)):
+        if not ranked:
+            continue
+        low = min(row[2] for row in ranked)
+        span = max(row[2] for row in ranked) - low
+        for rid, rec_id, score in ranked:
+            part = weight * ((score - low) / span if span > 0 else 1.0)
+            fused.setdefault(rid, [rec_id, 0.0])[1] += part
+    best = sorted(fused.items(), key=lambda item: (-item[1][1], item[1][0]))[:limit]
+    return [(rid, rec_id, score) for rid, (rec_id, score) in best]
+
+
+def _ids(conn: sqlite3.Connection, table: str, tenant: str, rids: list[int]) -> dict[int, str]:
+    """rid -> record id of the tenant's rows among ``rids``."""
+    found: dict[int, str] = {}
+    for start in range(0, len(rids), IN_CHUNK):
+        chunk = rids[start : start + IN_CHUNK]
+        found.update(
+            conn.execute(
+                f"SELECT rid, id FROM {table} WHERE rid IN ({', '.join('?' * len(chunk))}) "
+                "AND +tenant = ?",
+                (*chunk, tenant),
+            ).fetchall()
+        )
+    return found
 
 
 def _bodies(
@@ -206,6 +268,7 @@ class _Conn:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.depth = 0
+        self.ops: list[MatrixOp] = []  # vector rows the open transaction wrote
 
 
 def _release(
@@ -226,11 +289,14 @@ class SQLiteBackend:
         path: str | os.PathLike[str],
         *,
         busy_timeout: float = 30.0,
-        vector_cache_bytes: int = 1 << 30,
         purge_timeout: float = 5.0,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
     ) -> None:
         """``purge_timeout``: seconds a purge waits for other connections' read
-        transactions to end before it leaves its job pending (see :meth:`purge_deleted`)."""
+        transactions to end before it leaves its job pending (see :meth:`purge_deleted`).
+        ``bm25_k1``, ``bm25_b``: the BM25 parameters of keyword ranking (see
+        :mod:`memory_core.backends.sqlite_keyword`)."""
         self.path = Path(path)
         self._busy_ms = int(busy_timeout * 1000)
         self._purge_timeout = max(0.0, float(purge_timeout))
@@ -239,14 +305,19 @@ class SQLiteBackend:
         self._conns: dict[int, sqlite3.Connection] = {}
         self._conns_lock = threading.RLock()
         self._write_lock = threading.RLock()
-        self._cache: OrderedDict[tuple[str, str, str], _VectorMatrix] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._cache_budget = vector_cache_bytes
+        self._empty: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, empty)
+        self._ranker = KeywordRanker(bm25_k1, bm25_b)
+        self._matrices = VectorMatrices(Path(f"{self.path}.vectors"))
         try:
             with self._errors(), self._write() as conn:
                 migrate(conn, str(self.path))
                 check_columns(conn, str(self.path))
                 pending = conn.execute("SELECT 1 FROM purge_jobs LIMIT 1").fetchone()
+                versions = conn.execute(
+                    "SELECT tenant, collection, version FROM collection_versions"
+                )
+                self._matrices.sweep({(t, c): int(v) for t, c, v in versions})
             if pending is not None:  # left by a crash or a reader: finish it now
                 self._purge()
         except BaseException:
@@ -323,12 +394,14 @@ class SQLiteBackend:
             savepoint = f"cm_{holder.depth}"
             conn.execute(f"SAVEPOINT {savepoint}")
             holder.depth += 1
+            noted = len(holder.ops)
             try:
                 yield conn
             except BaseException:
                 if conn.in_transaction:
                     conn.execute(f"ROLLBACK TO {savepoint}")
                     conn.execute(f"RELEASE {savepoint}")
+                    del holder.ops[noted:]  # undone with the savepoint
                 raise
             else:
                 conn.execute(f"RELEASE {savepoint}")
@@ -338,14 +411,20 @@ class SQLiteBackend:
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             holder.depth = 1
+            holder.ops = []
             try:
                 yield conn
-                conn.execute("COMMIT")
+                # Readers wait on the matrices' lock until this commit is applied there.
+                with self._matrices.lock:
+                    conn.execute("COMMIT")
+                    ops, holder.ops = holder.ops, []
+                    self._matrices.apply(ops)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
             finally:
+                holder.ops = []
                 holder.depth = 0
 
     @contextmanager
@@ -374,8 +453,7 @@ class SQLiteBackend:
             self._closed = True
             conns = list(self._conns.values())
             self._conns.clear()
-        with self._cache_lock:
-            self._cache.clear()
+        self._matrices.close()
         for conn in conns:
             conn.close()
 
@@ -423,13 +501,14 @@ class SQLiteBackend:
                     self._note_purge(conn, sql.fts)
                     # The version row stays (bumped), so a re-created tenant never
                     # reuses a version number a cache may still hold.
-                    self._bump(conn, tenant, spec)
+                    version = self._bump(conn, tenant, spec)
+                    self._holder().ops.append(
+                        MatrixOp(tenant, spec.name.value, version, dropped=True)
+                    )
                 deleted = conn.execute(f"DELETE FROM {sql.table} WHERE tenant = ?", (tenant,))
                 counts[collection.value] = deleted.rowcount
             self._note_purge(conn, "")
-        with self._cache_lock:
-            for key in [key for key in self._cache if key[0] == tenant]:
-                del self._cache[key]
+        self._ranker.forget(tenant)
         return counts
 
     # -- records ---------------------------------------------------------------
@@ -444,12 +523,15 @@ class SQLiteBackend:
         )
 
     @staticmethod
-    def _bump(conn: sqlite3.Connection, tenant: str, spec: CollectionSpec) -> None:
-        conn.execute(
+    def _bump(conn: sqlite3.Connection, tenant: str, spec: CollectionSpec) -> int:
+        """Count a write of the tenant's collection; its new version."""
+        row = conn.execute(
             "INSERT INTO collection_versions (tenant, collection, version) VALUES (?, ?, 1) "
-            "ON CONFLICT (tenant, collection) DO UPDATE SET version = version + 1",
+            "ON CONFLICT (tenant, collection) DO UPDATE SET version = version + 1 "
+            "RETURNING version",
             (tenant, spec.name.value),
-        )
+        ).fetchone()
+        return int(row[0])
 
     @staticmethod
     def _version(conn: sqlite3.Connection, tenant: str, spec: CollectionSpec) -> int:
@@ -505,7 +587,26 @@ class SQLiteBackend:
                 self._note_purge(conn, sql.fts)
             conn.executemany(sql.upsert, rows)
             conn.executemany(sql.fts_insert, [sql.fts_row(tenant, records[i]) for i in keep])
-            self._bump(conn, tenant, spec)
+            version = self._bump(conn, tenant, spec)
+            op = MatrixOp(tenant, sql.table, version, model_id=model_id)
+            group = GROUP_FIELDS[sql.table]
+            ids = [records[i].id for i in keep]
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                found = conn.execute(
+                    f'SELECT id, rid, "{group}" FROM {sql.table} WHERE tenant = ? '
+                    f"AND id IN ({', '.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                ).fetchall()
+                at = {rec_id: (rid, value) for rec_id, rid, value in found}
+                for rec_id in chunk:
+                    op.added.append(at[rec_id][0])
+                    op.groups.append(at[rec_id][1] or "")
+            if blobs is not None:
+                op.vectors = np.frombuffer(b"".join(blobs[i] for i in keep), dtype=_F32).reshape(
+                    len(keep), -1
+                )
+            self._holder().ops.append(op)
 
     def get(self, tenant: str, collection: Collection[R], ids: Sequence[str]) -> list[R]:
         spec = _spec(collection)
@@ -542,6 +643,11 @@ class SQLiteBackend:
             raise ValidationError(f"offset must be >= 0, got {offset!r}")
         direction = "DESC" if descending else "ASC"
         order = f'"{column}" {direction}' + ("" if column == "id" else f", id {direction}")
+        if column == "id" and flt.sql:
+            # "+": a filtered read uses its filter's index and sorts what matches,
+            # never a walk of the whole tenant in id order (the planner's pick without
+            # statistics: seconds at 100k rows for a few matching ones).
+            order = f"+id {direction}"
         with self._read() as conn:
             self._require_tenant(conn, tenant)
             if flt.empty:
@@ -575,7 +681,14 @@ class SQLiteBackend:
             if flt.empty:
                 return 0
             params = (tenant, *flt.params)
+            gone: list[int] = []
             if spec.searchable:
+                gone = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT rid FROM {sql.table} WHERE tenant = ?{flt.sql}", params
+                    )
+                ]
                 conn.execute(
                     f"DELETE FROM {sql.fts} WHERE rowid IN "
                     f"(SELECT rid FROM {sql.table} WHERE tenant = ?{flt.sql})",
@@ -585,7 +698,11 @@ class SQLiteBackend:
             if deleted.rowcount:
                 self._note_purge(conn, sql.fts if spec.searchable else "")
                 if spec.searchable:
-                    self._bump(conn, tenant, spec)
+                    version = self._bump(conn, tenant, spec)
+                    self._holder().ops.append(
+                        MatrixOp(tenant, sql.table, version, removed=gone)
+                    )  # zeroed in the vector files at commit
+                    self._ranker.forget(tenant)  # statistics of what is gone
             return int(deleted.rowcount)
 
     def purge_deleted(self) -> bool:
@@ -595,10 +712,10 @@ class SQLiteBackend:
         deleted terms in its index segments until they are merged, and the WAL
         keeps old pages until it is checkpointed. Every transaction that deletes
         rows or replaces indexed text records a job in ``purge_jobs``; this merges
-        (``optimize``) each full-text index a job names, drops in-process vector
-        caches, then checkpoints and truncates the WAL, checking the result and
-        retrying while other connections' read transactions hold old pages (for up
-        to ``purge_timeout`` seconds). Only then are the jobs it ran removed.
+        (``optimize``) each full-text index a job names (vector files are scrubbed
+        at each deletion's commit already), then checkpoints and truncates the WAL,
+        checking the result and retrying while other connections' read transactions
+        hold old pages (for up to ``purge_timeout`` seconds). Only then are the jobs it ran removed.
 
         False: the purge is pending -- called inside an open transaction (its jobs
         commit with it) or a reader outlasted the wait. The jobs stay in the store:
@@ -610,8 +727,6 @@ class SQLiteBackend:
 
     def _purge(self) -> bool:
         """:meth:`purge_deleted` (opening a store calls this, not the overridable method)."""
-        with self._cache_lock:
-            self._cache.clear()
         with self._writing() as conn:
             jobs = conn.execute("SELECT target, seq FROM purge_jobs ORDER BY target").fetchall()
             for target, _ in jobs:
@@ -701,122 +816,156 @@ class SQLiteBackend:
             self._require_tenant(conn, tenant)
             if flt.empty or limit == 0:
                 return []
-            scope = _Scope(conn, spec, tenant, flt)
+            version = self._version(conn, tenant, spec)
+            if self._is_empty(conn, tenant, spec, version):  # nothing to rank: no search
+                return []
+            scope = _Scope(conn, spec, tenant, flt, where, version, self._holder().depth == 0)
             if mode is SearchMode.KEYWORD:
-                return self._keyword(scope, str(text), limit)
+                return self._hits(scope, self._keyword(scope, str(text), limit))
             assert query is not None
             if mode is SearchMode.VECTOR:
-                return self._vector(scope, query, limit)
+                return self._hits(scope, self._vector(scope, query, limit))
             depth = max(limit * 4, 50)
             keyword = self._keyword(scope, str(text), depth)
             nearest = self._vector(scope, query, depth)
-        return relative_score_fusion(keyword, nearest, alpha, limit)
+            return self._hits(scope, _fused(keyword, nearest, alpha, limit))
 
-    @staticmethod
-    def _keyword(s: _Scope[R], text: str, limit: int) -> list[Hit[R]]:
+    def _is_empty(
+        self, conn: sqlite3.Connection, tenant: str, spec: CollectionSpec, version: int
+    ) -> bool:
+        """Whether the tenant has no rows in ``spec``'s collection. Known per
+        collection version (every write bumps it, deletions too), so a recall's
+        searches of collections a tenant never wrote to cost one lookup."""
+        key = (tenant, spec.name.value)
+        with self._cache_lock:
+            known = self._empty.get(key)
+        if known is not None and known[0] == version:
+            return known[1]
+        empty = (
+            conn.execute(
+                f"SELECT 1 FROM {spec.name.value} WHERE tenant = ? LIMIT 1", (tenant,)
+            ).fetchone()
+            is None
+        )
+        if self._holder().depth == 0:  # never remember what an open write may undo
+            with self._cache_lock:
+                self._empty[key] = (version, empty)
+        return empty
+
+    def _keyword(self, s: _Scope[R], text: str, limit: int) -> list[_Ranked]:
+        """The best ``limit`` rows for ``text`` that match the filter: ``(rid, id, score)``,
+        best first (ties by id)."""
         terms = fts_query_terms(text)
         if not terms:
             return []
         sql = STATEMENTS[s.spec.name]
-        match = fts_match(s.tenant, s.flt.profiles, terms, s.flt.scopes)
-        outer = f"WHERE m.tenant = ?{s.flt.sql} ORDER BY rank, m.id LIMIT ?"
-        params = (s.tenant, *s.flt.params, limit)
-        # Rank inside the full-text index first and read only the best rows:
-        # joining every match to its row costs more than ranking them (common
-        # words match most of a large tenant). The scope in the MATCH already
-        # narrows to the tenant (or profiles, knowledge bases); conditions
-        # outside the index may drop some of the best, hence the overfetch and,
-        # should too few survive, the exact query over every match.
-        best = limit * 4 if s.flt.sql else limit
-        rows = s.conn.execute(
-            f"SELECT m.body, r.rank AS rank FROM (SELECT rowid AS rid, "
-            f"bm25({sql.fts}, 0.0, 1.0) AS rank FROM {sql.fts} WHERE {sql.fts} MATCH ? "
-            f"ORDER BY rank LIMIT ?) AS r CROSS JOIN {sql.table} AS m ON m.rid = r.rid {outer}",
-            (match, best, *params),
-        ).fetchall()
-        if len(rows) < limit:
-            rows = s.conn.execute(
-                f"SELECT m.body, bm25({sql.fts}, 0.0, 1.0) AS rank "
-                f"FROM {sql.fts} CROSS JOIN {sql.table} AS m ON m.rid = {sql.fts}.rowid "
-                f"WHERE {sql.fts} MATCH ? AND {outer.removeprefix('WHERE ')}",
-                (match, *params),
-            ).fetchall()
-        return [Hit(record=s.spec.model.model_validate_json(b), score=-r) for b, r in rows]
-
-    def _vector(self, s: _Scope[R], query: _Query, limit: int) -> list[Hit[R]]:
-        model_id, q = query
-        table, flt = s.spec.name.value, s.flt
-        key = (s.tenant, table, model_id)
-        version = self._version(s.conn, s.tenant, s.spec)
-        entry = self._cached(key, version)
-        if entry is None and flt.sql:  # a narrow filter (a profile): read its rows directly
-            cursor = s.conn.execute(
-                f"SELECT m.rid, m.vector FROM {table} AS m "
-                f"WHERE m.tenant = ? AND +m.vector_model = ?{flt.sql}",  # + : use flt's index
-                (s.tenant, model_id, *flt.params),
+        flt = s.flt
+        scope = fts_scope(s.tenant, flt.profiles, flt.scopes)
+        ranker = self._ranker
+        if flt.profiles:
+            # A profile's rows: rank every one holding a term (cost follows the profile).
+            ranked = ranker.rank(
+                s.conn, sql, s.tenant, scope, terms, version=s.version, cache=s.cache
             )
-            rows = cursor.fetchmany(_DIRECT_VECTOR_ROWS + 1)
-            cursor.close()
-            if len(rows) <= _DIRECT_VECTOR_ROWS:
-                rids, matrix = _matrix(rows)
-                return self._top(s, rids, _scores(matrix, query), limit)
-        if entry is None:
-            rows = s.conn.execute(
-                f"SELECT rid, vector FROM {table} WHERE tenant = ? AND vector_model = ? "
-                "ORDER BY rid",
-                (s.tenant, model_id),
-            ).fetchall()
-            entry = _VectorMatrix(version, *_matrix(rows))
-            if self._holder().depth == 0:  # never cache what an open write may still undo
-                self._store(key, entry)
-        rids = entry.rids
-        if not flt.sql or not len(rids):
-            return self._top(s, rids, _scores(entry.matrix, query), limit)
-        matching = s.conn.execute(
-            f"SELECT m.rid FROM {table} AS m WHERE m.tenant = ?{flt.sql}", (s.tenant, *flt.params)
-        ).fetchall()
-        selected = np.array([row[0] for row in matching], dtype=np.int64)
-        positions = np.searchsorted(rids, selected).clip(max=len(rids) - 1)
-        positions = positions[rids[positions] == selected]
-        if len(positions) * 4 < len(rids):  # few: score only those rows
-            scores = _scores(entry.matrix[positions], query)
-        else:
-            scores = _scores(entry.matrix, query)[positions]
-        return self._top(s, rids[positions], scores, limit)
+            return self._filtered(s, ranked, limit)
+        # Wider scopes: FTS5's own ranking picks the candidates (conditions outside
+        # the index may drop some, hence the overfetch), re-scored with k1 and b.
+        match = fts_match(s.tenant, flt.profiles, terms, flt.scopes)
+        best = max(limit * 4, 100) if flt.sql else max(limit, 100)
+        rids = [
+            row[0]
+            for row in s.conn.execute(
+                f"SELECT rowid FROM {sql.fts} WHERE {sql.fts} MATCH ? "
+                f"ORDER BY bm25({sql.fts}, 0.0, 1.0) LIMIT ?",
+                (match, best),
+            )
+        ]
+        if len(rids) == best and flt.sql:
+            survivors = self._filtered(s, [(rid, 0.0) for rid in rids], limit)
+            if len(survivors) < limit:  # too many dropped: every match within the filter
+                rids = [
+                    row[0]
+                    for row in s.conn.execute(
+                        f"SELECT m.rid FROM {sql.fts} CROSS JOIN {sql.table} AS m "
+                        f"ON m.rid = {sql.fts}.rowid WHERE {sql.fts} MATCH ? "
+                        f"AND m.tenant = ?{flt.sql} ORDER BY bm25({sql.fts}, 0.0, 1.0) LIMIT ?",
+                        (match, s.tenant, *flt.params, best),
+                    )
+                ]
+        ranked = ranker.rank(
+            s.conn, sql, s.tenant, scope, terms, version=s.version, cache=s.cache, within=rids
+        )
+        return self._filtered(s, ranked, limit)
 
     @staticmethod
-    def _top(s: _Scope[R], rids: _Ids, scores: _Floats, limit: int) -> list[Hit[R]]:
+    def _filtered(s: _Scope[R], ranked: list[tuple[int, float]], limit: int) -> list[_Ranked]:
+        """The best ``limit`` of ``ranked`` rows that are the tenant's and match the
+        filter, with their ids (ids only: records are read for what is returned)."""
+        ids: dict[int, str] = {}
+        table = s.spec.name.value
+        rids = [rid for rid, _ in ranked]
+        for start in range(0, len(rids), IN_CHUNK):
+            chunk = rids[start : start + IN_CHUNK]
+            ids.update(
+                s.conn.execute(
+                    f"SELECT m.rid, m.id FROM {table} AS m WHERE m.rid IN "
+                    f"({', '.join('?' * len(chunk))}) AND m.tenant = ?{s.flt.sql}",
+                    (*chunk, s.tenant, *s.flt.params),
+                ).fetchall()
+            )
+        kept = [(rid, ids[rid], score) for rid, score in ranked if rid in ids]
+        kept.sort(key=lambda row: (-row[2], row[1]))
+        return kept[:limit]
+
+    def _hits(self, s: _Scope[R], ranked: list[_Ranked]) -> list[Hit[R]]:
+        """``ranked`` rows as hits, in order: only these records are read and parsed."""
+        bodies = _bodies(s.conn, s.spec, s.tenant, "rid", [rid for rid, _, _ in ranked])
+        model = s.spec.model
+        return [
+            Hit(record=model.model_validate_json(bodies[rid]), score=score)
+            for rid, _, score in ranked
+            if rid in bodies
+        ]
+
+    def _vector(self, s: _Scope[R], query: _Query, limit: int) -> list[_Ranked]:
+        """The ``limit`` nearest rows that match the filter: ``(rid, id, score)``."""
+        model_id, q = query
+        table, flt = s.spec.name.value, s.flt
+        matrices = self._matrices
+        with matrices.lock:
+            matrix = matrices.get(s.conn, s.tenant, table, model_id, s.version) if s.cache else None
+            if matrix is not None:
+                groups = _groups(s.where, GROUP_FIELDS[table])
+                if groups is not None or not flt.sql:  # whole groups, or the whole tenant
+                    best: list[tuple[_Ids, _Floats]] = []
+                    for rids, vectors in matrices.rows(matrix, groups):
+                        best.append(_best(rids, _scores(vectors, query), limit))
+                    return self._top(s, *_merged(best), limit)
+                matching = s.conn.execute(
+                    f"SELECT m.rid FROM {table} AS m WHERE m.tenant = ?{flt.sql}",
+                    (s.tenant, *flt.params),
+                ).fetchall()
+                wanted = np.fromiter((row[0] for row in matching), np.int64, len(matching))
+                rids, vectors = matrices.select(matrix, wanted)
+                return self._top(s, rids, _scores(vectors, query), limit)
+        # This snapshot is not the matrix's (an open write transaction, or a read that
+        # began before the last commit): read the vectors from SQLite.
+        rows = s.conn.execute(
+            f"SELECT m.rid, m.vector FROM {table} AS m "
+            f"WHERE m.tenant = ? AND m.vector_model = ?{flt.sql}",
+            (s.tenant, model_id, *flt.params),
+        ).fetchall()
+        rids, matrix_rows = _matrix(rows)
+        return self._top(s, rids, _scores(matrix_rows, query), limit)
+
+    @staticmethod
+    def _top(s: _Scope[R], rids: _Ids, scores: _Floats, limit: int) -> list[_Ranked]:
+        """The ``limit`` best of ``rids`` by ``scores`` with their ids, best first."""
         if len(scores) > limit:
             best = np.argpartition(-scores, limit - 1)[:limit]
             rids, scores = rids[best], scores[best]
         score_of = {int(rid): float(score) for rid, score in zip(rids, scores, strict=True)}
-        bodies = _bodies(s.conn, s.spec, s.tenant, "rid", list(score_of))
-        hits = [
-            Hit(record=s.spec.model.model_validate_json(body), score=score_of[rid])
-            for rid, body in bodies.items()
-        ]
-        hits.sort(key=lambda hit: (-hit.score, hit.record.id))
-        return hits
-
-    def _cached(self, key: tuple[str, str, str], version: int) -> _VectorMatrix | None:
-        with self._cache_lock:
-            entry = self._cache.get(key)
-            if entry is not None and entry.version < version:  # stale: written since
-                del self._cache[key]
-            if entry is None or entry.version != version:  # (or this snapshot is older)
-                return None
-            self._cache.move_to_end(key)
-            return entry
-
-    def _store(self, key: tuple[str, str, str], entry: _VectorMatrix) -> None:
-        if entry.nbytes > self._cache_budget:
-            return
-        with self._cache_lock:
-            current = self._cache.get(key)
-            if current is not None and current.version > entry.version:
-                return
-            self._cache[key] = entry
-            self._cache.move_to_end(key)
-            total = sum(e.nbytes for e in self._cache.values())
-            while total > self._cache_budget:
-                total -= self._cache.popitem(last=False)[1].nbytes
+        ids = _ids(s.conn, s.spec.name.value, s.tenant, list(score_of))
+        ranked = [(rid, ids[rid], score) for rid, score in score_of.items() if rid in ids]
+        ranked.sort(key=lambda row: (-row[2], row[1]))
+        return ranked

@@ -85,6 +85,9 @@ class KnowledgeSizeReport:
     vector: Latency
     numpy_baseline: Latency
     vector_ratio: float
+    keyword: Latency | None = None  # keyword search alone, every knowledge base
+    bm25s_baseline: Latency | None = None  # the bm25s package on the same chunks (bench extra)
+    keyword_ratio: float | None = None
 
 
 @dataclass
@@ -230,7 +233,12 @@ def bench_size(
     vector = timed(lambda q: run(q, SearchMode.VECTOR, everything), ids, warmup=1)
     matrix = _stored_vectors(handle, model)
     baseline = timed(lambda q: numpy_topk(matrix, vectors[q], 10), ids, warmup=1)
+    keyword = timed(lambda q: run(q, SearchMode.KEYWORD, everything), ids, warmup=1)
+    bm25s = _bm25s_baseline(handle, questions, ids)
     return KnowledgeSizeReport(
+        keyword=keyword,
+        bm25s_baseline=bm25s,
+        keyword_ratio=None if bm25s is None else round(keyword.p50_ms / max(bm25s.p50_ms, 1e-6), 2),
         chunks=chunks,
         sources=sources,
         build_seconds=round(build, 1),
@@ -242,6 +250,24 @@ def bench_size(
         numpy_baseline=baseline,
         vector_ratio=round(vector.p50_ms / max(baseline.p50_ms, 1e-6), 2),
     )
+
+
+def _bm25s_baseline(memory: Memory, questions: Sequence[str], ids: list[int]) -> Latency | None:
+    """Keyword search of the same chunks with the ``bm25s`` package (sparse matrices,
+    in memory; query tokenisation included), or None without the ``bench`` extra."""
+    try:
+        import bm25s
+    except ImportError:
+        return None
+    texts = [c.text for c in memory.backend.find(memory.name, Collection.CHUNKS)]
+    retriever = bm25s.BM25(k1=memory.settings.bm25_k1, b=memory.settings.bm25_b)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+
+    def search(q: int) -> object:
+        tokens = bm25s.tokenize([questions[q]], stopwords="en", show_progress=False)
+        return retriever.retrieve(tokens, k=10, show_progress=False)
+
+    return timed(search, ids, warmup=1)
 
 
 def _stored_vectors(memory: Memory, model: str) -> npt.NDArray[np.float32]:
@@ -310,6 +336,9 @@ def print_knowledge_bench(console: Console, report: KnowledgeBenchReport) -> Non
         "vector",
         "numpy baseline",
         "ratio",
+        "keyword",
+        "bm25s (baseline)",
+        "ratio",
     ):
         lat.add_column(column, justify="right")
     for s in report.sizes:
@@ -322,5 +351,8 @@ def print_knowledge_bench(console: Console, report: KnowledgeBenchReport) -> Non
             s.vector.text(1),
             s.numpy_baseline.text(1),
             f"{s.vector_ratio:.2f}x",
+            s.keyword.text(1) if s.keyword else "-",
+            s.bm25s_baseline.text(1) if s.bm25s_baseline else "not installed",
+            "-" if s.keyword_ratio is None else f"{s.keyword_ratio:.2f}x",
         )
     console.print(lat)

@@ -90,20 +90,22 @@ def run_ingest(
         profiles: set[str] = set()
         with Progress(console=console) as progress:
             task = progress.add_task("ingesting", total=len(good))
-            for number, conv in good:
-                try:
-                    result = memory.ingest(conv)
-                except MemoryCoreError as exc:
+            # Embedded in batches across conversations while the batch before is written.
+            results = memory.conversations._ingest_many(
+                [conv for _, conv in good],
+                stop_on_error=not continue_on_error,
+                progress=lambda k: progress.advance(task, k),
+            )
+            for (number, _), result in zip(good, results, strict=False):
+                if isinstance(result, MemoryCoreError):
                     if not continue_on_error:  # it passed the check: the store changed, or
                         sys.stderr.write(  # the embedder failed
                             f"{file}:{number}: not written; the lines before it were. Run the "
                             "import again to resume (what is stored is skipped).\n"
                         )
-                        raise
-                    bad[number] = one_line(exc)
+                        raise result
+                    bad[number] = one_line(result)
                     continue
-                finally:
-                    progress.advance(task)
                 written += 1
                 added += len(result.messages)
                 skipped += result.skipped

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -272,21 +272,21 @@ class Conversations(Service):
     # Re-ingesting what is stored writes nothing (and audits nothing), so a
     # re-run of an import, or the resumption of an interrupted one, is harmless.
 
-    def _ingest(self, conversation: ConversationIn | dict[str, Any]) -> IngestResult:
-        """:meth:`memory_core.Memory.ingest`."""
-        checked = self._check(conversation)
+    def _ingest(
+        self, conversation: ConversationIn | dict[str, Any], prepared: _Prepared | None = None
+    ) -> IngestResult:
+        """:meth:`memory_core.Memory.ingest` (``prepared``: checked, planned and embedded
+        ahead, by :meth:`_ingest_many`)."""
+        # Checked on its own first: a bad call neither writes nor creates the tenant.
+        checked_alone = self._check(conversation) if prepared is None else None
         tenant = self._tenant
         ctx = self._ctx
         view = _StoreView(ctx, tenant)
-        conv_in = checked.conv
-        ahead = self._plan(checked, view)  # conflicts fail here, before embedding
-        last = view.last_message(conv_in.id) if conv_in.id else None
-        texts = embedding_texts(
-            [m.text for m in conv_in.messages],
-            last.text if last is not None else None,
-            ctx.settings.embed_context_turns,
-        )
-        vectors = self._embed(texts, ahead.rows)
+        if prepared is None:
+            assert checked_alone is not None
+            prepared = self._prepare(checked_alone, view)
+            prepared.vectors.update(self._embed(prepared.texts, prepared.rows))
+        checked, texts, vectors = prepared.checked, prepared.texts, prepared.vectors
         with ctx.resolve_lock, self._backend.batch():
             plan = self._plan(checked, view)  # again under the lock: the store may have moved
             if missing := [row for row in plan.rows if row not in vectors]:
@@ -316,6 +316,89 @@ class Conversations(Service):
         return IngestResult(
             conv, profile, new_msgs, plan.skipped, merged, screen.dropped, screen.redacted
         )
+
+    def _prepare(self, checked: _Checked, view: _StoreView) -> _Prepared:
+        """Plan ``checked`` against ``view`` (conflicts fail here, before embedding)
+        and the texts its new messages are embedded as (not embedded yet)."""
+        conv_in = checked.conv
+        ahead = self._plan(checked, view)
+        last = view.last_message(conv_in.id) if conv_in.id else None
+        texts = embedding_texts(
+            [m.text for m in conv_in.messages],
+            last.text if last is not None else None,
+            self._ctx.settings.embed_context_turns,
+        )
+        if isinstance(view, _PendingView):
+            view.add(ahead)
+        return _Prepared(checked, texts, ahead.rows, {})
+
+    def _ingest_many(
+        self,
+        conversations: Sequence[ConversationIn | dict[str, Any]],
+        *,
+        stop_on_error: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> builtins.list[IngestResult | MemoryCoreError]:
+        """Ingest conversations in order, as :meth:`_ingest` one by one would, with the
+        new messages of many conversations embedded in shared batches (fewer, fuller
+        model calls) while the previous batch is written, on a worker thread.
+
+        One result per conversation: its :class:`IngestResult`, or the typed error it
+        raised (nothing of it written). ``stop_on_error``: stop at the first error
+        (the list ends there; what came before it is written). ``progress(k)``: k more
+        conversations done."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        view = _PendingView(self._ctx, self._tenant)
+        results: builtins.list[IngestResult | MemoryCoreError] = []
+        chunks = _ingest_chunks(conversations, _BULK_MESSAGES)
+
+        def prepare(chunk: Sequence[ConversationIn | dict[str, Any]]) -> builtins.list[Any]:
+            out: builtins.list[Any] = []
+            for conversation in chunk:
+                try:
+                    out.append(self._prepare(self._check(conversation), view))
+                except MemoryCoreError as exc:
+                    out.append(exc)
+            return out
+
+        def embed(items: builtins.list[Any]) -> None:
+            wanted = [(p, row) for p in items if isinstance(p, _Prepared) for row in p.rows]
+            if not wanted:
+                return
+            matrix = self._ctx.embedder.embed_batch([p.texts[row] for p, row in wanted])
+            for (p, row), vector in zip(wanted, matrix, strict=True):
+                p.vectors[row] = vector
+
+        def write(items: builtins.list[Any]) -> bool:
+            for item in items:
+                if isinstance(item, _Prepared):
+                    try:
+                        item = self._ingest(item.checked.conv, item)
+                    except MemoryCoreError as exc:
+                        item = exc
+                results.append(item)
+                if progress is not None:
+                    progress(1)
+                if stop_on_error and isinstance(item, MemoryCoreError):
+                    return False
+            return True
+
+        with ThreadPoolExecutor(1, thread_name_prefix="convmem-embed") as pool:
+            pending: tuple[builtins.list[Any], Future[None]] | None = None
+            for chunk in chunks:
+                items = prepare(chunk)  # plans see the chunks before (a pending view)
+                job = pool.submit(embed, items)
+                if pending is not None:  # written while this chunk is embedded
+                    pending[1].result()
+                    if not write(pending[0]):
+                        job.result()
+                        return results
+                pending = (items, job)
+            if pending is not None:
+                pending[1].result()
+                write(pending[0])
+        return results
 
     def _check_import(
         self, conversations: Sequence[ConversationIn | dict[str, Any]]
@@ -518,15 +601,15 @@ class Conversations(Service):
             profile = ctx.live_profile(tenant, plan.existing.profile_id)
             if not idents or self._all_linked(idents, profile.id):
                 return profile, [], False
-            resolved, merged = profiles._resolve(idents, create=False, anchor=profile)
-            return resolved or profile, merged, True
+            found = profiles._resolve(idents, create=False, anchor=profile)
+            return found.profile or profile, found.merged, found.wrote
         if checked.conv.profile_id is not None:
             anchor = ctx.live_profile(tenant, checked.conv.profile_id)
-            resolved, merged = profiles._resolve(idents, create=False, anchor=anchor)
-        else:
-            resolved, merged = profiles._resolve(idents, create=True)
-        assert resolved is not None
-        return resolved, merged, True
+            found = profiles._resolve(idents, create=False, anchor=anchor)
+        else:  # a new conversation: its start tells a recycled number (docs/identity.md)
+            found = profiles._resolve(idents, create=True, at=plan.conv.started_at)
+        assert found.profile is not None
+        return found.profile, found.merged, True
 
     def _all_linked(self, idents: Sequence[Identifier], profile_id: str) -> bool:
         """Whether every identifier is linked to ``profile_id`` already."""
@@ -570,6 +653,40 @@ class _Checked:
     conv: ConversationIn
     idents: builtins.list[Identifier]
     screen: screening.IngestScreen
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One ingest call checked and planned ahead: the texts its messages are embedded
+    as, the rows to embed and (filled in by the embedder) their vectors."""
+
+    checked: _Checked
+    texts: builtins.list[str]
+    rows: builtins.list[int]
+    vectors: dict[int, np.ndarray]
+
+
+_BULK_MESSAGES = 256
+"""New messages embedded per batch by a bulk ingest (many conversations' together)."""
+
+
+def _ingest_chunks(
+    conversations: Sequence[ConversationIn | dict[str, Any]], messages: int
+) -> Iterable[Sequence[ConversationIn | dict[str, Any]]]:
+    """``conversations`` in consecutive runs of about ``messages`` messages each."""
+    start = count = 0
+    for i, conversation in enumerate(conversations):
+        given = (
+            conversation.messages
+            if isinstance(conversation, ConversationIn)
+            else conversation.get("messages")
+        )
+        count += len(given) if isinstance(given, list) else 1
+        if count >= messages:
+            yield conversations[start : i + 1]
+            start, count = i + 1, 0
+    if start < len(conversations):
+        yield conversations[start:]
 
 
 @dataclass(frozen=True)
