@@ -17,6 +17,7 @@ As a library (the test fixtures use it)::
 From a shell::
 
     python scripts/weaviate_server.py run      # start, print the URL, stop on Ctrl-C
+    python scripts/weaviate_server.py cluster  # 3 nodes on loopback (--nodes N)
     python scripts/weaviate_server.py where    # print the binary found, or exit 1
 
 Only the standard library is used, so it runs before anything is installed.
@@ -43,9 +44,11 @@ from types import TracebackType
 __all__ = [
     "WEAVIATE_VERSION",
     "ServerError",
+    "WeaviateCluster",
     "WeaviateServer",
     "cache_dir",
     "find_binary",
+    "start_cluster",
     "start_server",
 ]
 
@@ -125,6 +128,11 @@ class WeaviateServer:
     def log_path(self) -> Path:
         return self.workdir / "weaviate.log"
 
+    #: Cluster settings of a node of a cluster (:func:`start_cluster`); none alone.
+    hostname: str = "convmem-node-1"
+    cluster_env: dict[str, str] = field(default_factory=dict, repr=False)
+    ports: tuple[int, int, int, int] = (0, 0, 0, 0)  # gossip, data, raft, raft_rpc
+
     def environment(self, gossip: int, data: int, raft: int, raft_rpc: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONVMEM_")}
         env.update(
@@ -136,7 +144,7 @@ class WeaviateServer:
             DISABLE_TELEMETRY="true",
             GO_PROFILING_DISABLE="true",  # no debug listener on the fixed port 6060
             PROMETHEUS_MONITORING_ENABLED="false",
-            CLUSTER_HOSTNAME="convmem-node-1",
+            CLUSTER_HOSTNAME=self.hostname,
             CLUSTER_IN_LOCALHOST="true",
             CLUSTER_BIND_ADDR="127.0.0.1",
             CLUSTER_ADVERTISE_ADDR="127.0.0.1",
@@ -149,6 +157,7 @@ class WeaviateServer:
             LOG_LEVEL=os.environ.get("CONVMEM_WEAVIATE_LOG_LEVEL", "warning"),
             LOG_FORMAT="text",
         )
+        env.update(self.cluster_env)
         return env
 
     def log_tail(self, lines: int = _LOG_TAIL) -> str:
@@ -166,6 +175,7 @@ class WeaviateServer:
             return False
 
     def _launch(self, gossip: int, data: int, raft: int, raft_rpc: int) -> None:
+        self.ports = (gossip, data, raft, raft_rpc)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -203,6 +213,22 @@ class WeaviateServer:
             f"weaviate-server was not ready after {timeout:.0f} s "
             f"(GET {self.http_url}/v1/.well-known/ready). Log {self.log_path}:\n{self.log_tail()}"
         )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, the data directory is kept."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def restart(self, timeout: float = 90.0) -> float:
+        """Start the process again on the same ports and data; seconds until ready."""
+        if self.process is not None and self.process.poll() is None:
+            raise ServerError(f"{self.hostname} is still running")
+        started = time.monotonic()
+        self._launch(*self.ports)
+        self.wait_ready(timeout)
+        return time.monotonic() - started
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; removes the temporary directory."""
@@ -279,6 +305,89 @@ def start_server(
     raise last
 
 
+@dataclass
+class WeaviateCluster:
+    """Several nodes on loopback forming one cluster (gossip + Raft). Use
+    :func:`start_cluster` to make one."""
+
+    nodes: list[WeaviateServer]
+    workdir: Path
+    _owns_workdir: bool = field(default=True, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The backend setting reaching the cluster through its first node."""
+        return self.nodes[0].url
+
+    def node_url(self, index: int) -> str:
+        return self.nodes[index].url
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for node in self.nodes:
+            node.stop(timeout)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> WeaviateCluster:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_cluster(
+    size: int = 3,
+    binary: str | os.PathLike[str] | None = None,
+    *,
+    parent: str | os.PathLike[str] | None = None,
+    timeout: float = 120.0,
+) -> WeaviateCluster:
+    """Start ``size`` nodes on 127.0.0.1 (distinct ports, one data directory each)
+    that join into one cluster: node 1 is the gossip seed, all of them are Raft
+    voters (``RAFT_JOIN`` lists every node, ``RAFT_BOOTSTRAP_EXPECT=size``).
+    Waits until every node is ready."""
+    found = find_binary(binary)
+    if found is None:
+        raise ServerError(
+            "No weaviate-server binary: set CONVMEM_WEAVIATE_BIN, or build it with "
+            f".ci/weaviate.sh (into {cache_dir()})."
+        )
+    root = Path(tempfile.mkdtemp(prefix="convmem-weaviate-cluster-", dir=parent))
+    singles, pairs = _free_ports(2 * size, 2 * size)
+    names = [f"convmem-node-{i + 1}" for i in range(size)]
+    rafts = pairs[size:]
+    join = ",".join(f"{name}:{raft}" for name, raft in zip(names, rafts, strict=True))
+    nodes: list[WeaviateServer] = []
+    try:
+        for i, name in enumerate(names):
+            workdir = root / name
+            workdir.mkdir()
+            env = {"RAFT_JOIN": join, "RAFT_BOOTSTRAP_EXPECT": str(size)}
+            if i > 0:
+                env["CLUSTER_JOIN"] = f"127.0.0.1:{pairs[0]}"
+            node = WeaviateServer(
+                found,
+                workdir,
+                singles[2 * i],
+                singles[2 * i + 1],
+                _owns_workdir=False,
+                hostname=name,
+                cluster_env=env,
+            )
+            nodes.append(node)
+            node._launch(pairs[i], pairs[i] + 1, rafts[i], rafts[i] + 1)
+        for node in nodes:
+            node.wait_ready(timeout)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return WeaviateCluster(nodes, root)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,8 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--binary", help="weaviate-server binary (default: found automatically)")
     run.add_argument("--data", help="data directory to keep (default: temporary, removed)")
     run.add_argument("--tmp", help="parent of the temporary data directory (e.g. /dev/shm)")
+    cl = sub.add_parser("cluster", help="start a cluster of --nodes nodes, print its URLs")
+    cl.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    cl.add_argument("--binary", help="weaviate-server binary (default: found automatically)")
+    cl.add_argument("--tmp", help="parent of the temporary data directories")
     sub.add_parser("where", help="print the binary that would be used")
     args = parser.parse_args(argv)
+    if args.command == "cluster":
+        return _run_cluster(args.nodes, args.binary, args.tmp)
     if args.command == "where":
         found = find_binary()
         if found is None:
@@ -309,6 +424,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  log  {server.log_path}   (Ctrl-C stops it)", flush=True)
         try:
             while server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("stopping ...")
+    return 0
+
+
+def _run_cluster(size: int, binary: str | None, parent: str | None) -> int:
+    try:
+        cluster = start_cluster(size, binary, parent=parent)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with cluster:
+        print(f"Weaviate {WEAVIATE_VERSION}: a cluster of {size} nodes is ready")
+        print(f"  CONVMEM_BACKEND={cluster.url}&replication={size}&consistency=QUORUM")
+        for node in cluster.nodes:
+            print(f"  {node.hostname}: {node.url}  log {node.log_path}")
+        print("  (Ctrl-C stops it)", flush=True)
+        try:
+            while all(n.process is not None and n.process.poll() is None for n in cluster.nodes):
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("stopping ...")

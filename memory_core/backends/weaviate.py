@@ -33,6 +33,7 @@ How the protocol maps onto Weaviate:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
@@ -40,7 +41,7 @@ from types import TracebackType
 from typing import Any
 
 import weaviate
-from weaviate.classes.config import Configure, VectorDistances
+from weaviate.classes.config import Configure, ConsistencyLevel, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter
@@ -64,6 +65,7 @@ from memory_core.backends.base import (
     unit_vectors,
 )
 from memory_core.backends.fusion import relative_score_fusion
+from memory_core.backends.sqlite_keyword import check_bm25
 from memory_core.backends.weaviate_connect import parse_weaviate_url
 from memory_core.backends.weaviate_query import (
     EVERYTHING,
@@ -107,6 +109,12 @@ class WeaviateBackend:
     ``Configure.Vectors.*`` config with a vectorizer module, added to the
     searchable collections when they are created and used by searches given no
     query vector. ``batch_size`` is the number of objects per gRPC batch.
+    ``replication_factor`` > 1 keeps that many copies of every tenant's shard in a
+    cluster (set when the collections are created, with asynchronous replication
+    repairing a replica that was down); ``consistency`` (``ONE``, ``QUORUM``,
+    ``ALL``) is how many replicas answer each read and acknowledge each write.
+    ``bm25_k1``, ``bm25_b``: keyword ranking's BM25 parameters, set in each
+    collection's ``invertedIndexConfig`` when it is created.
     """
 
     name = "weaviate"
@@ -121,8 +129,14 @@ class WeaviateBackend:
         batch_size: int = 500,
         vector_index: Any = None,
         vectorizer: _VectorConfigCreate | None = None,
+        replication_factor: int = 1,
+        consistency: str | None = None,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
     ) -> None:
         self._client = client
+        self._replication = max(1, int(replication_factor))
+        self._consistency = None if consistency is None else ConsistencyLevel(consistency)
         self._owns_client = owns_client
         self._closed = False
         self.location = location or "the configured Weaviate server"
@@ -134,7 +148,7 @@ class WeaviateBackend:
         try:
             if vectorizer is not None and not vectorizer.name:
                 raise ValidationError("The vectorizer config needs a name, e.g. name='server'")
-            self._layouts = layouts(prefix)
+            self._layouts = layouts(prefix, check_bm25(bm25_k1, bm25_b))
             self._collections = {
                 c: client.collections.use(layout.name, skip_argument_validation=True)
                 for c, layout in self._layouts.items()
@@ -196,6 +210,8 @@ class WeaviateBackend:
                 f"Could not connect to Weaviate at {target}: {exc}. Check that the server "
                 "is running and reachable, and the API key if it needs one."
             ) from exc
+        options.setdefault("replication_factor", target.replication)
+        options.setdefault("consistency", target.consistency)
         return cls(
             client,
             prefix=prefix or target.prefix or DEFAULT_PREFIX,
@@ -217,14 +233,22 @@ class WeaviateBackend:
     # -- schema ------------------------------------------------------------------
     def _setup(self) -> None:
         configs = self._client.collections.list_all(simple=False)
+        created: list[Collection] = []
         for collection, layout in self._layouts.items():
             config = configs.get(layout.name)
             if config is None:
                 self._create(collection, layout)
+                created.append(collection)
                 config = self._client.collections.export_config(layout.name)
             check_collection(layout, config, self.location)
             if layout.spec.searchable:
                 self._vector_names[collection] = set(config.vector_config or {})
+        if created and _REGISTRY not in created:
+            # A release added collections to an existing store: they get its tenants.
+            tenants = [Tenant(name=t) for t in self._collections[_REGISTRY].tenants.get()]
+            for collection in created:
+                if tenants:
+                    self._collections[collection].tenants.create(tenants)
 
     def _create(self, collection: Collection, layout: Layout) -> None:
         vectors = [
@@ -245,6 +269,13 @@ class WeaviateBackend:
                 inverted_index_config=layout.inverted_index(),
                 properties=layout.properties(),
                 vector_config=vectors,
+                replication_config=(
+                    # async replication (repairing a replica that was down) is on by
+                    # default for a factor > 1 since Weaviate 1.38
+                    Configure.replication(factor=self._replication)
+                    if self._replication > 1
+                    else None
+                ),
             )
         except UnexpectedStatusCodeError as exc:
             if "already exists" not in str(exc):  # else: another process was first
@@ -314,7 +345,10 @@ class WeaviateBackend:
         """The collection as seen by ``tenant`` (whose existence the next call checks)."""
         if not valid_tenant(tenant):
             raise _missing(tenant)  # Weaviate cannot hold such a tenant
-        return self._collections[layout.spec.name].with_tenant(tenant)
+        handle = self._collections[layout.spec.name].with_tenant(tenant)
+        if self._consistency is not None:
+            handle = handle.with_consistency_level(self._consistency)
+        return handle
 
     def _require_tenant(self, layout: Layout, tenant: str) -> None:
         """For calls that would not otherwise reach the tenant (nothing to read or write)."""
@@ -366,10 +400,8 @@ class WeaviateBackend:
         with self._errors():
             present = [c for c in order if self._collections[c].tenants.exists(tenant)]
             for collection in present:
-                result = (
-                    self._collections[collection]
-                    .with_tenant(tenant)
-                    .aggregate.over_all(total_count=True)
+                result = self._tenant(self._layouts[collection], tenant).aggregate.over_all(
+                    total_count=True
                 )
                 counts[collection.value] = int(result.total_count or 0)
             for collection in present:
@@ -443,17 +475,39 @@ class WeaviateBackend:
             return []
         found: dict[str, R] = {}
         with self._errors(tenant):
-            for start in range(0, len(wanted), _ID_CHUNK):
-                chunk = wanted[start : start + _ID_CHUNK]
-                result = target.query.fetch_objects(
-                    filters=Filter.by_id().contains_any([layout.uuid(i) for i in chunk]),
-                    limit=len(chunk),
-                    return_properties=[BODY],
-                )
-                for obj in result.objects:
-                    found_record = to_record(layout, obj)
-                    found[found_record.id] = found_record
+            self._fetch(layout, target, wanted, found)
+            if self._consistency is not None and len(found) < len(wanted):
+                self._fetch_lagging(layout, target, [i for i in wanted if i not in found], found)
         return [found[i] for i in wanted if i in found]
+
+    def _fetch(
+        self, layout: Layout[R], target: Any, ids: Sequence[str], found: dict[str, R]
+    ) -> None:
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            result = target.query.fetch_objects(
+                filters=Filter.by_id().contains_any([layout.uuid(i) for i in chunk]),
+                limit=len(chunk),
+                return_properties=[BODY],
+            )
+            for obj in result.objects:
+                record = to_record(layout, obj)
+                found[record.id] = record
+
+    def _fetch_lagging(
+        self, layout: Layout[R], target: Any, missing: list[str], found: dict[str, R]
+    ) -> None:
+        """On a replicated cluster a filtered read is served by one replica, which may
+        not have applied a write the others acknowledged yet. Ids that exist at the
+        configured consistency level (a replicated existence check) are read again
+        until that replica has them (a few seconds at most; then they are left out)."""
+        exists = [i for i in missing[:_ID_CHUNK] if target.data.exists(layout.uuid(i))]
+        delay = 0.02
+        while exists and delay < 3.0:
+            time.sleep(delay)
+            self._fetch(layout, target, exists, found)
+            exists = [i for i in exists if i not in found]
+            delay *= 2
 
     def find(
         self,
@@ -506,19 +560,21 @@ class WeaviateBackend:
         if compiled.empty:
             self._require_tenant(layout, tenant)
             return 0
-        deleted = 0
+        # Counted by object id: with replicas, a repeated call may meet an object again
+        # on a replica that has not applied the first deletion yet.
+        deleted: set[str] = set()
         with self._errors(tenant):
             while True:  # one call deletes at most QUERY_MAXIMUM_RESULTS objects
-                result = target.data.delete_many(where=compiled.filter or EVERYTHING)
-                deleted += result.successful
+                result = target.data.delete_many(where=compiled.filter or EVERYTHING, verbose=True)
+                deleted.update(str(o.uuid) for o in result.objects or () if o.successful)
                 if result.failed:
                     raise StorageError(
                         f"Weaviate at {self.location} failed to delete {result.failed} of "
                         f"{result.matches} matching {layout.spec.name.value} records in tenant "
-                        f"{tenant!r} ({deleted} deleted); repeat the call to finish."
+                        f"{tenant!r} ({len(deleted)} deleted); repeat the call to finish."
                     )
                 if result.successful == 0:
-                    return deleted
+                    return len(deleted)
 
     def export(
         self, tenant: str, collection: Collection[R], batch_size: int = 500

@@ -4,8 +4,12 @@
 ``weaviates://host[:port]`` (or ``weaviate+https://``) is TLS (port 443).
 Query parameters: ``grpc_port`` (default 50051, or 443 with TLS), ``grpc_host``
 (default: the same host), ``prefix`` (collection name prefix, default
-``Convmem``). Hosts of Weaviate Cloud (``*.weaviate.cloud``, ``*.weaviate.network``)
-connect through ``connect_to_weaviate_cloud``, which knows their gRPC address.
+``Convmem``), ``replication`` (copies of every tenant's shard in a cluster,
+default 1: set on the collections when they are created) and ``consistency``
+(``ONE``, ``QUORUM`` or ``ALL``: how many replicas acknowledge each read and
+write; default ``QUORUM`` when ``replication`` > 1, else the server's). Hosts
+of Weaviate Cloud (``*.weaviate.cloud``, ``*.weaviate.network``) connect through
+``connect_to_weaviate_cloud``, which knows their gRPC address.
 
 The client is created with ``skip_init_checks=True``: it then makes no call
 besides the server's own endpoints (the default init checks include a version
@@ -19,10 +23,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from memory_core.errors import ConfigError
 
-__all__ = ["SCHEMES", "WeaviateTarget", "is_weaviate_url", "parse_weaviate_url"]
+__all__ = [
+    "CONSISTENCY_LEVELS",
+    "SCHEMES",
+    "WeaviateTarget",
+    "is_weaviate_url",
+    "parse_weaviate_url",
+]
 
 SCHEMES = {"weaviate": False, "weaviate+http": False, "weaviates": True, "weaviate+https": True}
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network")
+_PARAMETERS = ("grpc_port", "grpc_host", "prefix", "replication", "consistency")
+#: Replicas that must answer a read or acknowledge a write (Weaviate's levels).
+CONSISTENCY_LEVELS = ("ONE", "QUORUM", "ALL")
 
 
 def is_weaviate_url(spec: str) -> bool:
@@ -39,6 +52,8 @@ class WeaviateTarget:
     grpc_host: str
     grpc_port: int
     prefix: str | None = None
+    replication: int = 1
+    consistency: str | None = None
 
     @property
     def is_cloud(self) -> bool:
@@ -76,11 +91,27 @@ def parse_weaviate_url(url: str, *, grpc_port: int | None = None) -> WeaviateTar
         raise ConfigError(f"invalid Weaviate URL {url!r}: a path is not supported")
     secure = SCHEMES[scheme]
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    unknown = set(query) - {"grpc_port", "grpc_host", "prefix"}
+    unknown = set(query) - set(_PARAMETERS)
     if unknown:
         raise ConfigError(
             f"invalid Weaviate URL {url!r}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-            "known: grpc_port, grpc_host, prefix"
+            f"known: {', '.join(_PARAMETERS)}"
+        )
+    try:
+        replication = int(query.get("replication") or 1)
+    except ValueError:
+        replication = 0
+    if not 1 <= replication <= 64:
+        raise ConfigError(
+            f"invalid Weaviate URL {url!r}: replication must be a number of copies, 1 to 64"
+        )
+    consistency = (query.get("consistency") or "").upper() or None
+    if consistency is None and replication > 1:
+        consistency = "QUORUM"
+    if consistency is not None and consistency not in CONSISTENCY_LEVELS:
+        raise ConfigError(
+            f"invalid Weaviate URL {url!r}: consistency must be one of "
+            f"{', '.join(CONSISTENCY_LEVELS)}"
         )
     grpc = query.get("grpc_port")
     try:
@@ -96,4 +127,6 @@ def parse_weaviate_url(url: str, *, grpc_port: int | None = None) -> WeaviateTar
         grpc_host=query.get("grpc_host") or parts.hostname,
         grpc_port=grpc_number,
         prefix=query.get("prefix") or None,
+        replication=replication,
+        consistency=consistency,
     )

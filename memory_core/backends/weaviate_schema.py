@@ -229,8 +229,11 @@ def _any(parts: list[_Filters]) -> _Filters:
 class Layout(Generic[M]):
     """The Weaviate collection of one record collection."""
 
-    def __init__(self, spec: CollectionSpec[M], prefix: str) -> None:
+    def __init__(
+        self, spec: CollectionSpec[M], prefix: str, bm25: tuple[float, float] = (1.2, 0.75)
+    ) -> None:
         self.spec = spec
+        self.bm25 = bm25  # k1, b
         self.name = f"{prefix}{''.join(p.capitalize() for p in spec.name.value.split('_'))}"
         fields = {"id": Field("id", RID, Kind.TEXT, False)}
         for name in spec.filter_fields:
@@ -311,7 +314,10 @@ class Layout(Generic[M]):
     def inverted_index(self) -> Any:
         # Stopwords are dropped from queries by fts_query_terms, as on SQLite.
         return Configure.inverted_index(
-            index_null_state=True, stopwords_preset=StopwordsPreset.NONE
+            index_null_state=True,
+            stopwords_preset=StopwordsPreset.NONE,
+            bm25_k1=self.bm25[0],
+            bm25_b=self.bm25[1],
         )
 
     def encode(self, record: Record, model_id: str | None, terms: str = "") -> dict[str, Any]:
@@ -455,9 +461,13 @@ def _below(bound: Any) -> Callable[[Any], bool]:
     return lambda value: value is not None and bool(value < bound)
 
 
-def layouts(prefix: str = DEFAULT_PREFIX) -> dict[Collection, Layout[Any]]:
+def layouts(
+    prefix: str = DEFAULT_PREFIX, bm25: tuple[float, float] = (1.2, 0.75)
+) -> dict[Collection, Layout[Any]]:
+    """Every collection's layout; ``bm25``: the keyword ranking's ``(k1, b)``, set when
+    a collection is created."""
     check_prefix(prefix)
-    return {collection: Layout(spec, prefix) for collection, spec in COLLECTIONS.items()}
+    return {collection: Layout(spec, prefix, bm25) for collection, spec in COLLECTIONS.items()}
 
 
 def check_collection(layout: Layout, config: CollectionConfig, location: str) -> None:

@@ -328,6 +328,18 @@ def test_schema_creation_is_idempotent_and_safe_to_race(weaviate_url: str, prefi
 
 
 @live
+def test_a_collection_added_by_a_release_gets_the_existing_tenants(
+    weaviate_url: str, client: weaviate.WeaviateClient, prefix: str
+) -> None:
+    with WeaviateBackend.from_url(weaviate_url, prefix=prefix) as old:
+        old.ensure_tenant("acme")
+    client.collections.delete(f"{prefix}ConnectorState")  # a store from before it existed
+    with WeaviateBackend.from_url(weaviate_url, prefix=prefix) as upgraded:
+        assert upgraded.count("acme", Collection.CONNECTOR_STATE) == 0
+        assert upgraded.list_tenants() == ["acme"]
+
+
+@live
 def test_a_collection_not_made_by_us_is_a_schema_mismatch(
     weaviate_url: str, client: weaviate.WeaviateClient, prefix: str
 ) -> None:

@@ -13,7 +13,9 @@ Weaviate runs live: one server for the whole session, started from the
 and stopped at the end; or an already running server named by
 ``$CONVMEM_TEST_WEAVIATE_URL`` (e.g. ``weaviate://127.0.0.1:8080?grpc_port=50051``).
 With neither, the Weaviate tests are skipped, saying so -- or fail, when
-``$CONVMEM_REQUIRE_WEAVIATE`` is set (CI). Every test uses fresh
+``$CONVMEM_REQUIRE_WEAVIATE`` is set (CI). The suite also runs against a 3-node
+cluster on loopback started from the same binary (``weaviate-cluster``: every
+collection replicated 3 times, reads and writes at ALL; marked slow). Every test uses fresh
 tenant names, so tests never see each other's data on the shared server.
 """
 
@@ -97,6 +99,43 @@ class SharedWeaviate:
 
 SHARED_WEAVIATE = SharedWeaviate()
 
+#: Copies of every shard in the cluster run of the suite (one per node).
+CLUSTER_REPLICATION = 3
+
+
+class SharedCluster:
+    """The session's 3-node Weaviate cluster on loopback (started on first use): the
+    contract suite runs against it too, with every collection replicated on every
+    node and reads and writes at ALL."""
+
+    def __init__(self) -> None:
+        self.cluster: Any = None
+
+    def start(self) -> str:
+        if self.cluster is None:
+            if importlib.util.find_spec("weaviate") is None:
+                _unavailable("weaviate-client is not installed (extra: weaviate)")
+            if WEAVIATE_BIN is None:
+                _unavailable(
+                    "no weaviate-server binary for the 3-node cluster (looked at "
+                    f"$CONVMEM_WEAVIATE_BIN and {WEAVIATE_CACHE}; build it with .ci/weaviate.sh)"
+                )
+            shm = Path("/dev/shm")
+            parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+            self.cluster = weaviate_server.start_cluster(3, WEAVIATE_BIN, parent=parent)
+        # ALL: every replica holds a write before it returns, so the filtered reads of
+        # the contract (served by one replica) see it at once. At QUORUM they are
+        # eventually consistent (docs/weaviate.md); the fault test runs at QUORUM.
+        return f"{self.cluster.url}&replication={CLUSTER_REPLICATION}&consistency=ALL"
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.cluster = None
+
+
+SHARED_CLUSTER = SharedCluster()
+
 
 def _unavailable(why: str) -> NoReturn:
     if WEAVIATE_REQUIRED:
@@ -132,23 +171,46 @@ def _weaviate(scratch: Path) -> Iterator[Backend]:
         backend.close()
 
 
+@pytest.fixture(scope="session")
+def weaviate_cluster_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's 3-node cluster (started once; skips if there is none)."""
+    request.addfinalizer(SHARED_CLUSTER.stop)
+    return SHARED_CLUSTER.start()
+
+
+@contextmanager
+def _weaviate_cluster(scratch: Path) -> Iterator[Backend]:
+    from memory_core.backends.weaviate import WeaviateBackend
+
+    backend = WeaviateBackend.from_url(SHARED_CLUSTER.start(), prefix="ConvmemCluster")
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "sqlite": _sqlite,
     "weaviate": _weaviate,
+    "weaviate-cluster": _weaviate_cluster,
 }
 
 #: Session fixtures a backend's factory needs set up first (its service).
-SERVICES: dict[str, str] = {"weaviate": "weaviate_url"}
+SERVICES: dict[str, str] = {"weaviate": "weaviate_url", "weaviate-cluster": "weaviate_cluster_url"}
 
 #: Backends whose ``batch()`` groups calls but cannot roll them back together.
 #: Weaviate has no transactions; each upsert reports the objects it rejected.
 NON_ATOMIC_BATCH: set[str] = {"weaviate"}
 
-_MARKS = {"weaviate": pytest.mark.weaviate}
+_MARKS = {
+    "weaviate": [pytest.mark.weaviate],
+    # three servers: in CI (.ci/run runs everything), not in the inner loop
+    "weaviate-cluster": [pytest.mark.weaviate, pytest.mark.slow],
+}
 
 
 @pytest.fixture(
-    params=[pytest.param(name, marks=_MARKS.get(name, ())) for name in BACKENDS],
+    params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in BACKENDS],
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A fresh, empty backend of each kind."""
