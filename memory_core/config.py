@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,21 @@ def default_data_dir() -> Path:
     return Path(base) / "convmem"
 
 
+class WebhookSecrets(BaseModel):
+    """A tenant's webhook credentials: ``convmem serve --http`` receives Segment
+    events at ``/v1/webhooks/segment/<tenant>`` and Twilio's webhooks at
+    ``/v1/webhooks/twilio/<tenant>`` for each tenant that has them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The Segment Webhooks destination's shared secret (``X-Signature``).
+    segment_secret: SecretStr | None = None
+    #: The Twilio account's auth token (``X-Twilio-Signature``).
+    twilio_auth_token: SecretStr | None = None
+    #: The URL Twilio calls, when a proxy rewrites it (the signature covers it).
+    twilio_public_url: str | None = None
+
+
 class Settings(BaseSettings):
     """Every setting of the engine. Environment variables are ``CONVMEM_<NAME>``."""
 
@@ -64,6 +79,25 @@ class Settings(BaseSettings):
     #: Messages are embedded with this many preceding turns of their conversation
     #: as context (keyword search indexes the message alone).
     embed_context_turns: int = Field(default=1, ge=0, le=5)
+    #: Recall re-scoring of messages (docs/recall.md): a turn gains this share of its
+    #: best adjacent turn's score (answers sit in runs of turns).
+    recall_neighbour_weight: float = Field(default=0.5, ge=0, le=2)
+    #: ... this share of the best score in its conversation (questions are about episodes).
+    recall_session_weight: float = Field(default=0.2, ge=0, le=2)
+    #: ... this much when its conversation was held on a day, month or year the query names.
+    recall_date_weight: float = Field(default=0.2, ge=0, le=2)
+    #: Relevance scale of cosine similarity: 0 at this value (unrelated texts reach it
+    #: with the bundled MiniLM)...
+    recall_cosine_zero: float = Field(default=0.2, ge=-1, lt=1)
+    #: ... 1 at this one (paraphrases).
+    recall_cosine_one: float = Field(default=0.8, gt=-1, le=1)
+    #: Recall leaves out query-ranked items scoring below this (``RecallOptions.min_score``
+    #: overrides it): a query nothing answers returns only the profile's traits.
+    recall_min_score: float = Field(default=0.25, ge=0, le=1)
+    #: BM25 term-frequency saturation of keyword search (both backends).
+    bm25_k1: float = Field(default=1.2, ge=0, le=10)
+    #: BM25 length normalisation of keyword search, 0 (none) to 1 (full).
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
     #: LiteLLM model for extraction (e.g. ``openai/gpt-4o-mini``); unset = heuristic.
     llm_model: str | None = None
     #: Endpoint for the LLM (OpenAI-compatible servers, vLLM, a proxy); unset = provider's.
@@ -77,6 +111,8 @@ class Settings(BaseSettings):
     policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Seconds between retention runs (``memory.gc()``) of a long-running server; 0 = never.
     gc_interval: float = Field(default=3600.0, ge=0)
+    #: Webhook credentials per tenant (``[webhooks.<tenant>]``), see :class:`WebhookSecrets`.
+    webhooks: dict[str, WebhookSecrets] = Field(default_factory=dict)
     #: Size limits of every field callers give (see :class:`Limits`, docs/limits.md).
     limits: Limits = Field(default_factory=Limits)
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from memory_core.backends.base import Backend, Collection
+from memory_core.backends.base import Backend, Collection, SupportsExport, Vectors
 from memory_core.config import DEFAULT_TENANT, Settings
 from memory_core.embedding.base import CachedEmbedder, Embedder
-from memory_core.errors import NotFoundError, ValidationError
+from memory_core.errors import EmbedderMismatchError, NotFoundError, ValidationError
 from memory_core.identity import normalize, parse_identifier
 from memory_core.models import Identifier, Profile, Record
 from memory_core.validation import record_id, shown
@@ -130,6 +130,7 @@ class Context:
         self._searcher: KnowledgeSearcher | None = None
         self._chunking: ChunkingConfig | None = None
         self._sources: tuple[RecallSource, ...] | None = None
+        self._vector_models_ok: set[str] = set()  # tenants whose vectors match the embedder
 
     # -- identifiers and records --------------------------------------------------
     def parse(self, ref: str | Identifier) -> Identifier:
@@ -258,8 +259,52 @@ class Context:
 
     def forget_tenant_caches(self, tenant: str) -> None:
         """Drop in-process caches of a tenant's records after a deletion there."""
+        self._vector_models_ok.discard(tenant)
         if self._searcher is not None:
             self._searcher.forget(tenant)
+
+    # -- vectors ----------------------------------------------------------------------
+    def stored_vector_model(self, tenant: str) -> str | None:
+        """The model that made the first stored vectors found in the tenant (messages,
+        then chunks, observations, summaries), or None when it holds none (or the
+        backend cannot say)."""
+        if not isinstance(self.backend, SupportsExport):
+            return None
+        for collection in (
+            Collection.MESSAGES,
+            Collection.CHUNKS,
+            Collection.OBSERVATIONS,
+            Collection.SUMMARIES,
+        ):
+            for pages, (_, vectors) in enumerate(
+                self.backend.export(tenant, collection, batch_size=8)
+            ):
+                if vectors is not None:
+                    return vectors.model_id
+                if pages >= 3:  # records without vectors: look no further here
+                    break
+        return None
+
+    def query_vectors(self, tenant: str, texts: Sequence[str]) -> Vectors:
+        """The embeddings of search queries for ``tenant``'s store.
+
+        Raises :class:`~memory_core.errors.EmbedderMismatchError` when the tenant's
+        stored vectors come from another model: a search would silently fall back to
+        keywords alone. Checked once per tenant and process (again after a deletion
+        or ``convmem reembed``)."""
+        model = self.embedder.model_id
+        if tenant not in self._vector_models_ok:
+            stored = self.stored_vector_model(tenant)
+            if stored is not None and stored != model:
+                raise EmbedderMismatchError(
+                    f"tenant {tenant!r} was embedded with {stored!r} but the configured "
+                    f"embedder is {model!r}: configure {stored!r} again, or re-embed the "
+                    "store with the configured model (`convmem reembed`)",
+                    stored=stored,
+                    configured=model,
+                )
+            self._vector_models_ok.add(tenant)
+        return Vectors(model, self.embedder.embed_batch(list(texts)))
 
     # -- knowledge --------------------------------------------------------------------
     @property

@@ -5,6 +5,8 @@ so callers can catch one type. The tree::
 
     MemoryCoreError
     ├── ConfigError              bad or missing configuration
+    │   └── EmbedderMismatchError  the store was embedded with another model than the
+    │                            configured one (``convmem reembed`` re-embeds it)
     ├── ValidationError          bad input at the API boundary (also a ValueError)
     │   ├── InvalidIdentifierError   an identifier that cannot be normalised
     │   └── PolicyDenied         the tenant's policy does not let this be remembered
@@ -12,8 +14,13 @@ so callers can catch one type. The tree::
     │                            (also a LookupError; ``kind`` names the record kind)
     ├── ConflictError            the request contradicts stored state (e.g. appending
     │                            to an ended conversation, a duplicate id)
+    │   └── IdentifierLimitError a profile would hold more identifiers than the
+    │                            tenant's identity policy allows (max_identifiers)
     ├── AccessDenied             an API key that is unknown, revoked, for another
     │                            tenant or of too low a role (also a PermissionError)
+    ├── ConnectorError           an external system a connector reads or writes (CRM,
+    │                            warehouse ...) failed or refused; the run stops and the
+    │                            next one resumes from its cursor
     ├── SourceError              a knowledge source could not be read; it is marked failed
     │   ├── CrawlError           the crawl of a web source could not start
     │   └── NothingToIndex       no page of the source has text
@@ -42,7 +49,10 @@ __all__ = [
     "AccessDenied",
     "ConfigError",
     "ConflictError",
+    "ConnectorError",
     "CrawlError",
+    "EmbedderMismatchError",
+    "IdentifierLimitError",
     "InvalidIdentifierError",
     "LLMReplyError",
     "MemoryCoreError",
@@ -104,8 +114,19 @@ class ConflictError(MemoryCoreError):
         self.kind = kind
 
 
+class IdentifierLimitError(ConflictError):
+    """Linking or merging would give a profile more identifiers than the tenant's
+    identity policy allows (``identity.max_identifiers``); nothing was written."""
+
+
 class AccessDenied(MemoryCoreError, PermissionError):
     """A token is unknown, revoked, for another tenant, or its role is too low."""
+
+
+class ConnectorError(MemoryCoreError):
+    """An external system a connector reads or writes (Salesforce, a SQL warehouse
+    ...) failed, refused or kept rate-limiting. The run stops; what it wrote so far
+    stays, and the next run resumes from the stored cursor."""
 
 
 class SourceError(MemoryCoreError):
@@ -127,6 +148,17 @@ class StorageError(MemoryCoreError):
 
 class SchemaMismatchError(StorageError):
     """The store's schema was written by an incompatible version of this software."""
+
+
+class EmbedderMismatchError(ConfigError):
+    """The store's vectors were made by another embedding model than the configured
+    one: similarity between them would be meaningless. Configure the model the
+    store was built with, or re-embed it (``convmem reembed``)."""
+
+    def __init__(self, *args: object, stored: str = "", configured: str = "") -> None:
+        super().__init__(*args)
+        self.stored = stored
+        self.configured = configured
 
 
 class ModelError(MemoryCoreError):

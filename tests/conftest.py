@@ -32,11 +32,12 @@ def _isolated_env(
 
 @pytest.fixture
 def memory(tmp_path: Path) -> Iterator[Memory]:
-    """A Memory on a real SQLite file with the deterministic hash embedder."""
+    """A Memory on a real SQLite file with the deterministic hash embedder (whose
+    cosines have no calibrated scale: no default relevance floor, docs/recall.md)."""
     mem = Memory(
         SQLiteBackend(tmp_path / "memory.db"),
         HashEmbedder(),
-        settings=load_settings(data_dir=tmp_path),
+        settings=load_settings(data_dir=tmp_path, recall_min_score=0.0),
     )
     yield mem
     mem.close()
@@ -48,3 +49,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("weaviate") is not None:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per reason a test was skipped, with a count (the live-server tests
+    skip together when their server is missing), instead of a line per test."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section("skipped tests, by reason (README: Running the tests)")
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{count:5d}  {reason}")

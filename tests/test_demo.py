@@ -34,3 +34,4 @@ def test_demo_shows_what_was_extracted_and_never_cuts_identifiers() -> None:
     assert "Observations (what the customer told us)" in out
     assert "Prefers SMS over phone calls" in out  # the headline feature, from the voice call
     assert "Conversation summaries" in out and "resolved" in out
+

@@ -5,28 +5,51 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 
+from memory_core.cli.connect import register_connect
 from memory_core.cli.governance import register_governance
 from memory_core.cli.knowledge import knowledge_app
+from memory_core.cli.profiles import register_profiles
 from memory_core.config import Settings, load_settings
 from memory_core.errors import MemoryCoreError
 
+# The commands a newcomer needs first, in this order; every other command follows
+# in the order it was added.
+FIRST_COMMANDS = ("demo", "ingest", "recall", "extract", "serve", "knowledge", "connect", "eval")
+
+
+class _Group(typer.core.TyperGroup):
+    """Lists the everyday commands first (``convmem --help``)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer vendors its own click Context
+        names = super().list_commands(ctx)
+        first = [name for name in FIRST_COMMANDS if name in names]
+        return first + [name for name in names if name not in first]
+
+
 app = typer.Typer(
     name="convmem",
+    cls=_Group,
     help="Conversation Memory: memory and knowledge for customer conversations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: flags without a type placeholder, paragraphs re-wrapped to the terminal.
+    rich_markup_mode=None,
 )
 eval_app = typer.Typer(help="Measure retrieval quality on public data sets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(knowledge_app, name="knowledge")
 register_governance(app)  # gc, export, audit, keys, policy
+register_connect(app)  # connect segment-import, segment-push, ...
+register_profiles(app)  # profiles pending, confirm, reject, unmerge
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,16 +77,72 @@ def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Sett
     return load_settings(backend=backend, tenant=tenant, embedder=embedder)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from memory_core import __version__
+
+        print(f"convmem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="Log to stderr at this level: debug, info, warning (default), error, critical.",
+            case_sensitive=False,
+        ),
+    ] = "warning",
+) -> None:
+    """Conversation Memory: memory and knowledge for customer conversations."""
+    import logging
+
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", param_hint="--log-level"
+        )
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 @app.command()
 def demo(
     db: DbOpt = None,
     embedder: EmbedderOpt = None,
+    serve_console: Annotated[
+        bool,
+        typer.Option(
+            "--console",
+            help="Then keep the store and serve it (console, REST API, MCP) until Ctrl-C, "
+            "printing the console's URL and an admin key to sign in with (the 'api' extra).",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of --console (default: a free one).")
+    ] = 0,
 ) -> None:
     """Ingest sample conversations of one customer across voice, SMS and chat,
-    show identity resolution, then a recall. Uses a throwaway store unless --db."""
+    show identity resolution, then a recall. Uses a throwaway store unless --db
+    or --console."""
     from memory_core.cli.demo import run_demo
 
-    run_demo(console, db=db, embedder=embedder)
+    run_demo(console, db=db, embedder=embedder, serve_console=serve_console, port=port)
 
 
 @app.command()
@@ -156,13 +235,24 @@ def extract(
 @eval_app.command("locomo")
 def eval_locomo(
     data: Annotated[
-        Path, typer.Option(help="LoCoMo JSON file (e.g. ../shared/eval/locomo/locomo_dev.json).")
+        Path,
+        typer.Option(
+            help="LoCoMo JSON: locomo10.json of github.com/snap-research/LoCoMo (CC BY-NC 4.0; "
+            "not shipped, see README: Quality and performance)."
+        ),
     ],
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
     alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.4,
     embedder: EmbedderOpt = None,
     as_json: JsonOpt = False,
-    backend: BackendOpt = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Run the eval on this backend instead of a throwaway embedded store, "
+            "e.g. weaviate://127.0.0.1:8080 (a scratch tenant is created and dropped).",
+        ),
+    ] = None,
     level: Annotated[
         str,
         typer.Option(
@@ -183,7 +273,11 @@ def eval_locomo(
 @eval_app.command("beir")
 def eval_beir(
     data: Annotated[
-        Path, typer.Option(help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/).")
+        Path,
+        typer.Option(
+            help="A BEIR data set directory (corpus.jsonl, queries.jsonl, qrels/test.tsv), "
+            "e.g. SciFact (CC BY-NC 2.0; not shipped, see README: Quality and performance)."
+        ),
     ],
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
     alpha: Annotated[
@@ -204,7 +298,7 @@ def eval_beir(
 def bench(
     sizes: Annotated[
         str, typer.Option(help="Comma-separated message counts for recall latency.")
-    ] = "10000,100000",
+    ] = "10000",
     million: Annotated[
         bool, typer.Option("--million", help="Also run at 1,000,000 messages.")
     ] = False,
@@ -215,11 +309,12 @@ def bench(
     knowledge: Annotated[
         str,
         typer.Option(help="Comma-separated knowledge chunk counts (indexing, search); '' skips."),
-    ] = "5000,100000",
+    ] = "2000",
 ) -> None:
-    """Ingest throughput, recall latency p50/p95/p99 and peak RSS, each beside a
-    baseline measured in the same run (with --backend: also beside the embedded store);
-    then knowledge indexing throughput and search latency (--sizes '' runs only those)."""
+    """Ingest throughput, recall latency p50/p95/p99 beside its floor (the model alone
+    + exact numpy), CPU time without the model and peak RSS, each measured in the same
+    run (with --backend: also beside the embedded store); then knowledge indexing and
+    search latency (--sizes '' runs only those). Defaults take about a minute."""
     from memory_core.bench import run_bench_cli
 
     counts = _counts("--sizes", sizes)
@@ -248,6 +343,57 @@ def _counts(option: str, text: str) -> list[int]:
 
 
 @app.command()
+def reembed(
+    db: DbOpt = None,
+    tenant: TenantOpt = None,
+    embedder: EmbedderOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Records embedded per batch.")] = 256,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-embed a tenant's store with the configured embedder (after changing the
+    embedding model). Resumable: run it again after an interruption."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from memory_core.config import require_store
+    from memory_core.memory import Memory
+    from memory_core.reembed import reembed as run
+
+    settings = require_store(_settings(db, tenant, embedder))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with (
+        Memory.open(settings=settings) as memory,
+        Progress(*columns, TimeRemainingColumn(), console=err_console, disable=as_json) as bar,
+    ):
+        tasks: dict[str, TaskID] = {}
+
+        def progress(collection: str, done: int, total: int) -> None:
+            if collection not in tasks:
+                tasks[collection] = bar.add_task(collection, total=total)
+            bar.update(tasks[collection], completed=done)
+
+        report = run(memory, batch_size=batch_size, progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    parts = ", ".join(f"{n} {name}" for name, n in report.reembedded.items() if n)
+    console.print(
+        f"re-embedded tenant {report.tenant!r} with {report.model_id}: {parts or 'nothing to do'}"
+        + (
+            f" ({sum(report.current.values())} already current)"
+            if any(report.current.values())
+            else ""
+        ),
+        highlight=False,
+    )
+
+
+@app.command()
 def migrate(
     source: Annotated[
         str, typer.Option("--from", help="Backend to copy from: sqlite:///path.db, weaviate://...")
@@ -260,7 +406,7 @@ def migrate(
     batch_size: Annotated[int, typer.Option(help="Records per page.")] = 500,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy a tenant between backends (e.g. the embedded store and Weaviate), vectors
+    """Copy a tenant between backends (the embedded store and Weaviate, say), vectors
     included, with progress and per-collection verification counts."""
     from memory_core.migrate import run_migrate_cli
 

@@ -4,6 +4,7 @@ profile, then recalled for the next interaction."""
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from memory_core.cli.commands import read_conversations
 from memory_core.cli.render import show_recall
 from memory_core.config import load_settings
+from memory_core.errors import ConfigError
 from memory_core.memory import Memory
 
 
@@ -20,7 +22,17 @@ def _demo_file() -> Path:
     return Path(str(resources.files("memory_core") / "data" / "demo_conversations.jsonl"))
 
 
-def run_demo(console: Console, *, db: Path | None, embedder: str | None) -> None:
+def run_demo(
+    console: Console,
+    *,
+    db: Path | None,
+    embedder: str | None,
+    serve_console: bool = False,
+    port: int = 0,
+) -> None:
+    if serve_console:
+        _run_with_console(console, db=db, embedder=embedder, port=port)
+        return
     with tempfile.TemporaryDirectory(prefix="convmem-demo-") as tmp:
         path = db if db is not None else Path(tmp) / "demo.db"
         settings = load_settings(backend=f"sqlite:///{path}", embedder=embedder)
@@ -28,6 +40,10 @@ def run_demo(console: Console, *, db: Path | None, embedder: str | None) -> None
         console.print(f"store: {path}" + ("" if db else " (throwaway)"))
         with Memory.open(settings=settings) as memory:
             _run(console, memory)
+    console.print(
+        "\nSee this customer in the console for human agents, in a browser: "
+        "[bold]convmem demo --console[/] (needs the 'api' extra: pip install '.\\[api]')"
+    )
 
 
 def _run(console: Console, memory: Memory) -> None:
@@ -98,3 +114,25 @@ def _show_extracted(console: Console, memory: Memory, profile_id: str) -> None:
             f"{summary.ts:%Y-%m-%d}", summary.channel.value, summary.text, summary.outcome.value
         )
     console.print(summaries)
+
+
+def _run_with_console(
+    console: Console, *, db: Path | None, embedder: str | None, port: int
+) -> None:
+    """The demo in a store that is kept, then its console served until Ctrl-C."""
+    try:
+        from convmem_api.console.demo import serve_demo
+    except ImportError as exc:  # fastapi, uvicorn, jinja2 ...
+        raise ConfigError(
+            f"the console needs the 'api' extra ({exc.name or exc} is missing): "
+            "pip install 'conversation-memory[api]'"
+        ) from exc
+    path = db if db is not None else Path(tempfile.mkdtemp(prefix="convmem-demo-")) / "demo.db"
+    settings = load_settings(backend=f"sqlite:///{path}", embedder=embedder)
+    console.rule("[bold]Conversation Memory demo")
+    console.print(f"store: {path} (kept: the console serves it)")
+    with Memory.open(settings=settings) as memory:
+        _run(console, memory)
+        console.rule("The console for human agents")
+        say = partial(console.print, soft_wrap=True, highlight=False)
+        serve_demo(memory, say, port=port)

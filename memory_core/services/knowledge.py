@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from memory_core import validation
-from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.backends.base import Collection, SearchMode, Where
 from memory_core.config import Limits
 from memory_core.errors import (
     ConflictError,
@@ -246,8 +246,7 @@ class Knowledge(Service):
         )
         vector = None
         if mode is not SearchMode.KEYWORD:
-            embedder = self._ctx.embedder
-            vector = Vectors(embedder.model_id, embedder.embed_batch([query]))
+            vector = self._ctx.query_vectors(self._tenant, [query])
         scored = self._ctx.searcher.search(
             tenant, query, vector, flt, limit=limit, mode=mode, alpha=alpha
         )

@@ -16,7 +16,7 @@ from memory_core.backends.base import Collection, Vectors, Where
 from memory_core.backends.sqlite import SQLiteBackend
 from memory_core.config import load_settings
 from memory_core.embedding import HashEmbedder
-from memory_core.errors import ConflictError
+from memory_core.errors import ConflictError, EmbedderMismatchError
 from memory_core.knowledge import DocumentIn, SourceStatus
 from memory_core.knowledge.indexer import Indexer
 from memory_core.memory import Memory
@@ -251,7 +251,8 @@ def test_a_new_embedding_model_reindexes_everything_on_refresh(tmp_path: Path) -
         source = memory.knowledge.sources.add("kb", documents=_docs("v1", 3), title="P")
     counting = CountingEmbedder(HashEmbedder(64))  # another model id
     with open_memory(db, counting) as memory:
-        assert memory.knowledge.search("policy page", mode="vector") == []  # old vectors only
+        with pytest.raises(EmbedderMismatchError):  # old vectors only: refused, not empty
+            memory.knowledge.search("policy page", mode="vector")
         counting.texts.clear()
         refreshed = memory.knowledge.sources.refresh(source.id, documents=_docs("v1", 3))
         assert refreshed.version == 2 and len(counting.texts) == 3
