@@ -136,7 +136,8 @@ def chat_model(model: str | None, offline_replies: Sequence[AIMessage | str]) ->
 
 def run(memory: Memory, model: str | None) -> None:
     memory.ingest(PAST_SMS)
-    print(f"ingested a past SMS conversation for {CUSTOMER}")
+    memory.observations.extract_all()  # imported history is extracted on demand
+    print(f"ingested a past SMS conversation for {CUSTOMER} and extracted what it tells")
     memory.knowledge.bases.add("help-center")
     memory.knowledge.sources.add("help-center", documents=HELP_CENTER, title="Acme Help Center")
     print("indexed the help center as knowledge base 'help-center'")

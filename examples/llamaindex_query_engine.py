@@ -148,7 +148,8 @@ def run(memory: Memory, model: str | None) -> None:
     for conversation in PAST:
         memory.ingest(conversation)
     memory.traits.set(CUSTOMER, "tier", "gold", source="crm")
-    print(f"ingested an SMS and a call, and a CRM trait, for {CUSTOMER}")
+    memory.observations.extract_all()  # imported history is extracted on demand
+    print(f"ingested an SMS and a call, and a CRM trait, for {CUSTOMER}; extracted what they tell")
     memory.knowledge.bases.add("billing")
     memory.knowledge.sources.add(
         "billing",

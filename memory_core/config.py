@@ -92,8 +92,10 @@ class Settings(BaseSettings):
     #: ... 1 at this one (paraphrases).
     recall_cosine_one: float = Field(default=0.8, gt=-1, le=1)
     #: Recall leaves out query-ranked items scoring below this (``RecallOptions.min_score``
-    #: overrides it): a query nothing answers returns only the profile's traits.
-    recall_min_score: float = Field(default=0.25, ge=0, le=1)
+    #: overrides it): a query nothing answers returns only the profile's traits. Unset:
+    #: 0.25 with the bundled local model (the score scale is calibrated on it), 0 with
+    #: any other embedder (``hash``, a LiteLLM model: their cosines have another scale).
+    recall_min_score: float | None = Field(default=None, ge=0, le=1)
     #: BM25 term-frequency saturation of keyword search (both backends).
     bm25_k1: float = Field(default=1.2, ge=0, le=10)
     #: BM25 length normalisation of keyword search, 0 (none) to 1 (full).

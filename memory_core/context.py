@@ -100,6 +100,11 @@ class _Tenants:
             self._known.discard(tenant)
 
 
+#: Recall's default floor with the bundled local model (docs/recall.md: a quarter of
+#: the query's words, or a cosine of 0.35).
+CALIBRATED_MIN_SCORE = 0.25
+
+
 class Context:
     """The shared state of one engine (see the module docstring).
 
@@ -284,6 +289,15 @@ class Context:
                 if pages >= 3:  # records without vectors: look no further here
                     break
         return None
+
+    def min_score(self) -> float:
+        """Recall's default relevance floor (``Settings.recall_min_score``, see there)."""
+        from memory_core.embedding.onnx import MODEL_ID
+
+        configured = self.settings.recall_min_score
+        if configured is not None:
+            return configured
+        return CALIBRATED_MIN_SCORE if self.embedder.model_id == MODEL_ID else 0.0
 
     def query_vectors(self, tenant: str, texts: Sequence[str]) -> Vectors:
         """The embeddings of search queries for ``tenant``'s store.

@@ -86,7 +86,8 @@ class RecallOptions(CheckedModel):
 
     ``limits`` caps each item type; ``min_score`` drops weak matches of a query
     (scores are on a fixed [0, 1] scale, docs/recall.md; None, the default, takes
-    ``Settings.recall_min_score``, 0.25: what a query plausibly matched, so a query
+    ``Settings.recall_min_score``, 0.25 with the bundled local model (0 with an
+    embedder the scale is not calibrated on): what a query plausibly matched, so a query
     nothing answers returns only the profile's traits); ``token_budget`` bounds
     the rendered ``context``.
     ``channels``/``roles`` filter messages; ``since``/``until`` filter messages and
@@ -113,7 +114,8 @@ class RecallOptions(CheckedModel):
     roles: frozenset[Role] | None = None
     since: datetime | None = None
     until: datetime | None = None
-    #: None: the store's ``Settings.recall_min_score`` (0.25 unless configured).
+    #: None: the store's ``Settings.recall_min_score`` (unless configured: 0.25 with the
+    #: bundled local model, 0 with other embedders).
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     token_budget: int = Field(default=1500, ge=0)
     mode: SearchMode = SearchMode.HYBRID

@@ -61,7 +61,7 @@ class TraitSource:
         )
         items: list[RecallItem] = []
         for view in effective_traits(found):
-            if view.confidence < opts.floor(self._ctx.settings.recall_min_score):
+            if view.confidence < opts.floor(self._ctx.min_score()):
                 continue
             if len(items) >= opts.limit(ItemType.TRAIT):
                 break
@@ -163,7 +163,7 @@ class MessageSource:
             )
             pool = rescore_messages(backend, q.tenant, q.profile_id, pool, q.text, where, settings)
             scored = scaled(pool)
-            floor = opts.floor(settings.recall_min_score)
+            floor = opts.floor(self._ctx.min_score())
         items: list[RecallItem] = []
         for record, score in scored:
             if score < floor or record.id in exclude:

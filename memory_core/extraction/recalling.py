@@ -112,7 +112,7 @@ def recall_summaries(backend: Backend, q: RecallQuery, settings: Settings) -> li
 
 def _floor(q: RecallQuery, settings: Settings) -> float:
     """``min_score`` applies to items ranked by a query (recency scores are no relevance)."""
-    return q.options.floor(settings.recall_min_score) if q.text is not None else 0.0
+    return q.options.floor(settings.recall_min_score or 0.0) if q.text is not None else 0.0
 
 
 def _overlaps(

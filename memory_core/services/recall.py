@@ -60,6 +60,8 @@ class Recaller(Service):
                 "(build one with RecallOptions(...))"
             )
         opts = options or RecallOptions()
+        if opts.min_score is None:  # the store's default floor, for this embedder
+            opts = opts.model_copy(update={"min_score": self._ctx.min_score()})
         limits = self._ctx.settings.limits
         query = optional_text(query, "query", limits.query_chars, limit="query_chars")
         if conversation_id is not None:

@@ -17,7 +17,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 @pytest.mark.filterwarnings("ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning")
 @pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecationWarning:inspect")
 def test_integration_docs_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    found = re.findall(r"(<!-- fragment -->\n)?```python\n(.*?)```", DOC.read_text(), re.DOTALL)
+    blocks = [code for fragment, code in found if not fragment]  # fragments are excerpts
     assert len(blocks) >= 8
     namespace: dict[str, object] = {"__name__": "docs_integrations"}
     try:
