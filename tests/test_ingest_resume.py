@@ -36,6 +36,7 @@ WRITE_TIMES: dict[Collection[Any], set[str]] = {
     Collection.PROFILES: {"created_at", "updated_at"},
     Collection.IDENTIFIERS: {"created_at"},
     Collection.MERGES: {"merged_at"},
+    Collection.PENDING_MERGES: {"created_at"},
     Collection.AUDIT: {"id", "ts"},  # the id of an audit event is its time
 }
 
@@ -97,6 +98,10 @@ def canonical_store(db: Path) -> str:
         for c in records[f"{tenant}/{Collection.CONVERSATIONS.value}"]:
             if c["id"].startswith("cnv_"):
                 renames[c["id"]] = f"conversation:{c['started_at']}"
+        # a pending merge's id is a digest of its two (random) profile ids
+        for pm in records.get(f"{tenant}/{Collection.PENDING_MERGES.value}", []):
+            pair = sorted((renames[pm["profile_a"]], renames[pm["profile_b"]]))
+            renames[pm["id"]] = f"pending-merge:{'|'.join(pair)}"
 
     longest_first = sorted(renames.items(), key=lambda kv: -len(kv[0]))
 
