@@ -97,8 +97,8 @@ def test_a_preference_is_a_slotless_preference() -> None:
 
 
 def test_a_transcript_speaker_prefix_is_not_part_of_the_statement() -> None:
-    said = "Caroline: I went to a LGBTQ support group yesterday and it was so powerful."
-    assert statements(said, author="Caroline") == [
-        "Went to a LGBTQ support group on 7 May 2024 and it was so powerful"
+    said = "Priya: I went to a pottery class yesterday and it was so relaxing."
+    assert statements(said, author="Priya") == [
+        "Went to a pottery class on 7 May 2024 and it was so relaxing"
     ]
-    assert statements("Caroline: I live in Boston.", author="Caroline") == ["Lives in Boston"]
+    assert statements("Priya: I live in Boston.", author="Priya") == ["Lives in Boston"]
