@@ -16,8 +16,8 @@ from rich.progress import TaskID
 from memory_core.cli.connect import register_connect
 from memory_core.cli.governance import register_governance
 from memory_core.cli.knowledge import knowledge_app
+from memory_core.cli.options import DbOpt, EmbedderOpt, JsonOpt, TenantOpt, settings_for
 from memory_core.cli.profiles import register_profiles
-from memory_core.config import Settings, load_settings
 from memory_core.errors import MemoryCoreError
 
 # The commands a newcomer needs first, in this order; every other command follows
@@ -54,15 +54,6 @@ register_profiles(app)  # profiles pending, confirm, reject, unmerge
 console = Console()
 err_console = Console(stderr=True)
 
-DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
-]
-TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant to use.")]
-EmbedderOpt = Annotated[
-    str | None,
-    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BackendOpt = Annotated[
     str | None,
     typer.Option(
@@ -72,9 +63,7 @@ BackendOpt = Annotated[
 ]
 
 
-def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
-    backend = f"sqlite:///{db.resolve()}" if db is not None else None
-    return load_settings(backend=backend, tenant=tenant, embedder=embedder)
+_settings = settings_for
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

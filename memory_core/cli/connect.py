@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from memory_core.cli.options import DbOpt, EmbedderOpt, TenantOpt
 from memory_core.config import load_settings
 from memory_core.errors import ConfigError, ValidationError
 
@@ -56,14 +57,6 @@ CONNECT_MODULES: tuple[str, ...] = ("memory_core.cli.connect_crm",)
 """Modules adding subcommands to :data:`connect_app`; each defines
 ``register(connect_app: typer.Typer) -> None``."""
 
-DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
-]
-TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant to use.")]
-EmbedderOpt = Annotated[
-    str | None,
-    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print what would change; write nothing.")

@@ -13,7 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memory_core.config import Settings, load_settings, require_store
+from memory_core.cli.options import DbOpt as _DbOpt
+from memory_core.cli.options import EmbedderOpt as _EmbedderOpt
+from memory_core.cli.options import JsonOpt as _JsonOpt
+from memory_core.cli.options import TenantOpt as _TenantOpt
+from memory_core.cli.options import settings_for
+from memory_core.config import Settings, require_store
 from memory_core.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -22,15 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register_governance"]
 
-_DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
-]
-_TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant to use.")]
-_EmbedderOpt = Annotated[
-    str | None,
-    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
-]
-_JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 console = Console()
 keys_app = typer.Typer(help="API keys for the network servers.", no_args_is_help=True)
@@ -40,9 +36,7 @@ tenants_app = typer.Typer(
 )
 
 
-def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
-    backend = f"sqlite:///{db.resolve()}" if db is not None else None
-    return load_settings(backend=backend, tenant=tenant, embedder=embedder)
+_settings = settings_for
 
 
 def _open(settings: Settings, *, read_only: bool = False) -> Memory:

@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from memory_core.config import Settings, load_settings, require_store
+from memory_core.cli.options import DbOpt, EmbedderOpt, JsonOpt, TenantOpt, settings_for
+from memory_core.config import require_store
 from memory_core.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -28,20 +28,8 @@ knowledge_app = typer.Typer(
 )
 console = Console()
 
-DbOpt = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file to use (default: the configured store).")
-]
-TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant to use.")]
-EmbedderOpt = Annotated[
-    str | None,
-    typer.Option("--embedder", help="Embedder: local (default), hash[:DIM], litellm:<model>."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-
-def _settings(db: Path | None, tenant: str | None, embedder: str | None) -> Settings:
-    backend = f"sqlite:///{db.resolve()}" if db is not None else None
-    return load_settings(backend=backend, tenant=tenant, embedder=embedder)
+_settings = settings_for
 
 
 def _print_json(data: Any) -> None:
