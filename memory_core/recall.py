@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -359,7 +360,7 @@ def render_context(
     header = _HEADER
     opening = f'<customer_memory profile="{_attr(profile_id)}" nonce="{nonce}">'
     closing = f'</customer_memory nonce="{nonce}">'
-    used = count(header) + count(opening) + count(closing)
+    used = _fixed_tokens(count, header) + count(opening) + count(closing)
     compact = used + _FULL_ITEM_TOKENS > token_budget
     if compact:  # a short header, no profile, a shorter nonce, labels without provenance
         # A random hex string costs a varying number of wordpieces: of a few random
@@ -372,7 +373,7 @@ def render_context(
             frames.append((count(opening) + count(closing), opening, closing))
         cost, opening, closing = min(frames)
         header = _SHORT_HEADER
-        used = count(header) + cost
+        used = _fixed_tokens(count, header) + cost
     spent: dict[ItemType, int] = {}
     full: set[ItemType] = set()
     lines: list[str] = []
@@ -406,6 +407,12 @@ def render_context(
         return "", 0, []
     context = "\n".join([header, opening, *lines, closing])
     return context, used, kept
+
+
+@lru_cache(maxsize=16)
+def _fixed_tokens(count: Callable[[str], int], text: str) -> int:
+    """``count(text)`` of a fixed text (the headers), counted once per counter."""
+    return count(text)
 
 
 def _cut_line(

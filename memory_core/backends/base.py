@@ -35,6 +35,7 @@ from typing import (
     Any,
     ClassVar,
     Generic,
+    NamedTuple,
     Protocol,
     TypeVar,
     cast,
@@ -77,8 +78,11 @@ __all__ = [
     "CollectionSpec",
     "FilterValue",
     "Hit",
+    "MessageRow",
     "SearchMode",
     "SupportsExport",
+    "SupportsMessageRows",
+    "SupportsSnapshot",
     "Vectors",
     "Where",
     "check_records",
@@ -557,6 +561,59 @@ class SupportsExport(Protocol):
         consecutive records sharing one model's vectors (``None``: records without a
         vector). Pages are read one at a time: writes made during an export may or
         may not be included. Raises ``NotFoundError`` for an unknown tenant."""
+
+
+class MessageRow(NamedTuple):
+    """What recall's ranking reads of a message (:mod:`memory_core.relevance`): read
+    from a backend's columns without parsing and validating the whole record.
+    ``text`` is None where it was not read (vector searches, neighbour lookups)."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    ts: datetime
+    text: str | None = None
+
+
+@runtime_checkable
+class SupportsMessageRows(Protocol):
+    """Optional capability: message searches and lookups that return
+    :class:`MessageRow` rather than whole records, for recall's ranking (which reads
+    a few fields of ~150 candidates and returns a handful; those are then read whole
+    with :meth:`Backend.get`). Rows, scores and their order are exactly those of
+    :meth:`Backend.search` and :meth:`Backend.find` for the same arguments."""
+
+    def search_rows(
+        self,
+        tenant: str,
+        *,
+        mode: SearchMode,
+        text: str | None = None,
+        vector: Vectors | None = None,
+        where: Where = ALL,
+        limit: int = 10,
+    ) -> list[tuple[MessageRow, float]]:
+        """:meth:`Backend.search` of the tenant's messages (keyword or vector mode):
+        ``(row, score)`` best first; rows of a keyword search carry their text."""
+        ...
+
+    def message_rows(
+        self, tenant: str, where: Where, positions: Sequence[tuple[str, int]]
+    ) -> list[MessageRow]:
+        """The tenant's messages matching ``where`` at these ``(conversation_id, seq)``
+        positions (one lookup), in no particular order."""
+        ...
+
+
+@runtime_checkable
+class SupportsSnapshot(Protocol):
+    """Optional capability: several reads of one thread in one snapshot (recall
+    reads the profile, traits and each source's searches in one)."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A context in which this thread's reads see one consistent state; a write
+        inside may end it (later reads then see their own, newer state)."""
+        ...
 
 
 def require(

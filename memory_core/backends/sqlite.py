@@ -37,19 +37,20 @@ long read transaction left pending.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +61,7 @@ from memory_core.backends.base import (
     Collection,
     CollectionSpec,
     Hit,
+    MessageRow,
     R,
     SearchMode,
     Vectors,
@@ -128,6 +130,7 @@ def _spec(collection: Collection[R]) -> CollectionSpec[R]:
 
 _Ids = npt.NDArray[np.int64]
 _Floats = npt.NDArray[np.float32]
+_T = TypeVar("_T")
 _Query = tuple[str, _Floats]  # model id, unit query vector
 
 
@@ -142,6 +145,10 @@ class _Scope(Generic[R]):
     where: Where
     version: int  # the collection's version in this snapshot
     cache: bool  # whether what is read may be cached (False inside a write transaction)
+    # Columns read with the ids of ranked rows (those of a MessageRow), kept by rid in
+    # ``rows``, so the rows returned need no second read; "": ids only.
+    columns: str = ""
+    rows: dict[int, Sequence[Any]] = field(default_factory=dict)
 
 
 def _matrix(rows: list[Any]) -> tuple[_Ids, _Floats]:
@@ -222,18 +229,20 @@ def _fused(
     return [(rid, rec_id, score) for rid, (rec_id, score) in best]
 
 
-def _ids(conn: sqlite3.Connection, table: str, tenant: str, rids: list[int]) -> dict[int, str]:
-    """rid -> record id of the tenant's rows among ``rids``."""
+def _ids(s: _Scope[Any], rids: list[int]) -> dict[int, str]:
+    """rid -> record id of the tenant's rows among ``rids`` (their ``s.columns`` kept
+    in ``s.rows``)."""
     found: dict[int, str] = {}
     for start in range(0, len(rids), IN_CHUNK):
         chunk = rids[start : start + IN_CHUNK]
-        found.update(
-            conn.execute(
-                f"SELECT rid, id FROM {table} WHERE rid IN ({', '.join('?' * len(chunk))}) "
-                "AND +tenant = ?",
-                (*chunk, tenant),
-            ).fetchall()
-        )
+        rows = s.conn.execute(
+            f"SELECT {s.columns or 'm.rid, m.id'} FROM {s.spec.name.value} AS m "
+            f"WHERE m.rid IN ({', '.join('?' * len(chunk))}) AND +m.tenant = ?",
+            (*chunk, s.tenant),
+        ).fetchall()
+        found.update((row[0], row[1]) for row in rows)
+        if s.columns:
+            s.rows.update((row[0], row) for row in rows)
     return found
 
 
@@ -254,6 +263,56 @@ def _bodies(
     return found
 
 
+# What a MessageRow is read from: ids, position, ts as epoch seconds (and as stored,
+# ISO, where a float64 may not hold its microseconds: beyond 2^33 s, the year 2242).
+_ROW_COLUMNS = (
+    'm.rid, m.id, m."conversation_id", m."seq", m."ts", '
+    "CASE WHEN abs(m.\"ts\") >= 8589934592.0 THEN m.body ->> '$.ts' END"
+)
+# ... and the text (the body itself where SQLite's JSON would cut it at an escaped NUL).
+_TEXT_COLUMNS = ", m.body ->> '$.text', CASE WHEN instr(m.body, '\\u0000') THEN m.body END"
+
+
+def _message_row(row: Sequence[Any]) -> MessageRow:
+    """A :class:`MessageRow` from the columns of :data:`_ROW_COLUMNS` (and, when read,
+    :data:`_TEXT_COLUMNS`). Epoch seconds within 2^33 of 1970 come back as the exact
+    microsecond (a float64's error there is under half a microsecond)."""
+    text = None
+    if len(row) > 6:
+        text = row[6] if row[7] is None else json.loads(row[7])["text"]
+    return MessageRow(
+        id=row[1],
+        conversation_id=row[2],
+        seq=row[3],
+        ts=datetime.fromtimestamp(row[4], UTC) if row[5] is None else _utc_iso(row[5]),
+        text=text,
+    )
+
+
+def _message_rows(
+    s: _Scope[Any], ranked: list[_Ranked], text: bool
+) -> list[tuple[MessageRow, float]]:
+    """``ranked`` message rows as :class:`MessageRow` (with their text when ``text``),
+    in order; no record is parsed."""
+    found = s.rows
+    rids = [rid for rid, _, _ in ranked if rid not in found]
+    columns = _ROW_COLUMNS + (_TEXT_COLUMNS if text else "")
+    for start in range(0, len(rids), IN_CHUNK):
+        chunk = rids[start : start + IN_CHUNK]
+        rows = s.conn.execute(
+            f"SELECT {columns} FROM messages AS m "
+            f"WHERE +m.tenant = ? AND m.rid IN ({', '.join('?' * len(chunk))})",
+            (s.tenant, *chunk),
+        )
+        found.update((row[0], row) for row in rows)
+    return [(_message_row(found[rid]), score) for rid, _, score in ranked if rid in found]
+
+
+def _utc_iso(value: str) -> datetime:
+    """A stored ISO 8601 time (``...Z`` or an offset) as a UTC datetime."""
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
 def _exported(model: str | None, blobs: list[bytes]) -> Vectors | None:
     """Stored vector blobs of one model as :class:`Vectors` (None: no vectors)."""
     if model is None:
@@ -269,6 +328,7 @@ class _Conn:
         self.conn = conn
         self.depth = 0
         self.ops: list[MatrixOp] = []  # vector rows the open transaction wrote
+        self.snapshot: set[str] | None = None  # in snapshot(): the tenants checked in it
 
 
 def _release(
@@ -292,10 +352,12 @@ class SQLiteBackend:
         purge_timeout: float = 5.0,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        bm25_message_b: float = 0.3,
     ) -> None:
         """``purge_timeout``: seconds a purge waits for other connections' read
         transactions to end before it leaves its job pending (see :meth:`purge_deleted`).
-        ``bm25_k1``, ``bm25_b``: the BM25 parameters of keyword ranking (see
+        ``bm25_k1``, ``bm25_b``: the BM25 parameters of keyword ranking;
+        ``bm25_message_b``: the length normalisation of messages (see
         :mod:`memory_core.backends.sqlite_keyword`)."""
         self.path = Path(path)
         self._busy_ms = int(busy_timeout * 1000)
@@ -307,7 +369,7 @@ class SQLiteBackend:
         self._write_lock = threading.RLock()
         self._cache_lock = threading.Lock()
         self._empty: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, empty)
-        self._ranker = KeywordRanker(bm25_k1, bm25_b)
+        self._ranker = KeywordRanker(bm25_k1, bm25_b, bm25_message_b)
         self._matrices = VectorMatrices(Path(f"{self.path}.vectors"))
         try:
             with self._errors(), self._write() as conn:
@@ -408,6 +470,9 @@ class SQLiteBackend:
             finally:
                 holder.depth -= 1
             return
+        if holder.snapshot is not None and conn.in_transaction:
+            conn.execute("COMMIT")  # a write inside snapshot() ends the snapshot
+            holder.snapshot = None
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             holder.depth = 1
@@ -444,6 +509,30 @@ class SQLiteBackend:
                     conn.execute("COMMIT")
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads of this thread inside, in one read transaction: one consistent
+        view, and one ``BEGIN``/``COMMIT`` and tenant check instead of one per call
+        (recall makes about ten calls). A write on this thread inside ends the
+        snapshot (later reads run each in its own snapshot again); inside an open
+        transaction (a batch, another snapshot) it joins that."""
+        holder = self._holder()
+        conn = holder.conn
+        if conn.in_transaction:
+            yield
+            return
+        with self._errors():
+            conn.execute("BEGIN")
+        holder.snapshot = set()
+        try:
+            yield
+        finally:
+            ours = holder.snapshot is not None
+            holder.snapshot = None
+            if ours and conn.in_transaction:
+                with self._errors():
+                    conn.execute("COMMIT")
+
+    @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         with self._errors(), self._write() as conn:
             yield conn
@@ -463,14 +552,18 @@ class SQLiteBackend:
             yield
 
     # -- tenants ---------------------------------------------------------------
-    @staticmethod
-    def _require_tenant(conn: sqlite3.Connection, tenant: str) -> None:
+    def _require_tenant(self, conn: sqlite3.Connection, tenant: str) -> None:
+        checked = self._holder().snapshot
+        if checked is not None and tenant in checked:
+            return
         if conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is None:
             raise NotFoundError(
                 f"Tenant {tenant!r} does not exist; create the tenant first with "
                 f"ensure_tenant({tenant!r}).",
                 kind="tenant",
             )
+        if checked is not None:
+            checked.add(tenant)
 
     def ensure_tenant(self, tenant: str) -> None:
         if not isinstance(tenant, str) or not tenant.strip():
@@ -808,7 +901,65 @@ class SQLiteBackend:
         limit: int = 10,
         alpha: float = 0.5,
     ) -> list[Hit[R]]:
-        spec = _spec(collection)
+        return self._search(
+            _spec(collection), tenant, mode, text, vector, where, limit, alpha, self._hits
+        )
+
+    def search_rows(
+        self,
+        tenant: str,
+        *,
+        mode: SearchMode,
+        text: str | None = None,
+        vector: Vectors | None = None,
+        where: Where = ALL,
+        limit: int = 10,
+    ) -> list[tuple[MessageRow, float]]:
+        """:meth:`search` of messages as :class:`MessageRow` (see
+        :class:`~memory_core.backends.base.SupportsMessageRows`): the same rows, scores
+        and order, with only the columns recall ranks by read and no record parsed."""
+        spec = Collection.MESSAGES.spec
+        with_text = mode is SearchMode.KEYWORD  # what keyword evidence reads
+
+        def read(scope: _Scope[Any], ranked: list[_Ranked]) -> list[tuple[MessageRow, float]]:
+            return _message_rows(scope, ranked, with_text)
+
+        columns = _ROW_COLUMNS + (_TEXT_COLUMNS if with_text else "")
+        return self._search(spec, tenant, mode, text, vector, where, limit, 0.5, read, columns)
+
+    def message_rows(
+        self, tenant: str, where: Where, positions: Sequence[tuple[str, int]]
+    ) -> list[MessageRow]:
+        """The tenant's messages matching ``where`` at ``(conversation_id, seq)``
+        ``positions``: one statement over the ``(tenant, conversation_id, seq)`` index."""
+        flt = compile_where(Collection.MESSAGES.spec, where, prefix="m.")
+        with self._read() as conn:
+            self._require_tenant(conn, tenant)
+            if flt.empty or not positions:
+                return []
+            rows = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM json_each(?) AS j CROSS JOIN messages AS m "
+                "ON m.tenant = ? AND m.conversation_id = j.value ->> 0 "
+                f"AND m.seq = j.value ->> 1 WHERE 1{flt.sql}",
+                (json.dumps([[c, s] for c, s in positions]), tenant, *flt.params),
+            ).fetchall()
+        return [_message_row(row) for row in rows]
+
+    def _search(
+        self,
+        spec: CollectionSpec[R],
+        tenant: str,
+        mode: SearchMode,
+        text: str | None,
+        vector: Vectors | None,
+        where: Where,
+        limit: int,
+        alpha: float,
+        read: Callable[[_Scope[R], list[_Ranked]], list[_T]],
+        columns: str = "",
+    ) -> list[_T]:
+        """A search whose ranked rows ``read`` turns into results (``columns``: see
+        :class:`_Scope`)."""
         mode = check_search(spec, mode, text, limit, alpha)
         flt = compile_where(spec, where, prefix="m.")
         query = None if mode is SearchMode.KEYWORD else query_vector(vector)
@@ -819,16 +970,17 @@ class SQLiteBackend:
             version = self._version(conn, tenant, spec)
             if self._is_empty(conn, tenant, spec, version):  # nothing to rank: no search
                 return []
-            scope = _Scope(conn, spec, tenant, flt, where, version, self._holder().depth == 0)
+            cache = self._holder().depth == 0
+            scope = _Scope(conn, spec, tenant, flt, where, version, cache, columns)
             if mode is SearchMode.KEYWORD:
-                return self._hits(scope, self._keyword(scope, str(text), limit))
+                return read(scope, self._keyword(scope, str(text), limit))
             assert query is not None
             if mode is SearchMode.VECTOR:
-                return self._hits(scope, self._vector(scope, query, limit))
+                return read(scope, self._vector(scope, query, limit))
             depth = max(limit * 4, 50)
             keyword = self._keyword(scope, str(text), depth)
             nearest = self._vector(scope, query, depth)
-            return self._hits(scope, _fused(keyword, nearest, alpha, limit))
+            return read(scope, _fused(keyword, nearest, alpha, limit))
 
     def _is_empty(
         self, conn: sqlite3.Connection, tenant: str, spec: CollectionSpec, version: int
@@ -906,13 +1058,14 @@ class SQLiteBackend:
         rids = [rid for rid, _ in ranked]
         for start in range(0, len(rids), IN_CHUNK):
             chunk = rids[start : start + IN_CHUNK]
-            ids.update(
-                s.conn.execute(
-                    f"SELECT m.rid, m.id FROM {table} AS m WHERE m.rid IN "
-                    f"({', '.join('?' * len(chunk))}) AND m.tenant = ?{s.flt.sql}",
-                    (*chunk, s.tenant, *s.flt.params),
-                ).fetchall()
-            )
+            rows = s.conn.execute(
+                f"SELECT {s.columns or 'm.rid, m.id'} FROM {table} AS m WHERE m.rid IN "
+                f"({', '.join('?' * len(chunk))}) AND m.tenant = ?{s.flt.sql}",
+                (*chunk, s.tenant, *s.flt.params),
+            ).fetchall()
+            ids.update((row[0], row[1]) for row in rows)
+            if s.columns:
+                s.rows.update((row[0], row) for row in rows)
         kept = [(rid, ids[rid], score) for rid, score in ranked if rid in ids]
         kept.sort(key=lambda row: (-row[2], row[1]))
         return kept[:limit]
@@ -965,7 +1118,7 @@ class SQLiteBackend:
             best = np.argpartition(-scores, limit - 1)[:limit]
             rids, scores = rids[best], scores[best]
         score_of = {int(rid): float(score) for rid, score in zip(rids, scores, strict=True)}
-        ids = _ids(s.conn, s.spec.name.value, s.tenant, list(score_of))
+        ids = _ids(s, list(score_of))
         ranked = [(rid, ids[rid], score) for rid, score in score_of.items() if rid in ids]
         ranked.sort(key=lambda row: (-row[2], row[1]))
         return ranked

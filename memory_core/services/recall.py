@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 
-from memory_core.backends.base import Collection, SearchMode, Vectors, Where
+from memory_core.backends.base import (
+    Collection,
+    SearchMode,
+    SupportsSnapshot,
+    Vectors,
+    Where,
+)
 from memory_core.context import ProfileRef
 from memory_core.errors import ValidationError
 from memory_core.recall import (
@@ -72,6 +79,20 @@ class Recaller(Service):
         embedding: Future[Vectors] | None = None
         if query is not None and opts.mode is not SearchMode.KEYWORD:
             embedding = _executor().submit(self._ctx.query_vectors, tenant, [query])
+        backend = self._backend
+        with backend.snapshot() if isinstance(backend, SupportsSnapshot) else nullcontext():
+            return self._recall(ref, query, conversation_id, opts, embedding)
+
+    def _recall(
+        self,
+        ref: ProfileRef,
+        query: str | None,
+        conversation_id: str | None,
+        opts: RecallOptions,
+        embedding: Future[Vectors] | None,
+    ) -> RecallResult:
+        """:meth:`recall` after its arguments are checked, in one read snapshot."""
+        tenant = self._tenant
         profile = self._m.profiles.get(ref)
         exclude: set[str] = set()
         if query is None and conversation_id is not None:
