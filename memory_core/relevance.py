@@ -6,10 +6,12 @@ search). Two numbers come out for each record:
 
 * a **ranking key**, the fused score the order is decided by:
   ``(1 - alpha) * keyword + alpha * dense``, where ``keyword`` is the record's BM25
-  min-max normalised over the query's keyword hits (BM25 grows with the number of
-  query words, so only its shape within one query is comparable) and ``dense`` is
-  the cosine on the fixed scale below; messages then get the re-scoring signals of
-  :func:`rescore_messages` (neighbouring turns, session, dates the query names);
+  and ``dense`` its cosine, each min-max normalised over that view's hits for the
+  query (best hit 1, the deepest hit read 0): the two views then weigh in on the
+  same footing, whatever the spread of each one's raw scores for this query (BM25
+  grows with the number of query words; cosines of short texts bunch up); messages
+  then get the re-scoring signals of :func:`rescore_messages` (neighbouring turns,
+  session, dates the query names);
 * an **evidence score** on a fixed scale: the cosine on a fixed scale
   (:func:`dense_evidence`) and the share of query words the text contains
   (:func:`keyword_evidence`; BM25 itself depends on corpus statistics) combined as
@@ -27,12 +29,22 @@ scores keep the ranking's order, are comparable across queries, and
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from memory_core.backends.base import Backend, Collection, Hit, SearchMode, Vectors, Where
+from memory_core.backends.base import (
+    Backend,
+    Collection,
+    Hit,
+    SearchMode,
+    SupportsMessageRows,
+    Vectors,
+    Where,
+)
 from memory_core.models import Record
 
 if TYPE_CHECKING:
@@ -63,11 +75,14 @@ class Scored(Generic[R]):
     evidence: float
 
 
-def dense_evidence(cosine: float, settings: Settings) -> float:
+def dense_evidence(
+    cosine: float, settings: Settings, scale: tuple[float, float] | None = None
+) -> float:
     """Cosine similarity on a fixed [0, 1] scale: 0 at or below
     ``recall_cosine_zero`` (what unrelated texts reach), 1 at or above
-    ``recall_cosine_one`` (paraphrases), linear in between."""
-    zero, one = settings.recall_cosine_zero, settings.recall_cosine_one
+    ``recall_cosine_one`` (paraphrases), linear in between. ``scale``: another
+    (zero, one), e.g. the two-embedder mode's (``DualEmbedder.scale``)."""
+    zero, one = scale or (settings.recall_cosine_zero, settings.recall_cosine_one)
     return min(1.0, max(0.0, (cosine - zero) / (one - zero)))
 
 
@@ -81,12 +96,16 @@ def keyword_evidence(terms: frozenset[str], text: str) -> float:
     if not terms:
         return 0.0
     words = _stems(text)
+    missing = [term for term in terms - words if len(term) >= _PREFIX]
     found = len(terms & words)
-    for term in terms - words:  # a word and its longer forms (deliver, delivery)
-        if len(term) >= _PREFIX and any(
-            w.startswith(term) or (len(w) >= _PREFIX and term.startswith(w)) for w in words
-        ):
-            found += 1
+    if missing:  # a word and its longer forms (deliver, delivery)
+        ordered = sorted(words)
+        for term in missing:
+            at = bisect_left(ordered, term)  # the words term begins, if any, start here
+            if (at < len(ordered) and ordered[at].startswith(term)) or any(
+                term[:k] in words for k in range(_PREFIX, len(term))
+            ):
+                found += 1
     return found / len(terms)
 
 
@@ -95,6 +114,7 @@ _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 _PREFIX = 5  # the shortest stem a longer word may extend
 
 
+@lru_cache(maxsize=1 << 16)  # a vocabulary's words recur: fold each once
 def _stem(word: str) -> str:
     """A light suffix fold (``moved``, ``moves``, ``moving``, ``move`` -> ``mov``)."""
     for suffix in _SUFFIXES:
@@ -105,7 +125,7 @@ def _stem(word: str) -> str:
 
 
 def _stems(text: str) -> frozenset[str]:
-    return frozenset(_stem(w) for w in _WORD.findall(text.casefold()))
+    return frozenset(map(_stem, _WORD.findall(text.casefold())))
 
 
 def query_terms(text: str) -> frozenset[str]:
@@ -135,28 +155,32 @@ def ranked(
     alpha: float,
     settings: Settings,
     depth: int = DEPTH,
+    scale: tuple[float, float] | None = None,
 ) -> list[Scored[R]]:
     """The records matching ``where`` ranked against the query, best first.
 
     The keyword search runs before ``vector()`` is asked for the query's
-    embedding, so an embedding computed in the background overlaps it."""
+    embedding, so an embedding computed in the background overlaps it. ``scale``:
+    the cosine scale of ``vector()`` when not the settings' (see :func:`dense_evidence`)."""
     keyword: list[Hit[R]] = []
     if mode is not SearchMode.VECTOR:
-        keyword = backend.search(
-            tenant, collection, mode=SearchMode.KEYWORD, text=text, where=where, limit=depth
-        )
+        keyword = _search(
+            backend, tenant, collection, mode=SearchMode.KEYWORD, text=text, where=where,
+            limit=depth,
+        )  # fmt: skip
     nearest: list[Hit[R]] = []
     query = vector() if mode is not SearchMode.KEYWORD else None
     if query is not None:
-        nearest = backend.search(
-            tenant, collection, mode=SearchMode.VECTOR, vector=query, where=where, limit=depth
-        )
+        nearest = _search(
+            backend, tenant, collection, mode=SearchMode.VECTOR, vector=query, where=where,
+            limit=depth,
+        )  # fmt: skip
     if mode is SearchMode.KEYWORD or query is None:
         alpha = 0.0
     elif mode is SearchMode.VECTOR:
         alpha = 1.0
     terms = query_terms(text)
-    relative = _minmax(keyword)
+    relative, closeness = _minmax(keyword), _minmax(nearest)
     out: dict[str, Scored[R]] = {}
     for hit in keyword:
         out[hit.record.id] = Scored(
@@ -165,11 +189,36 @@ def ranked(
             keyword_evidence(terms, getattr(hit.record, "text", "")),
         )
     for hit in nearest:
-        dense = dense_evidence(hit.score, settings)
+        dense = dense_evidence(hit.score, settings, scale)
         entry = out.setdefault(hit.record.id, Scored(hit.record, 0.0, 0.0))
-        entry.key += alpha * dense
+        entry.key += alpha * closeness[hit.record.id]
         entry.evidence = 1.0 - (1.0 - entry.evidence) * (1.0 - dense)
     return sorted(out.values(), key=lambda s: (-s.key, _id(s.record)))
+
+
+def _search(
+    backend: Backend,
+    tenant: str,
+    collection: Collection[R],
+    *,
+    mode: SearchMode,
+    text: str | None = None,
+    vector: Vectors | None = None,
+    where: Where,
+    limit: int,
+) -> list[Hit[R]]:
+    """``backend.search``; messages, on a backend that serves them as rows
+    (:class:`~memory_core.backends.base.SupportsMessageRows`), come as
+    :class:`~memory_core.backends.base.MessageRow` (what ranking reads, no record
+    parsed: the caller reads whole records for what it returns)."""
+    if collection is Collection.MESSAGES and isinstance(backend, SupportsMessageRows):
+        rows = backend.search_rows(
+            tenant, mode=mode, text=text, vector=vector, where=where, limit=limit
+        )
+        return [Hit(record=cast(Any, row), score=score) for row, score in rows]
+    return backend.search(
+        tenant, collection, mode=mode, text=text, vector=vector, where=where, limit=limit
+    )
 
 
 def _id(record: Any) -> str:
@@ -216,10 +265,11 @@ def rescore_messages(
       a question and its reply, a story told over several turns); the neighbours of
       the best candidates join the pool;
     * session (``recall_session_weight``): a turn gains this share of the best score
-      in its conversation (questions are about episodes);
-    * dates (``recall_date_weight``): a turn of a conversation held on a day, in a
-      month or a year the query names gains this much (a query that names its time
-      carries its own filter).
+      in its conversation, neighbours' shares included (its best run of turns:
+      questions are about episodes);
+    * dates (``recall_date_weight``): a turn held on a day, in a month or a year the
+      query names gains this much (a query that names its time carries its own
+      filter; a month or day named without a year matches it in any year).
     Only the ranking keys change: an item's evidence stays its own match, so the
     score scale (:func:`scaled`) is not inflated by the signals."""
     nw, sw, dw = (
@@ -233,20 +283,25 @@ def rescore_messages(
     by_pos = {(s.record.conversation_id, s.record.seq): s for s in pool}
     if nw > 0:
         _add_neighbours(backend, tenant, profile_id, pool, by_pos, base, where)
-    out: list[Scored[Any]] = []
-    best_key: dict[str, float] = {}
-    for s in pool:
-        conv = s.record.conversation_id
-        best_key[conv] = max(best_key.get(conv, 0.0), s.key)
-    dates = _named_periods(query, now) if dw > 0 else []
+    smoothed: dict[str, float] = {}  # a turn's key with its neighbours' share
     for s in base.values():
         r = s.record
         key = s.key
         if nw > 0:
             adjacent = [by_pos.get((r.conversation_id, r.seq + d)) for d in (-1, 1)]
             key += nw * max((a.key for a in adjacent if a is not None), default=0.0)
+        smoothed[r.id] = key
+    best_key: dict[str, float] = {}  # per conversation: its best run of turns
+    for s in base.values():
+        conv = s.record.conversation_id
+        best_key[conv] = max(best_key.get(conv, 0.0), smoothed[s.record.id])
+    dates = _named_periods(query, now) if dw > 0 else []
+    out: list[Scored[Any]] = []
+    for s in base.values():
+        r = s.record
+        key = smoothed[r.id]
         if sw > 0:
-            key += sw * best_key.get(r.conversation_id, 0.0)
+            key += sw * best_key[r.conversation_id]
         if dates and any(_within(r.ts, period) for period in dates):
             key += dw
         out.append(Scored(r, key, s.evidence))
@@ -276,44 +331,66 @@ def _add_neighbours(
                 wanted.add(pos)
     if not wanted:
         return
-    per_conversation: dict[str, list[int]] = {}
-    for conv, seq in sorted(wanted):
-        per_conversation.setdefault(conv, []).append(seq)
-    for conv, seqs in per_conversation.items():
-        found = backend.find(
-            tenant,
-            Collection.MESSAGES,
-            where.and_(
-                Where(eq={"profile_id": profile_id, "conversation_id": conv}, any_of={"seq": seqs})
-            ),
-        )
-        for m in found:
-            pos = (m.conversation_id, m.seq)
-            if pos in wanted and m.id not in base:
-                entry: Scored[Any] = Scored(m, 0.0, 0.0)
-                base[m.id] = entry
-                by_pos[pos] = entry
+    found: list[Any] = []
+    if isinstance(backend, SupportsMessageRows):  # one lookup, rows only
+        mine = where.and_(Where(eq={"profile_id": profile_id}))
+        found = backend.message_rows(tenant, mine, sorted(wanted))
+        found.sort(key=lambda m: (m.conversation_id, m.id))  # as the lookups below
+    else:
+        per_conversation: dict[str, list[int]] = {}
+        for conv, seq in sorted(wanted):
+            per_conversation.setdefault(conv, []).append(seq)
+        for conv, seqs in per_conversation.items():
+            found += backend.find(
+                tenant,
+                Collection.MESSAGES,
+                where.and_(
+                    Where(
+                        eq={"profile_id": profile_id, "conversation_id": conv},
+                        any_of={"seq": seqs},
+                    )
+                ),
+            )
+    for m in found:
+        pos = (m.conversation_id, m.seq)
+        if pos in wanted and m.id not in base:
+            entry: Scored[Any] = Scored(m, 0.0, 0.0)
+            base[m.id] = entry
+            by_pos[pos] = entry
 
 
-_Period = tuple[date, str]
+#: A period a query names: its first day, its precision, and whether the query
+#: named the year (a month or day named alone matches it in any year).
+_Period = tuple[date, str, bool]
+_YEAR_WRITTEN = re.compile(r"\d{4}")
 
 
 def _named_periods(query: str, now: datetime | None) -> list[_Period]:
-    """The days, months and years the query names (resolved against ``now``)."""
-    from memory_core.extraction.dates import find_dates
+    """The days, months and years the query names (relative ones resolved against
+    ``now``). A month or day named without a year ("in June", "on May 3rd") pins no
+    year: a customer's history spans years, and the query's own time is no clue to
+    which one it means, so it matches that month or day of any year."""
+    from memory_core.extraction.dates import MONTHS, find_dates
 
     ref = now or datetime.now(UTC)
     return [
-        (m.start, m.precision)
+        (
+            m.start,
+            m.precision,
+            bool(_YEAR_WRITTEN.search(m.phrase))
+            or MONTHS.keys().isdisjoint(_WORD.findall(m.phrase.casefold())),  # "last month"
+        )
         for m in find_dates(query, ref, future=False)
         if m.precision in ("day", "month", "year")
     ]
 
 
 def _within(ts: datetime, period: _Period) -> bool:
-    start, precision = period
+    start, precision, year_named = period
+    if year_named and ts.year != start.year:
+        return False
     if precision == "year":
-        return ts.year == start.year
+        return True
     if precision == "month":
-        return (ts.year, ts.month) == (start.year, start.month)
-    return ts.date() == start
+        return ts.month == start.month
+    return (ts.month, ts.day) == (start.month, start.day)

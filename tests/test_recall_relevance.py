@@ -49,7 +49,12 @@ def local(tmp_path: Path, minilm: LocalOnnxEmbedder) -> Iterator[Memory]:
 
 
 def _ingest(
-    memory: Memory, turns: list[str], *, start: datetime = T0, cid: str | None = None
+    memory: Memory,
+    turns: list[str],
+    *,
+    start: datetime = T0,
+    cid: str | None = None,
+    ids: list[str] | None = None,
 ) -> list[str]:
     result = memory.ingest(
         ConversationIn(
@@ -59,6 +64,7 @@ def _ingest(
             started_at=start,
             messages=[
                 MessageIn(
+                    id=ids[i] if ids else None,
                     role=Role.CUSTOMER if i % 2 == 0 else Role.HUMAN_AGENT,
                     text=text,
                     ts=start + timedelta(minutes=i),
@@ -182,6 +188,50 @@ def test_a_query_naming_a_month_prefers_turns_of_that_month(tmp_path: Path) -> N
     assert found.items[0].provenance.conversation_id == "c-may"
     june_first = memory.recall(pid, "where did we go hiking in June 2023?", options=_messages())
     assert june_first.items[0].provenance.conversation_id == "c-june"
+    memory.close()
+
+
+def test_a_month_named_without_a_year_matches_that_month_of_any_year(tmp_path: Path) -> None:
+    # "in June" pins no year: the customer's June of 2023 is as meant as this year's.
+    memory = _memory(tmp_path, HashEmbedder())
+    for cid, when in (
+        ("a-may", datetime(2023, 5, 8, tzinfo=UTC)),
+        ("b-june", datetime(2023, 6, 12, tzinfo=UTC)),
+    ):
+        # the same words: without the date signal, the tie goes to a-may's id
+        _ingest(memory, ["We went hiking with the kids."], start=when, cid=cid, ids=[f"{cid}-1"])
+    pid = memory.profiles.get("email:dana@example.com").id
+    found = memory.recall(pid, "where did we go hiking in June?", options=_messages())
+    assert found.items[0].provenance.conversation_id == "b-june"
+    other_year = memory.recall(pid, "where did we go hiking in June 2024?", options=_messages())
+    assert other_year.items[0].provenance.conversation_id == "a-may"  # a named year binds
+    memory.close()
+
+
+def test_the_best_hit_of_each_view_weighs_in_fully(tmp_path: Path) -> None:
+    # Each view is min-max normalised within the query before fusion: the best vector
+    # hit of a query no keyword matches has the whole dense share (alpha) of the key,
+    # however low its raw cosine (short texts' cosines bunch up).
+    from memory_core.backends.base import Collection, SearchMode, Where
+    from memory_core.relevance import ranked
+
+    memory = _memory(tmp_path, HashEmbedder())
+    _ingest(memory, ["The router blinks red.", "Invoice paid.", "Moving to Denver soon."])
+    pid = memory.profiles.get("email:dana@example.com").id
+    query = "zebra quokka"
+    pool = ranked(
+        memory.backend,
+        memory.name,
+        Collection.MESSAGES,
+        mode=SearchMode.HYBRID,
+        text=query,
+        vector=lambda: memory._ctx.query_vectors(memory.name, [query]),
+        where=Where(eq={"profile_id": pid}),
+        alpha=0.4,
+        settings=memory.settings,
+    )
+    assert [round(s.key, 9) for s in pool] == [0.4, *[round(s.key, 9) for s in pool[1:]]]
+    assert pool[-1].key == 0.0  # the deepest hit read
     memory.close()
 
 

@@ -21,6 +21,11 @@ asked for what it answers cheaply, and BM25 is computed in Python:
 A search without a narrow scope (tenant-wide, or many profiles) takes FTS5's
 own top rows first (``bm25()`` ordering) and re-scores those.
 
+Messages have a length normalisation of their own (``message_b``, default 0.3):
+a conversational turn is short and its length says little about how much of it
+is about a matched word, so full normalisation (0.75, kept for knowledge chunks
+and the rest) over-penalises the turns that say a little more.
+
 The score is Okapi BM25 with FTS5's IDF,
 ``idf = max(1e-6, ln((N - df + 0.5) / (df + 0.5)))``, and
 ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` per query term.
@@ -41,6 +46,7 @@ __all__ = ["KeywordRanker", "bm25_score", "check_bm25", "text_length"]
 
 _STATS_ENTRIES = 4096  # cached (tenant, table, term) document frequencies per backend
 _DRIFT = 256  # statistics are reused until the collection saw N / _DRIFT writes
+MESSAGES_TABLE = "messages"  # ranked with ``message_b``
 
 
 def check_bm25(k1: float, b: float) -> tuple[float, float]:
@@ -81,10 +87,12 @@ class _Stat:
 
 
 class KeywordRanker:
-    """BM25 over one backend's FTS5 tables, with per-tenant statistics cached."""
+    """BM25 over one backend's FTS5 tables, with per-tenant statistics cached.
+    ``message_b``: the length normalisation of the messages table (``b`` of the others)."""
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(self, k1: float = 1.2, b: float = 0.75, message_b: float = 0.3) -> None:
         self.k1, self.b = check_bm25(k1, b)
+        self.message_b = check_bm25(k1, message_b)[1]
         self._lock = threading.Lock()
         self._stats: OrderedDict[tuple[str, str, str], _Stat] = OrderedDict()
 
@@ -222,8 +230,9 @@ class KeywordRanker:
             tfs.setdefault(rid, {})[t] = tf
             if rid not in lengths:
                 lengths[rid] = text_length(size)
+        b = self.message_b if sql.table == MESSAGES_TABLE else self.b
         scored = [
-            (rid, bm25_score(counts, lengths[rid], idf, avgdl, self.k1, self.b))
+            (rid, bm25_score(counts, lengths[rid], idf, avgdl, self.k1, b))
             for rid, counts in tfs.items()
         ]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))

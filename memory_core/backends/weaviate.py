@@ -114,7 +114,9 @@ class WeaviateBackend:
     repairing a replica that was down); ``consistency`` (``ONE``, ``QUORUM``,
     ``ALL``) is how many replicas answer each read and acknowledge each write.
     ``bm25_k1``, ``bm25_b``: keyword ranking's BM25 parameters, set in each
-    collection's ``invertedIndexConfig`` when it is created.
+    collection's ``invertedIndexConfig`` when it is created (``bm25_message_b``:
+    the messages collection's ``b``, short turns being over-penalised by full
+    length normalisation).
     """
 
     name = "weaviate"
@@ -133,6 +135,7 @@ class WeaviateBackend:
         consistency: str | None = None,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        bm25_message_b: float = 0.3,
     ) -> None:
         self._client = client
         self._replication = max(1, int(replication_factor))
@@ -148,7 +151,9 @@ class WeaviateBackend:
         try:
             if vectorizer is not None and not vectorizer.name:
                 raise ValidationError("The vectorizer config needs a name, e.g. name='server'")
-            self._layouts = layouts(prefix, check_bm25(bm25_k1, bm25_b))
+            self._layouts = layouts(
+                prefix, check_bm25(bm25_k1, bm25_b), check_bm25(bm25_k1, bm25_message_b)[1]
+            )
             self._collections = {
                 c: client.collections.use(layout.name, skip_argument_validation=True)
                 for c, layout in self._layouts.items()

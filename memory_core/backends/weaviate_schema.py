@@ -462,12 +462,19 @@ def _below(bound: Any) -> Callable[[Any], bool]:
 
 
 def layouts(
-    prefix: str = DEFAULT_PREFIX, bm25: tuple[float, float] = (1.2, 0.75)
+    prefix: str = DEFAULT_PREFIX,
+    bm25: tuple[float, float] = (1.2, 0.75),
+    message_b: float = 0.3,
 ) -> dict[Collection, Layout[Any]]:
     """Every collection's layout; ``bm25``: the keyword ranking's ``(k1, b)``, set when
-    a collection is created."""
+    a collection is created (messages: ``b = message_b``)."""
     check_prefix(prefix)
-    return {collection: Layout(spec, prefix, bm25) for collection, spec in COLLECTIONS.items()}
+    return {
+        collection: Layout(
+            spec, prefix, (bm25[0], message_b) if collection is Collection.MESSAGES else bm25
+        )
+        for collection, spec in COLLECTIONS.items()
+    }
 
 
 def check_collection(layout: Layout, config: CollectionConfig, location: str) -> None:

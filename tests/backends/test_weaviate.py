@@ -267,6 +267,15 @@ def test_every_collection_has_a_layout() -> None:
         layouts("lowercase")
 
 
+def test_messages_get_their_own_bm25_length_normalisation() -> None:
+    # Short turns are over-penalised by full length normalisation; knowledge is not.
+    for collection, layout in layouts("Acme", (1.2, 0.75), 0.3).items():
+        expected = (1.2, 0.3) if collection is Collection.MESSAGES else (1.2, 0.75)
+        assert layout.bm25 == expected, collection
+        config = layout.inverted_index()
+        assert (config.bm25.k1, config.bm25.b) == expected
+
+
 # -- the server script ----------------------------------------------------------------------
 
 
