@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     weaviate_grpc_port: int | None = Field(default=None, gt=0, lt=65536)
     #: ``local`` (bundled MiniLM on onnxruntime), ``hash[:DIM]`` (tests), ``litellm:<model>``.
     embedder: str = "local"
+    #: Opt-in two-embedder mode (docs/recall.md): messages are also embedded by this
+    #: second model and recall ranks them by both. ``e5`` (multilingual-e5-small, extra
+    #: ``e5``); unset = off. SQLite backend only; ingest is about 5x slower.
+    second_embedder: str | None = None
+    #: The second embedder's share of recall's dense score of messages (the rest is the
+    #: first's); changing it needs no re-embedding.
+    second_embedder_weight: float = Field(default=0.5, ge=0, le=1)
+    #: The second embedder's cosine scale, as ``recall_cosine_zero``/``_one`` are the
+    #: first's: 0 at this value (e5's cosines of unrelated texts are high)...
+    second_cosine_zero: float = Field(default=0.77, ge=-1, lt=1)
+    #: ... 1 at this one.
+    second_cosine_one: float = Field(default=0.90, gt=-1, le=1)
     #: Region used to read phone numbers written without a country code.
     default_region: str = "US"
     #: Tenant used by the CLI and servers when none is named.
@@ -100,12 +112,21 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(default=1.2, ge=0, le=10)
     #: BM25 length normalisation of keyword search, 0 (none) to 1 (full).
     bm25_b: float = Field(default=0.75, ge=0, le=1)
+    #: ... of messages: turns are short and their length says little about how much
+    #: of them is about a matched word, so full normalisation over-penalises them.
+    bm25_message_b: float = Field(default=0.3, ge=0, le=1)
     #: LiteLLM model for extraction (e.g. ``openai/gpt-4o-mini``); unset = heuristic.
     llm_model: str | None = None
     #: Endpoint for the LLM (OpenAI-compatible servers, vLLM, a proxy); unset = provider's.
     llm_api_base: str | None = None
     #: Seconds per LLM request.
     llm_timeout: float = Field(default=60.0, gt=0)
+    #: A local GGUF model file for offline LLM extraction through llama.cpp (the ``gguf``
+    #: extra), instead of ``llm_model``; extraction then runs in the background
+    #: (ending a conversation queues it; docs/extraction.md).
+    llm_gguf: Path | None = None
+    #: Context window (tokens) of the ``llm_gguf`` model: prompt and reply must fit.
+    llm_gguf_context: int = Field(default=8192, ge=512, le=131072)
     #: Extract observations, traits and a summary when a conversation ends.
     auto_extract: bool = True
     #: Governance policy per tenant (``[policies.<tenant>]`` in the TOML file, ``"*"``

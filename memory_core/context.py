@@ -26,12 +26,19 @@ from typing import TYPE_CHECKING, TypeVar
 from memory_core.backends.base import Backend, Collection, SupportsExport, Vectors
 from memory_core.config import DEFAULT_TENANT, Settings
 from memory_core.embedding.base import CachedEmbedder, Embedder
-from memory_core.errors import EmbedderMismatchError, NotFoundError, ValidationError
+from memory_core.errors import (
+    ConfigError,
+    EmbedderMismatchError,
+    NotFoundError,
+    ValidationError,
+)
 from memory_core.identity import normalize, parse_identifier
 from memory_core.models import Identifier, Profile, Record
 from memory_core.validation import record_id, shown
 
 if TYPE_CHECKING:
+    from memory_core.embedding.dual import DualEmbedder
+    from memory_core.extraction.background import BackgroundWorker
     from memory_core.extraction.base import Extractor
     from memory_core.extraction.reconcile import Reconciler
     from memory_core.governance.screening import TenantPolicy
@@ -100,6 +107,14 @@ class _Tenants:
             self._known.discard(tenant)
 
 
+#: The collections whose records carry vectors, in the order the model check reads them.
+_VECTOR_COLLECTIONS = (
+    Collection.MESSAGES,
+    Collection.CHUNKS,
+    Collection.OBSERVATIONS,
+    Collection.SUMMARIES,
+)
+
 #: Recall's default floor with the bundled local model (docs/recall.md: a quarter of
 #: the query's words, or a cosine of 0.35).
 CALIBRATED_MIN_SCORE = 0.25
@@ -125,6 +140,12 @@ class Context:
             embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         )
         self.settings = settings
+        if settings.second_embedder is not None and backend.name != "sqlite":
+            raise ConfigError(
+                f"the two-embedder mode (second_embedder={settings.second_embedder!r}) is "
+                f"supported on the SQLite backend only, not on {backend.name!r}: unset "
+                "second_embedder (CONVMEM_SECOND_EMBEDDER) for this store"
+            )
         self.tenants = _Tenants(backend)
         #: Serialises identity resolution (profile creation, linking, merges).
         self.resolve_lock = threading.RLock()
@@ -136,6 +157,10 @@ class Context:
         self._chunking: ChunkingConfig | None = None
         self._sources: tuple[RecallSource, ...] | None = None
         self._vector_models_ok: set[str] = set()  # tenants whose vectors match the embedder
+        self._background: BackgroundWorker | None = None  # extraction jobs, on first use
+        self._background_lock = threading.Lock()
+        self._dual: DualEmbedder | None = None  # the two-embedder mode's, built on first use
+        self._dual_lock = threading.Lock()
 
     # -- identifiers and records --------------------------------------------------
     def parse(self, ref: str | Identifier) -> Identifier:
@@ -172,25 +197,48 @@ class Context:
     # -- extraction -----------------------------------------------------------------
     @property
     def extractor(self) -> Extractor:
-        """An LLM extractor when ``settings.llm_model`` is set, else the heuristic rules."""
+        """An LLM extractor when ``settings.llm_model`` is set, a local GGUF one when
+        ``settings.llm_gguf`` is, else the heuristic rules."""
         if self._extractor is None:
             from memory_core.extraction.heuristic import HeuristicExtractor
             from memory_core.extraction.llm import LLMExtractor
 
-            model = self.settings.llm_model
-            self._extractor = (
-                LLMExtractor(
-                    model, api_base=self.settings.llm_api_base, timeout=self.settings.llm_timeout
+            model, gguf = self.settings.llm_model, self.settings.llm_gguf
+            if gguf is not None:
+                from memory_core.extraction.gguf import GGUFExtractor
+
+                if model:
+                    raise ConfigError(
+                        "set llm_model (an LLM through LiteLLM) or llm_gguf (a local GGUF "
+                        "model file), not both"
+                    )
+                self._extractor = GGUFExtractor(gguf, context_tokens=self.settings.llm_gguf_context)
+            else:
+                self._extractor = (
+                    LLMExtractor(
+                        model,
+                        api_base=self.settings.llm_api_base,
+                        timeout=self.settings.llm_timeout,
+                    )
+                    if model
+                    else HeuristicExtractor(default_region=self.settings.default_region)
                 )
-                if model
-                else HeuristicExtractor(default_region=self.settings.default_region)
-            )
         return self._extractor
 
     @extractor.setter
     def extractor(self, value: Extractor) -> None:
         self._extractor = value
         self._reconciler = None
+
+    @property
+    def background(self) -> BackgroundWorker:
+        """The store's background extraction worker (its thread starts with the first job)."""
+        with self._background_lock:
+            if self._background is None:
+                from memory_core.extraction.background import BackgroundWorker
+
+                self._background = BackgroundWorker()
+            return self._background
 
     @property
     def reconciler(self) -> Reconciler:
@@ -269,18 +317,15 @@ class Context:
             self._searcher.forget(tenant)
 
     # -- vectors ----------------------------------------------------------------------
-    def stored_vector_model(self, tenant: str) -> str | None:
-        """The model that made the first stored vectors found in the tenant (messages,
-        then chunks, observations, summaries), or None when it holds none (or the
-        backend cannot say)."""
+    def stored_vector_model(
+        self, tenant: str, collections: Sequence[Collection] | None = None
+    ) -> str | None:
+        """The model that made the first stored vectors found in the tenant's
+        ``collections`` (default: messages, then chunks, observations, summaries), or
+        None when they hold none (or the backend cannot say)."""
         if not isinstance(self.backend, SupportsExport):
             return None
-        for collection in (
-            Collection.MESSAGES,
-            Collection.CHUNKS,
-            Collection.OBSERVATIONS,
-            Collection.SUMMARIES,
-        ):
+        for collection in collections or _VECTOR_COLLECTIONS:
             for pages, (_, vectors) in enumerate(
                 self.backend.export(tenant, collection, batch_size=8)
             ):
@@ -299,26 +344,78 @@ class Context:
             return configured
         return CALIBRATED_MIN_SCORE if self.embedder.model_id == MODEL_ID else 0.0
 
+    @property
+    def message_embedder(self) -> Embedder:
+        """The embedder of messages: :attr:`embedder`, or in the two-embedder mode
+        (``Settings.second_embedder``) a :class:`~memory_core.embedding.DualEmbedder`
+        of it and the second model. Other records always use :attr:`embedder`."""
+        dual = self.dual_embedder
+        return self.embedder if dual is None else dual
+
+    @property
+    def dual_embedder(self) -> DualEmbedder | None:
+        """The two-embedder mode's embedder of messages, or None when it is off
+        (SQLite backend only: opening another with the mode on is a ConfigError)."""
+        spec = self.settings.second_embedder
+        if spec is None:
+            return None
+        if self._dual is None:
+            from memory_core.embedding import DualEmbedder, make_second_embedder
+
+            s = self.settings
+            dual = DualEmbedder(
+                self.embedder,
+                make_second_embedder(spec),
+                weight=s.second_embedder_weight,
+                first_scale=(s.recall_cosine_zero, s.recall_cosine_one),
+                second_scale=(s.second_cosine_zero, s.second_cosine_one),
+            )
+            with self._dual_lock:
+                if self._dual is None:
+                    self._dual = dual
+        return self._dual
+
+    def vector_model(self, collection: Collection) -> str:
+        """The model id of the vectors ``collection`` holds with this configuration."""
+        if collection is Collection.MESSAGES:
+            return self.message_embedder.model_id
+        return self.embedder.model_id
+
     def query_vectors(self, tenant: str, texts: Sequence[str]) -> Vectors:
         """The embeddings of search queries for ``tenant``'s store.
 
         Raises :class:`~memory_core.errors.EmbedderMismatchError` when the tenant's
-        stored vectors come from another model: a search would silently fall back to
+        stored vectors come from another model than this configuration's for their
+        collection (see :meth:`vector_model`): a search would silently fall back to
         keywords alone. Checked once per tenant and process (again after a deletion
         or ``convmem reembed``)."""
         model = self.embedder.model_id
         if tenant not in self._vector_models_ok:
-            stored = self.stored_vector_model(tenant)
-            if stored is not None and stored != model:
-                raise EmbedderMismatchError(
-                    f"tenant {tenant!r} was embedded with {stored!r} but the configured "
-                    f"embedder is {model!r}: configure {stored!r} again, or re-embed the "
-                    "store with the configured model (`convmem reembed`)",
-                    stored=stored,
-                    configured=model,
-                )
+            for collection in _VECTOR_COLLECTIONS:
+                stored = self.stored_vector_model(tenant, [collection])
+                configured = self.vector_model(collection)
+                if stored is not None and stored != configured:
+                    raise EmbedderMismatchError(
+                        f"tenant {tenant!r} was embedded with {stored!r} but the "
+                        f"configured embedder is {configured!r}: configure {stored!r} "
+                        "again, or re-embed the store with the configured model "
+                        "(`convmem reembed`)",
+                        stored=stored,
+                        configured=configured,
+                    )
+                if stored is not None:
+                    break  # one collection tells: reembed and writes keep them alike
             self._vector_models_ok.add(tenant)
         return Vectors(model, self.embedder.embed_batch(list(texts)))
+
+    def message_query_vectors(self, text: str, first: Vectors | None) -> Vectors | None:
+        """The query vector that searches messages: ``first`` (the embedder's, from
+        :meth:`query_vectors`), or in the two-embedder mode both models' query
+        embedding (see :class:`~memory_core.embedding.DualEmbedder`)."""
+        dual = self.dual_embedder
+        if dual is None or first is None:
+            return first
+        return Vectors(dual.model_id, dual.embed_queries([text], first.array))
 
     # -- knowledge --------------------------------------------------------------------
     @property
@@ -356,4 +453,6 @@ class Context:
         return self._sources
 
     def close(self) -> None:
+        if self._background is not None:  # background extraction writes to the backend
+            self._background.close()
         self.backend.close()

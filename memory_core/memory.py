@@ -129,8 +129,14 @@ class Memory:
         backend = open_backend(settings)
         if embedder is None:
             embedder = settings.embedder
-        model = make_embedder(embedder) if isinstance(embedder, str) else embedder
-        return cls(backend, model, extractor=extractor, reconciler=reconciler, settings=settings)
+        try:
+            model = make_embedder(embedder) if isinstance(embedder, str) else embedder
+            return cls(
+                backend, model, extractor=extractor, reconciler=reconciler, settings=settings
+            )
+        except BaseException:  # a refused configuration leaves no open store behind
+            backend.close()
+            raise
 
     def tenant(self, name: str) -> Memory:
         """The handle of tenant ``name`` over the same store (it must exist when used;
@@ -215,7 +221,12 @@ def open_backend(settings: Settings) -> Backend:
 
         path = settings.sqlite_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteBackend(path, bm25_k1=settings.bm25_k1, bm25_b=settings.bm25_b)
+        return SQLiteBackend(
+            path,
+            bm25_k1=settings.bm25_k1,
+            bm25_b=settings.bm25_b,
+            bm25_message_b=settings.bm25_message_b,
+        )
     from memory_core.backends.weaviate_connect import is_weaviate_url
 
     if is_weaviate_url(spec):
@@ -233,6 +244,7 @@ def open_backend(settings: Settings) -> Backend:
             grpc_port=settings.weaviate_grpc_port,
             bm25_k1=settings.bm25_k1,
             bm25_b=settings.bm25_b,
+            bm25_message_b=settings.bm25_message_b,
         )
     raise ConfigError(
         f"unknown backend {spec!r}; use 'sqlite', 'sqlite:///path/to/file.db' "

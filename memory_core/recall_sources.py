@@ -9,12 +9,12 @@ item type is adding a source, nothing else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from memory_core.backends.base import Collection, Where
+from memory_core.backends.base import Backend, Collection, MessageRow, Where
 from memory_core.extraction.recalling import recall_observations, recall_summaries
 from memory_core.extraction.traits import effective_traits, trait_id
-from memory_core.models import as_utc
+from memory_core.models import Message, as_utc
 from memory_core.recall import ItemType, Provenance, RecallItem, RecallOptions, RecallQuery
 from memory_core.relevance import DEPTH, ranked, rescore_messages, scaled
 
@@ -148,28 +148,33 @@ class MessageSource:
             n = max(len(recent), 1)
             scored = [(m, 1.0 - i / n) for i, m in enumerate(recent)]
         else:
-            settings = self._ctx.settings
+            ctx, settings, text = self._ctx, self._ctx.settings, q.text
+            dual = ctx.dual_embedder  # the two-embedder mode: both models' query vector
             pool = ranked(
                 backend,
                 q.tenant,
                 Collection.MESSAGES,
                 mode=opts.mode,
-                text=q.text,
-                vector=lambda: q.vector,
+                text=text,
+                vector=lambda: ctx.message_query_vectors(text, q.vector),
                 where=where,
                 alpha=opts.alpha,
                 settings=settings,
                 depth=max(DEPTH, limit + len(exclude)),
+                scale=None if dual is None else dual.scale,
             )
             pool = rescore_messages(backend, q.tenant, q.profile_id, pool, q.text, where, settings)
             scored = scaled(pool)
             floor = opts.floor(self._ctx.min_score())
-        items: list[RecallItem] = []
+        chosen: list[tuple[Any, float]] = []
         for record, score in scored:
             if score < floor or record.id in exclude:
                 continue
-            if len(items) >= limit:
+            if len(chosen) >= limit:
                 break
+            chosen.append((record, score))
+        items: list[RecallItem] = []
+        for record, score in _whole(backend, q.tenant, chosen):
             items.append(
                 RecallItem(
                     type=ItemType.MESSAGE,
@@ -186,6 +191,22 @@ class MessageSource:
                 )
             )
         return items
+
+
+def _whole(
+    backend: Backend, tenant: str, chosen: list[tuple[Any, float]]
+) -> list[tuple[Message, float]]:
+    """``chosen`` with each :class:`~memory_core.backends.base.MessageRow` (what ranking
+    read) replaced by its whole message, read in one call; a message deleted since
+    it was ranked is left out."""
+    rows = [record.id for record, _ in chosen if isinstance(record, MessageRow)]
+    whole = {m.id: m for m in backend.get(tenant, Collection.MESSAGES, rows)} if rows else {}
+    out: list[tuple[Message, float]] = []
+    for record, score in chosen:
+        message = whole.get(record.id) if isinstance(record, MessageRow) else record
+        if message is not None:
+            out.append((message, score))
+    return out
 
 
 class KnowledgeSource:

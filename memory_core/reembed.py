@@ -62,9 +62,11 @@ def reembed(
         raise ConfigError(f"the {backend.name} backend cannot read its vectors back to re-embed")
     tenant = memory.name
     ctx.tenants.require(tenant)
-    model = ctx.embedder.model_id
-    report = ReembedReport(tenant=tenant, model_id=model)
+    report = ReembedReport(tenant=tenant, model_id=ctx.embedder.model_id)
     for collection in VECTOR_COLLECTIONS:
+        # Messages: both models' vector in the two-embedder mode (Context.message_embedder).
+        embedder = ctx.message_embedder if collection is Collection.MESSAGES else ctx.embedder
+        model = embedder.model_id
         name = collection.value
         total = backend.count(tenant, collection)
         done = 0
@@ -74,7 +76,7 @@ def reembed(
                 report.current[name] += len(records)
             else:
                 texts = memory.profiles._reembedding_texts(collection, list(records))
-                matrix = ctx.embedder.embed_batch(texts)
+                matrix = embedder.embed_batch(texts)
                 with backend.batch():
                     backend.upsert(tenant, collection, records, Vectors(model, matrix))
                 report.reembedded[name] += len(records)
@@ -82,5 +84,8 @@ def reembed(
             if progress is not None:
                 progress(name, done, total)
     ctx.forget_tenant_caches(tenant)
-    ctx.audit(tenant, "reembed", f"tenant:{tenant}", {"model_id": model, "records": report.total})
+    details: dict[str, int | str] = {"model_id": report.model_id, "records": report.total}
+    if ctx.settings.second_embedder is not None:
+        details["messages_model_id"] = ctx.message_embedder.model_id
+    ctx.audit(tenant, "reembed", f"tenant:{tenant}", details)
     return report

@@ -99,6 +99,8 @@ SURFACE: dict[str, set[str]] = {
         "extract",
         "extract_profile",
         "extract_all",
+        "extract_in_background",
+        "wait_background",
         "extraction_status",
     },
     "summaries": {"get", "list"},

@@ -16,7 +16,14 @@ from rich.progress import TaskID
 from memory_core.cli.connect import register_connect
 from memory_core.cli.governance import register_governance
 from memory_core.cli.knowledge import knowledge_app
-from memory_core.cli.options import DbOpt, EmbedderOpt, JsonOpt, TenantOpt, settings_for
+from memory_core.cli.options import (
+    DbOpt,
+    EmbedderOpt,
+    JsonOpt,
+    SecondEmbedderOpt,
+    TenantOpt,
+    settings_for,
+)
 from memory_core.cli.profiles import register_profiles
 from memory_core.errors import MemoryCoreError
 
@@ -140,6 +147,7 @@ def ingest(
     db: DbOpt = None,
     tenant: TenantOpt = None,
     embedder: EmbedderOpt = None,
+    second_embedder: SecondEmbedderOpt = None,
     continue_on_error: Annotated[
         bool,
         typer.Option(
@@ -158,7 +166,8 @@ def ingest(
     """
     from memory_core.cli.commands import run_ingest
 
-    run_ingest(console, file, _settings(db, tenant, embedder), continue_on_error=continue_on_error)
+    settings = _settings(db, tenant, embedder, second_embedder)
+    run_ingest(console, file, settings, continue_on_error=continue_on_error)
 
 
 @app.command()
@@ -176,6 +185,7 @@ def recall(
     db: DbOpt = None,
     tenant: TenantOpt = None,
     embedder: EmbedderOpt = None,
+    second_embedder: SecondEmbedderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recall what matters about a customer."""
@@ -183,7 +193,7 @@ def recall(
 
     run_recall(
         console,
-        _settings(db, tenant, embedder),
+        _settings(db, tenant, embedder, second_embedder),
         profile=profile,
         query=query,
         conversation=conversation,
@@ -211,8 +221,9 @@ def extract(
     embedder: EmbedderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Extract observations, traits and summaries (heuristic rules, or the LLM named by
-    CONVMEM_LLM_MODEL). Idempotent: what is already known is not added twice."""
+    """Extract observations, traits and summaries (heuristic rules, the LLM named by
+    CONVMEM_LLM_MODEL, or the local model file CONVMEM_LLM_GGUF). Idempotent and
+    resumable: what is already extracted is skipped."""
     from memory_core.cli.extract import run_extract
 
     run_extract(
@@ -233,6 +244,7 @@ def eval_locomo(
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
     alpha: Annotated[float, typer.Option(help="Hybrid weight of the vector side.")] = 0.4,
     embedder: EmbedderOpt = None,
+    second_embedder: SecondEmbedderOpt = None,
     as_json: JsonOpt = False,
     backend: Annotated[
         str | None,
@@ -255,7 +267,7 @@ def eval_locomo(
 
     run_locomo_cli(
         console, data, mode=mode, alpha=alpha, embedder=embedder, as_json=as_json, backend=backend,
-        level=level,
+        level=level, second_embedder=second_embedder,
     )  # fmt: skip
 
 
@@ -336,6 +348,7 @@ def reembed(
     db: DbOpt = None,
     tenant: TenantOpt = None,
     embedder: EmbedderOpt = None,
+    second_embedder: SecondEmbedderOpt = None,
     batch_size: Annotated[int, typer.Option(help="Records embedded per batch.")] = 256,
     as_json: JsonOpt = False,
 ) -> None:
@@ -353,7 +366,7 @@ def reembed(
     from memory_core.memory import Memory
     from memory_core.reembed import reembed as run
 
-    settings = require_store(_settings(db, tenant, embedder))
+    settings = require_store(_settings(db, tenant, embedder, second_embedder))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with (
         Memory.open(settings=settings) as memory,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import tempfile
 import time
 import uuid
@@ -45,6 +46,8 @@ class EvalConfig:
     mode: SearchMode = SearchMode.HYBRID
     alpha: float = 0.4
     embedder: str | None = None
+    #: The two-embedder mode's second model (``Settings.second_embedder``), e.g. ``e5``.
+    second_embedder: str | None = None
     #: A backend setting (e.g. ``weaviate://host:8080``) to run on instead of a
     #: throwaway embedded store; the run uses a tenant of its own, dropped afterwards.
     backend: str | None = None
@@ -70,7 +73,9 @@ def _options(limit: int, config: EvalConfig) -> RecallOptions:
 
 def _open(tmp: str, config: EvalConfig) -> Memory:
     backend = config.backend or f"sqlite:///{Path(tmp) / 'eval.db'}"
-    settings = load_settings(backend=backend, embedder=config.embedder)
+    settings = load_settings(
+        backend=backend, embedder=config.embedder, second_embedder=config.second_embedder
+    )
     return Memory.open(settings=settings)
 
 
@@ -188,15 +193,18 @@ def evaluate_locomo(
         stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         options = _options(25, config)
+        took: list[float] = []
         for sample in samples:
             prefix = f"{sample.sample_id}:"
             for question in sample.questions:
                 if question.is_evaluable:
+                    t = time.perf_counter()
                     recalled = memory.recall(
                         profiles[sample.sample_id],
                         question.question,
                         options=options,
                     )
+                    took.append(time.perf_counter() - t)
                     retrieved = [{item.id.removeprefix(prefix)} for item in recalled.items]
                 else:
                     retrieved = []
@@ -205,7 +213,10 @@ def evaluate_locomo(
                 if progress:
                     progress(1)
         stats["query_seconds"] = round(time.perf_counter() - t1, 2)
+        stats["recall_p50_ms"] = round(1000 * statistics.median(took), 2) if took else None
         stats["embedder"] = memory.embedder.model_id
+        if config.second_embedder is not None:
+            stats["message_embedder"] = memory._ctx.message_embedder.model_id
         stats["backend"] = memory.backend.name
     return locomo_report(results), stats
 
@@ -232,8 +243,15 @@ def run_locomo_cli(
     as_json: bool,
     backend: str | None = None,
     level: str = "message",
+    second_embedder: str | None = None,
 ) -> None:
-    config = EvalConfig(mode=_mode(mode), alpha=alpha, embedder=embedder, backend=backend)
+    config = EvalConfig(
+        mode=_mode(mode),
+        alpha=alpha,
+        embedder=embedder,
+        backend=backend,
+        second_embedder=second_embedder,
+    )
     if level != "message":
         run_locomo_levels_cli(console, data, config, as_json=as_json)
         return

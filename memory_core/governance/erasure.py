@@ -134,12 +134,13 @@ def reembed_following(ctx: Context, tenant: str, deleted: Sequence[Message]) -> 
         if not rows:
             continue
         texts = embedding_texts([m.text for m in remaining], None, turns)
-        vectors = ctx.embedder.embed_batch([texts[i] for i in rows])
+        embedder = ctx.message_embedder
+        vectors = embedder.embed_batch([texts[i] for i in rows])
         ctx.backend.upsert(
             tenant,
             Collection.MESSAGES,
             [remaining[i] for i in rows],
-            Vectors(ctx.embedder.model_id, vectors),
+            Vectors(embedder.model_id, vectors),
         )
         done += len(rows)
     return done

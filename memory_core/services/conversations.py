@@ -307,7 +307,7 @@ class Conversations(Service):
                     tenant,
                     Collection.MESSAGES,
                     new_msgs,
-                    Vectors(ctx.embedder.model_id, np.ascontiguousarray(matrix)),
+                    Vectors(ctx.message_embedder.model_id, np.ascontiguousarray(matrix)),
                 )
             details: dict[str, int | str] = {"messages": len(new_msgs), "skipped": plan.skipped}
             details |= {"profile": profile.id, "merged": len(merged)}
@@ -366,7 +366,7 @@ class Conversations(Service):
             wanted = [(p, row) for p in items if isinstance(p, _Prepared) for row in p.rows]
             if not wanted:
                 return
-            matrix = self._ctx.embedder.embed_batch([p.texts[row] for p, row in wanted])
+            matrix = self._ctx.message_embedder.embed_batch([p.texts[row] for p, row in wanted])
             for (p, row), vector in zip(wanted, matrix, strict=True):
                 p.vectors[row] = vector
 
@@ -621,7 +621,7 @@ class Conversations(Service):
         """The embeddings of ``texts[row]`` for each row (embedded in one batch)."""
         if not rows:
             return {}
-        vectors = self._ctx.embedder.embed_batch([texts[row] for row in rows])
+        vectors = self._ctx.message_embedder.embed_batch([texts[row] for row in rows])
         return {row: vectors[i] for i, row in enumerate(rows)}
 
 

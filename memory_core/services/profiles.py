@@ -846,7 +846,11 @@ class Profiles(Service):
             return
         moved = [r.model_copy(update={"profile_id": profile_id}) for r in records]
         if COLLECTIONS[collection].searchable:
-            embedder = self._ctx.embedder
+            embedder = (
+                self._ctx.message_embedder
+                if collection is Collection.MESSAGES
+                else self._ctx.embedder
+            )
             texts = self._reembedding_texts(collection, builtins.list(moved))
             vectors = Vectors(embedder.model_id, embedder.embed_batch(texts))
             self._backend.upsert(self._tenant, collection, moved, vectors)

@@ -133,11 +133,15 @@ def test_make_embedder_rejects_other_specs_listing_the_accepted_forms(spec: str)
 def test_exported_members_are_pinned() -> None:
     assert sorted(embedding.__all__) == [
         "CachedEmbedder",
+        "DualEmbedder",
+        "E5Embedder",
         "Embedder",
         "HashEmbedder",
         "LiteLLMEmbedder",
         "LocalOnnxEmbedder",
+        "QueryEmbedder",
         "make_embedder",
+        "make_second_embedder",
     ]
     for name in embedding.__all__:
         assert getattr(embedding, name) is not None

@@ -1,0 +1,111 @@
+"""Two embedders as one vector: the opt-in two-embedder mode of messages.
+
+Each message is embedded by both models and stored as one vector, the two unit
+vectors side by side, each scaled by ``1/sqrt(2)`` (so the stored vector has unit
+length and any backend stores and searches it like any other). A query is the two
+query embeddings side by side, weighted so that its cosine with a stored vector is
+a linear function of the weighted sum of the two models' relevance scales::
+
+    dense = (1 - w) * scale1(cos1) + w * scale2(cos2)      (w = second model's share)
+    scale_i(c) = (c - zero_i) / (one_i - zero_i)
+
+with ``A = (1 - w) / (one1 - zero1)`` and ``B = w / (one2 - zero2)``, the query is
+``[A * q1, B * q2] / sqrt(A² + B²)``; its cosine with a stored vector is
+``(A cos1 + B cos2) / N`` with ``N = sqrt(2) * sqrt(A² + B²)``, so ``dense`` is that
+cosine on the scale whose zero is ``C / N`` and whose one is ``(1 + C) / N``
+(``C = A zero1 + B zero2``): :attr:`DualEmbedder.scale`. One vector search thus
+ranks by both models at once, and the score keeps the fixed scale recall
+calibrates (docs/recall.md). Stored vectors do not depend on ``w``: the share can
+change without re-embedding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from memory_core.embedding.base import Embedder
+from memory_core.errors import ConfigError
+
+__all__ = ["DualEmbedder", "QueryEmbedder"]
+
+
+class QueryEmbedder(Embedder, Protocol):
+    """An embedder that embeds search queries differently from documents (e5's
+    ``query: `` / ``passage: `` prefixes)."""
+
+    def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One unit-length row per query text."""
+        ...
+
+
+Scale = tuple[float, float]
+"""A cosine scale: (the cosine scoring 0, the cosine scoring 1)."""
+
+
+class DualEmbedder:
+    """Documents embedded by ``first`` and ``second`` into one vector (module doc).
+
+    Args:
+        first: The configured embedder (its document and query embeddings are the same).
+        second: The second model, with its own query embedding.
+        weight: The second model's share of the dense score, 0 to 1.
+        first_scale: ``first``'s cosine scale (``Settings.recall_cosine_zero/one``).
+        second_scale: ``second``'s (``Settings.second_cosine_zero/one``).
+    """
+
+    def __init__(
+        self,
+        first: Embedder,
+        second: QueryEmbedder,
+        *,
+        weight: float,
+        first_scale: Scale,
+        second_scale: Scale,
+    ) -> None:
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"the second embedder's weight must be 0 to 1, got {weight}")
+        for name, (zero, one) in (("first", first_scale), ("second", second_scale)):
+            if not one > zero:
+                raise ConfigError(
+                    f"the {name} embedder's cosine scale must rise: zero {zero} >= one {one}"
+                )
+        self.first = first
+        self.second = second
+        self.model_id = f"{first.model_id}+{second.model_id}"
+        self.dimension = first.dimension + second.dimension
+        a = (1.0 - weight) / (first_scale[1] - first_scale[0])
+        b = weight / (second_scale[1] - second_scale[0])
+        norm = math.hypot(a, b)
+        self._weights = (a / norm, b / norm)
+        n = math.sqrt(2.0) * norm
+        c = a * first_scale[0] + b * second_scale[0]
+        #: The cosine scale of a query with a stored vector (see the module doc).
+        self.scale: Scale = (c / n, (1.0 + c) / n)
+
+    def __repr__(self) -> str:
+        return f"DualEmbedder(model_id={self.model_id!r})"
+
+    def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Documents: both models' unit vectors side by side, each over sqrt(2)."""
+        both = np.hstack([self.first.embed_batch(texts), self.second.embed_batch(texts)])
+        out: npt.NDArray[np.float32] = (both / np.float32(math.sqrt(2.0))).astype(np.float32)
+        return out
+
+    def embed_queries(
+        self,
+        texts: Sequence[str],
+        first: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Queries, weighted (module doc). ``first``: the first model's embeddings of
+        ``texts`` when already computed (recall has them)."""
+        one = self.first.embed_batch(texts) if first is None else first
+        a, b = self._weights
+        out: npt.NDArray[np.float32] = np.hstack(
+            [one * np.float32(a), self.second.embed_queries(texts) * np.float32(b)]
+        ).astype(np.float32)
+        return out
