@@ -118,6 +118,8 @@ class AsyncObservations(_Async[Observations]):
     extract = _in_thread(Observations.extract)
     extract_profile = _in_thread(Observations.extract_profile)
     extract_all = _in_thread(Observations.extract_all)
+    extract_in_background = _in_thread(Observations.extract_in_background)
+    wait_background = _in_thread(Observations.wait_background)
     extraction_status = _in_thread(Observations.extraction_status)
 
     @property

@@ -242,6 +242,7 @@ def _valid(world: World) -> dict[str, list[object]]:
         "offset": [0, 2],
         "include_superseded": [True, False],
         "force": [True, False],
+        "timeout": [0.0, 5.0, None],
         "include_revoked": [True, False],
         "query": ["wifi", "returns policy", None],
         "kb": ["kb1", ["kb1"], None],
@@ -408,7 +409,8 @@ def fuzz(world: World, path: str, examples: int) -> None:
             method(**kwargs)
         except MemoryCoreError:
             assert counts(world.memory) == stored[0], f"{path} wrote before failing"
-        else:
+        else:  # a queued background extraction writes after the call that queued it
+            world.memory.observations.wait_background()
             stored[0] = counts(world.memory)
 
     stored = [counts(world.memory)]  # what the store holds (changed only by calls that succeed)

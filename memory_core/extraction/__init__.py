@@ -1,10 +1,12 @@
-"""Observation extraction: extractors (heuristic, LLM), reconciliation, traits.
+"""Observation extraction: extractors (heuristic, LLM, local GGUF), reconciliation,
+traits, background jobs.
 
 The engine side lives in :class:`memory_core.services.observations.Observations`
 (part of :class:`memory_core.Memory`). Importing this package imports no LLM
-library: LiteLLM loads on the first LLM call.
+library: LiteLLM loads on the first LLM call, llama.cpp on the first GGUF one.
 """
 
+from memory_core.extraction.background import ExtractionJob
 from memory_core.extraction.base import (
     ExtractionInput,
     ExtractionOutput,
@@ -13,6 +15,7 @@ from memory_core.extraction.base import (
     ProposedSummary,
     TraitUpdate,
 )
+from memory_core.extraction.gguf import GGUFClient, GGUFExtractor
 from memory_core.extraction.heuristic import HeuristicExtractor
 from memory_core.extraction.llm import LLMClient, LLMExtractor, LLMReplyError
 from memory_core.extraction.reconcile import (
@@ -37,9 +40,12 @@ __all__ = [
     "DecisionRecord",
     "Explanation",
     "ExtractionInput",
+    "ExtractionJob",
     "ExtractionOutput",
     "ExtractionReport",
     "Extractor",
+    "GGUFClient",
+    "GGUFExtractor",
     "HeuristicExtractor",
     "LLMClient",
     "LLMExtractor",

@@ -54,6 +54,12 @@ log = logging.getLogger("memory_core.extraction")
 T = TypeVar("T", bound=BaseModel)
 
 
+#: What one model call gave: the reply's text, why it stopped (``length`` when cut
+#: off at the budget) and what it cost; or, as a string, a failure worth another
+#: try after a pause (rate limit, timeout, server error).
+Attempt = tuple[str, str | None, Usage] | str
+
+
 def parse_json(content: str) -> tuple[dict[str, Any] | None, bool]:
     """The JSON object in ``content``, and whether it had to be repaired."""
     try:
@@ -65,6 +71,35 @@ def parse_json(content: str) -> tuple[dict[str, Any] | None, bool]:
 
     repaired = repair_json(content, return_objects=True)
     return (repaired, True) if isinstance(repaired, dict) and repaired else (None, True)
+
+
+def check_reply(content: str, reply_model: type[T]) -> tuple[T | None, str, bool]:
+    """``content`` read as ``reply_model``: the reply (or None), what is wrong with it
+    (or ``""``), and whether its JSON had to be repaired."""
+    value, repaired = parse_json(content)
+    if value is None:
+        return None, "reply is not a JSON object", repaired
+    try:
+        return reply_model.model_validate(value), "", repaired
+    except PydanticValidationError as exc:
+        return (
+            None,
+            f"reply does not fit {reply_model.__name__}: {exc.errors()[0]['msg']}",
+            repaired,
+        )
+
+
+def ask_again(prompt: Prompt, content: str, problem: str) -> Prompt:
+    """``prompt`` followed by the unusable reply and a request to answer again."""
+    return [
+        *prompt,
+        {"role": "assistant", "content": content[:4000]},
+        {
+            "role": "user",
+            "content": f"That reply was unusable ({problem}). "
+            "Reply again with one JSON object only, in the format asked for.",
+        },
+    ]
 
 
 class LLMClient:
@@ -146,11 +181,8 @@ class LLMClient:
             openai.APIConnectionError,
             openai.InternalServerError,
         )
-        messages = list(prompt)
-        usage = Usage()
-        budget = self.max_tokens
-        problem = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
+
+        def send(messages: Prompt, budget: int) -> Attempt:
             try:
                 response = off_thread(
                     partial(
@@ -167,47 +199,58 @@ class LLMClient:
                     )
                 )
             except retryable as exc:
+                return f"{type(exc).__name__}: {exc}"
+            except openai.OpenAIError as exc:  # authentication, bad request: retrying won't help
+                raise LLMReplyError(f"LLM {self.model!r} failed: {exc}", Usage(calls=1)) from exc
+            choice = response.choices[0]
+            content = str(getattr(choice.message, "content", None) or "")
+            usage = self._usage(litellm, response, prompt, content)
+            return content, getattr(choice, "finish_reason", None), usage
+
+        return self._converse(prompt, reply_model, send)
+
+    def _grow(self, budget: int) -> int:
+        """The reply budget after a reply was cut off at ``budget`` tokens."""
+        return budget * 2
+
+    def _converse(
+        self, prompt: Prompt, reply_model: type[T], send: Callable[[Prompt, int], Attempt]
+    ) -> tuple[T, Usage]:
+        """Call ``send(messages, budget)`` until its reply validates as ``reply_model``:
+        a truncated reply is asked again with a larger budget, an unusable one with
+        what is wrong with it, a failure ``send`` reports as a string after a backoff;
+        a :class:`LLMReplyError` from ``send`` ends it (with the usage so far)."""
+        messages = list(prompt)
+        usage = Usage()
+        budget = self.max_tokens
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                attempted = send(messages, budget)
+            except LLMReplyError as exc:
+                raise LLMReplyError(str(exc), usage + exc.usage) from exc
+            if isinstance(attempted, str):
                 usage += Usage(calls=1)
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = attempted
                 if attempt < self.max_attempts:
                     delay = self.backoff * 2 ** (attempt - 1)
                     log.warning("LLM %s: %s; retrying in %.1fs", self.model, problem, delay)
                     self._sleep(delay)
                 continue
-            except openai.OpenAIError as exc:  # authentication, bad request: retrying won't help
-                raise LLMReplyError(
-                    f"LLM {self.model!r} failed: {exc}", usage + Usage(calls=1)
-                ) from exc
-            choice = response.choices[0]
-            content = str(getattr(choice.message, "content", None) or "")
-            usage += self._usage(litellm, response, prompt, content)
-            if getattr(choice, "finish_reason", None) == "length":
+            content, finish, spent = attempted
+            usage += spent
+            if finish == "length":
                 problem = f"reply truncated at {budget} tokens"
-                budget *= 2
+                budget = self._grow(budget)
                 log.warning("LLM %s: %s; asking again", self.model, problem)
                 continue
-            value, repaired = parse_json(content)
-            if value is None:
-                problem = "reply is not a JSON object"
-            else:
-                try:
-                    reply = reply_model.model_validate(value)
-                except PydanticValidationError as exc:
-                    problem = f"reply does not fit {reply_model.__name__}: {exc.errors()[0]['msg']}"
-                else:
-                    if repaired:
-                        usage += Usage(notes=("repaired malformed JSON",))
-                    return reply, usage
+            reply, problem, repaired = check_reply(content, reply_model)
+            if reply is not None:
+                if repaired:
+                    usage += Usage(notes=("repaired malformed JSON",))
+                return reply, usage
             log.warning("LLM %s: %s; asking again", self.model, problem)
-            messages = [
-                *prompt,
-                {"role": "assistant", "content": content[:4000]},
-                {
-                    "role": "user",
-                    "content": f"That reply was unusable ({problem}). "
-                    "Reply again with one JSON object only, in the format asked for.",
-                },
-            ]
+            messages = ask_again(prompt, content, problem)
         raise LLMReplyError(
             f"LLM {self.model!r} gave no usable reply after {self.max_attempts} attempts "
             f"(last problem: {problem})",

@@ -4,11 +4,13 @@
 Extraction runs when a conversation ends (``Settings.auto_extract``), on
 demand (:meth:`Observations.extract`, :meth:`~Observations.extract_profile`)
 and as a back-fill batch (:meth:`~Observations.extract_all`). The configured
-extractor (an LLM through LiteLLM when ``Settings.llm_model`` is set, else the
-heuristic rules) proposes; policy and the reconciler decide
-(:mod:`memory_core.extraction.reconcile`); this module writes, atomically per
-conversation, and records which extractor ran over which messages so that
-re-running changes nothing. See ``docs/extraction.md``.
+extractor (an LLM through LiteLLM when ``Settings.llm_model`` is set, a local
+GGUF model when ``Settings.llm_gguf`` is, else the heuristic rules) proposes;
+policy and the reconciler decide (:mod:`memory_core.extraction.reconcile`);
+this module writes, atomically per conversation, and records which extractor
+ran over which messages so that re-running changes nothing. A slow extractor
+runs as a background job (:meth:`~Observations.extract_in_background`). See
+``docs/extraction.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from datetime import datetime
 
 from memory_core.backends.base import Collection, Where, require
 from memory_core.context import ProfileRef
-from memory_core.errors import ModelError, ValidationError
+from memory_core.errors import ModelError, NotFoundError, ValidationError
+from memory_core.extraction.background import ExtractionJob
 from memory_core.extraction.base import ExtractionInput, Extractor, ProposedObservation
 from memory_core.extraction.reconcile import Reconciler, RuleReconciler, sensitive
 from memory_core.extraction.reports import BatchReport, Explanation, ExtractionReport
@@ -229,6 +232,30 @@ class Observations(Service):
         failure leaves that conversation pending and the batch goes on."""
         flag(force, "force")
         callback(progress, "progress")
+        return self._extract_many(self._backlog(force), force, progress)
+
+    def extract_in_background(self, *, force: bool = False) -> ExtractionJob:
+        """:meth:`extract_all` as a background job: returns at once; the tenant's
+        ended conversations not yet extracted by the current extractor are
+        extracted one after another on the store's worker thread (one worker per
+        store, jobs in the order queued). ``job.wait()``, ``job.done``/``job.total``,
+        ``job.cancel()``, ``job.report``. Resumable: a cancelled or interrupted job
+        leaves the rest for the next one. See docs/extraction.md."""
+        flag(force, "force")
+        ids = [c.id for c in self._backlog(force)]
+        return self._queue(ids, force)
+
+    def wait_background(self, timeout: float | None = None) -> bool:
+        """Wait until every background extraction queued so far in this store has
+        ended (:meth:`extract_in_background`, and conversations ended while the
+        extractor runs in the background, e.g. a local GGUF model); False if
+        ``timeout`` seconds passed first."""
+        if timeout is not None:
+            timeout = number(timeout, "timeout", 0.0, 1e9)
+        return self._ctx.background.wait(timeout)
+
+    def _backlog(self, force: bool) -> builtins.list[Conversation]:
+        """Ended conversations, oldest first, less those the current extractor did."""
         tenant = self._tenant
         ended = self._backend.find(
             tenant,
@@ -248,19 +275,31 @@ class Observations(Service):
                 )
             }
             ended = [c for c in ended if c.id not in done]
-        return self._extract_many(ended, force, progress)
+        return ended
+
+    def _queue(self, conversation_ids: Sequence[str], force: bool) -> ExtractionJob:
+        def run(job: ExtractionJob) -> BatchReport:
+            found = self._backend.get(self._tenant, Collection.CONVERSATIONS, job.conversation_ids)
+            order = {cid: i for i, cid in enumerate(job.conversation_ids)}
+            found.sort(key=lambda c: order[c.id])
+            return self._extract_many(found, force, job.progress, job)
+
+        return self._ctx.background.submit(ExtractionJob(conversation_ids, run))
 
     def _extract_many(
         self,
         conversations: Sequence[Conversation],
         force: bool,
         progress: Progress | None = None,
+        job: ExtractionJob | None = None,
     ) -> BatchReport:
         tenant = self._tenant
         t0 = time.perf_counter()
         reports: builtins.list[ExtractionReport] = []
         messages = 0
         for i, conv in enumerate(conversations, start=1):
+            if job is not None and job.cancelled:
+                break
             messages += self._backend.count(
                 tenant, Collection.MESSAGES, Where(eq={"conversation_id": conv.id})
             )
@@ -268,6 +307,10 @@ class Observations(Service):
                 reports.append(self.extract(conv.id, force=force))
             except ModelError as exc:
                 reports.append(self._pending_report(conv, exc))
+            except NotFoundError:
+                if job is None:
+                    raise
+                continue  # a queued conversation deleted meanwhile
             if progress is not None:
                 progress(i, len(conversations))
         return BatchReport.of(reports, messages, time.perf_counter() - t0)
@@ -283,8 +326,12 @@ class Observations(Service):
         )
 
     def _auto_extract(self, conv: Conversation) -> None:
-        """Run after a conversation ends: extraction never makes ending it fail."""
+        """Run after a conversation ends: extraction never makes ending it fail (an
+        extractor marked ``background``, a local GGUF model, is queued instead)."""
         if not self._ctx.settings.auto_extract:
+            return
+        if getattr(self.extractor, "background", False):  # slow (a local model): queue it
+            self._queue([conv.id], False)
             return
         try:
             self.extract(conv.id)
