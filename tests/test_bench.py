@@ -38,6 +38,7 @@ def test_bench_json_reports_messages_and_knowledge(monkeypatch: pytest.MonkeyPat
         assert 0 <= size[key]["p50_ms"] <= size[key]["p95_ms"] <= size[key]["p99_ms"], key
     ratio = size["recall"]["p50_ms"] / size["floor"]["p50_ms"]
     assert size["recall_ratio"] == pytest.approx(ratio, rel=0.05)
+    assert size["store_mb"] > 0  # the embedded store's files on disk after this size
 
     knowledge = data["knowledge"]
     assert knowledge["index_chunks_per_s"] > 0

@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("MEM0_TELEMETRY", "False")
 os.environ.setdefault("OPENAI_API_KEY", "unused-infer-is-off")  # mem0 builds its LLM client
@@ -32,6 +33,15 @@ os.environ.setdefault("OPENAI_API_KEY", "unused-infer-is-off")  # mem0 builds it
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
+
+
+def mem0_search(mem0: Any, query: str, user_id: str) -> Any:
+    """Top 8 of one user: mem0 2.x takes ``top_k`` and ``filters={"user_id": ...}`` (and
+    rejects a top-level ``user_id``); earlier versions take ``user_id=`` and ``limit``."""
+    try:
+        return mem0.search(query, top_k=8, filters={"user_id": user_id})
+    except TypeError:
+        return mem0.search(query, user_id=user_id, limit=8)
 
 
 def main() -> None:
@@ -77,6 +87,7 @@ def main() -> None:
                             },
                         },
                         "embedder": {"provider": "openai", "config": {"embedding_dims": 384}},
+                        "history_db_path": str(Path(tmp) / "mem0-history.db"),
                     }
                 )
                 mem0.embedding_model = SameEmbedder()
@@ -97,7 +108,7 @@ def main() -> None:
                     handle.recall(pid, query)
                     ours.append(time.perf_counter() - start)
                     start = time.perf_counter()
-                    mem0.search(query, user_id=pid, limit=8)
+                    mem0_search(mem0, query, pid)
                     theirs.append(time.perf_counter() - start)
                 print(
                     f"{n:>9,} messages: convmem recall p50/p95 "

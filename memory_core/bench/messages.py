@@ -162,6 +162,7 @@ class SizeReport:
     tenant_vector_search: Latency
     tenant_numpy_baseline: Latency
     tenant_ratio: float
+    store_mb: float | None = None  # the embedded store on disk after this size (cumulative)
 
 
 @dataclass
@@ -429,8 +430,9 @@ def run_bench(
         with Memory.open(settings=settings) as memory:
             try:
                 report = _run_bench(
-                    memory, sizes, tenants, profiles, queries, ingest_messages, progress
-                )
+                    memory, sizes, tenants, profiles, queries, ingest_messages, progress,
+                    None if backend is not None else Path(tmp),
+                )  # fmt: skip
             finally:
                 if backend is not None:
                     for tenant in tenants:
@@ -450,6 +452,7 @@ def _run_bench(
     queries: int,
     ingest_messages: int,
     progress: Progress | None,
+    store_dir: Path | None = None,
 ) -> BenchReport:
     stages = 2 + len(sizes)
     if progress:
@@ -477,7 +480,15 @@ def _run_bench(
         report.sizes.append(
             bench_size(memory, n, profiles, queries, pool, vectors, progress, stage, tenant)
         )
+        if store_dir is not None:
+            report.sizes[-1].store_mb = _disk_mb(store_dir)
     return report
+
+
+def _disk_mb(folder: Path) -> float:
+    """Megabytes of the files under ``folder`` (the store, its WAL and vector files)."""
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return round(total / 1e6, 1)
 
 
 def run_benches(
@@ -524,7 +535,7 @@ def print_message_bench(console: Console, reports: Sequence[BenchReport]) -> Non
         )
     console.print(table)
     lat = Table(title="Recall (ms, p50 / p95 / p99; wall clock, query embedded per call)")
-    for col in ("backend", "messages", "build (s)", "recall", "floor", "ratio"):
+    for col in ("backend", "messages", "build (s)", "disk (MB)", "recall", "floor", "ratio"):
         lat.add_column(col, justify="right")
     cpu = Table(title="CPU time without the model (ms, p50 / p95)")
     for col in ("backend", "messages", "recall", "keyword search", "vector search", "numpy"):
@@ -536,8 +547,9 @@ def print_message_bench(console: Console, reports: Sequence[BenchReport]) -> Non
         for s in report.sizes:
             size = f"{s.messages:,}"
             lat.add_row(
-                report.backend, size, f"{s.build_seconds:.0f}", s.recall.text(), s.floor.text(),
-                f"{s.recall_ratio:.2f}x",
+                report.backend, size, f"{s.build_seconds:.0f}",
+                "-" if s.store_mb is None else f"{s.store_mb:,.0f}", s.recall.text(),
+                s.floor.text(), f"{s.recall_ratio:.2f}x",
             )  # fmt: skip
             cpu.add_row(
                 report.backend, size, s.recall_cpu.text(p99=False),
