@@ -161,7 +161,7 @@ class MessageSource:
                 alpha=opts.alpha,
                 settings=settings,
                 depth=max(DEPTH, limit + len(exclude)),
-                scale=None if dual is None else dual.scale,
+                views=None if dual is None else lambda query: dual.views(query.array),
             )
             pool = rescore_messages(backend, q.tenant, q.profile_id, pool, q.text, where, settings)
             scored = scaled(pool)

@@ -45,6 +45,7 @@ from memory_core.backends.base import (
     Vectors,
     Where,
 )
+from memory_core.embedding.dual import DenseView
 from memory_core.models import Record
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def dense_evidence(
     """Cosine similarity on a fixed [0, 1] scale: 0 at or below
     ``recall_cosine_zero`` (what unrelated texts reach), 1 at or above
     ``recall_cosine_one`` (paraphrases), linear in between. ``scale``: another
-    (zero, one), e.g. the two-embedder mode's (``DualEmbedder.scale``)."""
+    (zero, one), e.g. one of the two-embedder mode's views (``DenseView.scale``)."""
     zero, one = scale or (settings.recall_cosine_zero, settings.recall_cosine_one)
     return min(1.0, max(0.0, (cosine - zero) / (one - zero)))
 
@@ -135,11 +136,14 @@ def query_terms(text: str) -> frozenset[str]:
     return frozenset(_stem(t) for t in fts_query_terms(text))
 
 
-def _minmax(hits: Sequence[Hit[Any]]) -> dict[str, float]:
+def _minmax(hits: Sequence[Hit[Any]], *, every_match: bool = False) -> dict[str, float]:
     if not hits:
         return {}
     scores = [h.score for h in hits]
-    low, span = min(scores), max(scores) - min(scores)
+    low = min(scores)
+    if every_match:
+        low = min(low, 0.0)
+    span = max(scores) - low
     return {h.record.id: (h.score - low) / span if span > 0 else 1.0 for h in hits}
 
 
@@ -155,32 +159,37 @@ def ranked(
     alpha: float,
     settings: Settings,
     depth: int = DEPTH,
-    scale: tuple[float, float] | None = None,
+    views: Callable[[Vectors], Sequence[DenseView]] | None = None,
 ) -> list[Scored[R]]:
     """The records matching ``where`` ranked against the query, best first.
 
     The keyword search runs before ``vector()`` is asked for the query's
-    embedding, so an embedding computed in the background overlaps it. ``scale``:
-    the cosine scale of ``vector()`` when not the settings' (see :func:`dense_evidence`)."""
+    embedding, so an embedding computed in the background overlaps it.
+    ``views``: the query vector as several dense views (the two-embedder mode's
+    models, :meth:`~memory_core.embedding.DualEmbedder.views`): each nominates its
+    own candidates, all are scored by every view together (:func:`_dense_hits`).
+
+    A view's raw scores are min-max normalised over its hits; when a keyword search
+    returns fewer hits than it may (it listed every record that matches), the
+    zero of its scale is a non-match (BM25 0), not its weakest match: every hit
+    matched some query word, and the weakest of three matches is not worth less
+    than a record that matches nothing."""
     keyword: list[Hit[R]] = []
     if mode is not SearchMode.VECTOR:
         keyword = _search(
             backend, tenant, collection, mode=SearchMode.KEYWORD, text=text, where=where,
             limit=depth,
         )  # fmt: skip
-    nearest: list[Hit[R]] = []
     query = vector() if mode is not SearchMode.KEYWORD else None
+    dense_views: Sequence[DenseView] = []
     if query is not None:
-        nearest = _search(
-            backend, tenant, collection, mode=SearchMode.VECTOR, vector=query, where=where,
-            limit=depth,
-        )  # fmt: skip
+        dense_views = [DenseView(query.array, 1.0, None)] if views is None else views(query)
     if mode is SearchMode.KEYWORD or query is None:
         alpha = 0.0
     elif mode is SearchMode.VECTOR:
         alpha = 1.0
     terms = query_terms(text)
-    relative, closeness = _minmax(keyword), _minmax(nearest)
+    relative = _minmax(keyword, every_match=len(keyword) < depth)
     out: dict[str, Scored[R]] = {}
     for hit in keyword:
         out[hit.record.id] = Scored(
@@ -188,12 +197,61 @@ def ranked(
             (1.0 - alpha) * relative[hit.record.id],
             keyword_evidence(terms, getattr(hit.record, "text", "")),
         )
+    nearest = _dense_hits(backend, tenant, collection, query, dense_views, where, depth, settings)
+    closeness = _minmax(nearest)
     for hit in nearest:
-        dense = dense_evidence(hit.score, settings, scale)
-        entry = out.setdefault(hit.record.id, Scored(hit.record, 0.0, 0.0))
-        entry.key += alpha * closeness[hit.record.id]
+        rid = hit.record.id
+        entry = out.setdefault(rid, Scored(hit.record, 0.0, 0.0))
+        entry.key += alpha * closeness[rid]
+        dense = min(1.0, max(0.0, hit.score))
         entry.evidence = 1.0 - (1.0 - entry.evidence) * (1.0 - dense)
     return sorted(out.values(), key=lambda s: (-s.key, _id(s.record)))
+
+
+def _dense_hits(
+    backend: Backend,
+    tenant: str,
+    collection: Collection[R],
+    query: Vectors | None,
+    views: Sequence[DenseView],
+    where: Where,
+    depth: int,
+    settings: Settings,
+) -> list[Hit[R]]:
+    """The dense view's hits, each scored on the fixed scale (:func:`dense_evidence`,
+    not clipped: the key's min-max needs the spread).
+
+    Several views (the two-embedder mode) are searched one by one, and each model
+    nominates its own ``depth`` best: a record only one model finds still joins the
+    pool. Every candidate is then scored by all views together, the sum of each
+    view's share of its scale, so a model that is sure of a match (e5 on a
+    question asked in another language) outweighs one that is not. A candidate a
+    view did not return ranks below that view's last hit: it is given that hit's
+    value (an upper bound; a view that lists every record misses none)."""
+    if query is None or not views:
+        return []
+    found: list[dict[str, float]] = []
+    records: dict[str, R] = {}
+    for view in views:
+        hits = _search(
+            backend, tenant, collection, mode=SearchMode.VECTOR,
+            vector=Vectors(query.model_id, view.vector), where=where, limit=depth,
+        )  # fmt: skip
+        zero, one = view.scale or (settings.recall_cosine_zero, settings.recall_cosine_one)
+        found.append({h.record.id: (h.score - zero) / (one - zero) for h in hits})
+        for h in hits:
+            records.setdefault(h.record.id, h.record)
+    weakest = [min(values.values(), default=0.0) for values in found]
+    return [
+        Hit(
+            record=record,
+            score=sum(
+                view.share * values.get(rid, low)
+                for view, values, low in zip(views, found, weakest, strict=True)
+            ),
+        )
+        for rid, record in records.items()
+    ]
 
 
 def _search(

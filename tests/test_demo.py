@@ -21,6 +21,10 @@ def test_demo_resolves_one_customer_across_channels_and_recalls() -> None:
     context = out[out.index("<customer_memory") : out.index("</customer_memory")]
     assert "text me instead of calling" in context  # the contact preference is recalled
     assert "plan: Premium" in context
+    # the customer's own wifi complaints rank above the agent's replies to them
+    wifi = context.index("my wifi is still dropping every evening")
+    assert wifi < context.index("Could you give me the phone number")
+    assert context.index("router keeps dropping wifi") < context.index("Address updated.")
     store = re.search(r"store: (\S+) \(throwaway\)", out)
     assert store is not None and not Path(store.group(1)).exists()  # nothing left behind
 
@@ -34,4 +38,3 @@ def test_demo_shows_what_was_extracted_and_never_cuts_identifiers() -> None:
     assert "Observations (what the customer told us)" in out
     assert "Prefers SMS over phone calls" in out  # the headline feature, from the voice call
     assert "Conversation summaries" in out and "resolved" in out
-

@@ -235,6 +235,52 @@ def test_the_best_hit_of_each_view_weighs_in_fully(tmp_path: Path) -> None:
     memory.close()
 
 
+def test_when_every_keyword_match_is_listed_the_weakest_match_still_counts(
+    tmp_path: Path,
+) -> None:
+    # A keyword search that returns fewer hits than it may has listed every match:
+    # its scale's zero is a non-match, so the weakest of three matches keeps a share
+    # of the keyword side instead of scoring like a text that matches no query word
+    # (in a small profile, one rare word's match otherwise takes the whole side).
+    from memory_core.backends.base import Collection, SearchMode, Where
+    from memory_core.relevance import ranked
+
+    memory = _memory(tmp_path, HashEmbedder())
+    _ingest(
+        memory,
+        [
+            "I can't pick up calls at work.",
+            "My wifi is still dropping every evening since the move, it's really annoying.",
+            "The router keeps dropping wifi.",
+            "Thanks for the refund.",
+        ],
+    )
+    pid = memory.profiles.get("email:dana@example.com").id
+    query = "Is the customer's wifi working?"
+
+    def keys(depth: int) -> dict[str, float]:
+        pool = ranked(
+            memory.backend,
+            memory.name,
+            Collection.MESSAGES,
+            mode=SearchMode.KEYWORD,
+            text=query,
+            vector=lambda: None,
+            where=Where(eq={"profile_id": pid}),
+            alpha=0.4,
+            settings=memory.settings,
+            depth=depth,
+        )
+        return {s.record.text: s.key for s in pool}  # keyword hits carry their text
+
+    every = keys(100)
+    assert len(every) == 3 and "Thanks for the refund." not in every
+    assert min(every.values()) > 0.0  # each match keeps its share
+    read_two = keys(2)  # more matches than read: the deepest hit read anchors the zero
+    assert len(read_two) == 2 and min(read_two.values()) == 0.0
+    memory.close()
+
+
 # -- the shape of conversations ---------------------------------------------------------
 
 

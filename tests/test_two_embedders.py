@@ -103,6 +103,39 @@ def test_a_cross_lingual_question_is_found_only_with_the_second_model(
     assert both.items[0].text == TEXTS[SPANISH]
 
 
+def test_each_model_nominates_its_own_candidates_then_both_score_them(
+    dual_store: Path,
+) -> None:
+    # Each model's view is searched for its own best (here two each): MiniLM's are
+    # the receipt and the parcel, e5's the Spanish invoice and the receipt. All
+    # three join the pool (the parcel only through MiniLM, the invoice only through
+    # e5); both models then score every candidate on their calibrated scales, and
+    # e5's sure match wins over MiniLM's weak ones.
+    from memory_core.backends.base import SearchMode, Where
+    from memory_core.relevance import ranked
+
+    with _open(dual_store, dual=True) as memory:
+        ctx, pid = memory._ctx, memory.profiles.get(CUSTOMER).id
+        dual = ctx.dual_embedder
+        assert dual is not None
+        first = ctx.query_vectors(memory.name, [QUESTION])
+        pool = ranked(
+            memory.backend,
+            memory.name,
+            Collection.MESSAGES,
+            mode=SearchMode.VECTOR,
+            text=QUESTION,
+            vector=lambda: ctx.message_query_vectors(QUESTION, first),
+            where=Where(eq={"profile_id": pid}),
+            alpha=1.0,
+            settings=memory.settings,
+            depth=2,
+            views=lambda query: dual.views(query.array),
+        )
+    assert [s.record.id for s in pool] == ["m0", "m2", "m1"]
+    assert pool[0].evidence > pool[1].evidence
+
+
 def test_a_store_of_one_mode_is_refused_by_the_other_until_reembedded(
     dual_store: Path, tmp_path: Path
 ) -> None:

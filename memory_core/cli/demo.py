@@ -90,7 +90,7 @@ def _run(console: Console, memory: Memory) -> None:
     console.rule("4. Next interaction: recall for the agent")
     recalled = memory.recall(
         "phone:+16175550142",
-        "Is the customer's internet working and how should we contact them?",
+        "Is the customer's wifi working now, and how do they want to be contacted?",
     )
     show_recall(console, recalled)
 

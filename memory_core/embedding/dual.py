@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,7 @@ import numpy.typing as npt
 from memory_core.embedding.base import Embedder
 from memory_core.errors import ConfigError
 
-__all__ = ["DualEmbedder", "QueryEmbedder"]
+__all__ = ["DenseView", "DualEmbedder", "QueryEmbedder"]
 
 
 class QueryEmbedder(Embedder, Protocol):
@@ -45,6 +45,16 @@ class QueryEmbedder(Embedder, Protocol):
 
 Scale = tuple[float, float]
 """A cosine scale: (the cosine scoring 0, the cosine scoring 1)."""
+
+
+class DenseView(NamedTuple):
+    """One model's side of a two-embedder query: a stored-vector query that
+    searches by that model alone, its share of the dense score, and the cosine
+    scale of its hits (None: the settings' scale of the configured embedder)."""
+
+    vector: npt.NDArray[np.float32]
+    share: float
+    scale: Scale | None
 
 
 class DualEmbedder:
@@ -86,6 +96,12 @@ class DualEmbedder:
         c = a * first_scale[0] + b * second_scale[0]
         #: The cosine scale of a query with a stored vector (see the module doc).
         self.scale: Scale = (c / n, (1.0 + c) / n)
+        self._shares = (1.0 - weight, weight)
+        root2 = math.sqrt(2.0)
+        self._view_scales: tuple[Scale, Scale] = (
+            (first_scale[0] / root2, first_scale[1] / root2),
+            (second_scale[0] / root2, second_scale[1] / root2),
+        )
 
     def __repr__(self) -> str:
         return f"DualEmbedder(model_id={self.model_id!r})"
@@ -108,4 +124,23 @@ class DualEmbedder:
         out: npt.NDArray[np.float32] = np.hstack(
             [one * np.float32(a), self.second.embed_queries(texts) * np.float32(b)]
         ).astype(np.float32)
+        return out
+
+    def views(self, query: npt.NDArray[np.float32]) -> list[DenseView]:
+        """A query of :meth:`embed_queries` as one search per model: the model's half
+        of the query, the other half zero, at unit length. Its cosine with a stored
+        vector is that model's cosine over sqrt(2) (``DenseView.scale`` accounts for
+        it). Recall searches each view for its own best candidates (a message only
+        one model ranks high still joins the pool), then scores every candidate by
+        both, ``sum(share * scale(cosine))`` as in the module doc."""
+        cut = self.first.dimension
+        out: list[DenseView] = []
+        for i, (lo, hi) in enumerate(((0, cut), (cut, query.shape[1]))):
+            if self._shares[i] <= 0.0:
+                continue
+            half = np.zeros_like(query)
+            half[:, lo:hi] = query[:, lo:hi]
+            norm = np.linalg.norm(half, axis=1, keepdims=True)
+            half /= np.where(norm > 0, norm, 1.0).astype(np.float32)
+            out.append(DenseView(half.astype(np.float32), self._shares[i], self._view_scales[i]))
         return out

@@ -111,3 +111,28 @@ def test_a_bad_dual_configuration_is_a_config_error(e5: E5Embedder) -> None:
         DualEmbedder(HashEmbedder(), e5, weight=1.5, first_scale=(0, 1), second_scale=(0, 1))
     with pytest.raises(ConfigError, match="scale must rise"):
         DualEmbedder(HashEmbedder(), e5, weight=0.5, first_scale=(0, 1), second_scale=(1, 0.5))
+
+
+def test_each_view_searches_by_one_model_on_that_models_scale(e5: E5Embedder) -> None:
+    # Recall searches the two models as two views (each normalised over its own hits):
+    # a view's cosine with a stored vector is its model's cosine, on its model's scale.
+    first = LocalOnnxEmbedder()
+    scales = ((0.2, 0.8), (0.77, 0.9))
+    dual = DualEmbedder(first, e5, weight=0.3, first_scale=scales[0], second_scale=scales[1])
+    docs = ["Me mudé a Madrid el mes pasado.", "The parcel arrived yesterday, thanks."]
+    query = "Which city did they relocate to?"
+    stored = dual.embed_batch(docs)
+    views = dual.views(dual.embed_queries([query]))
+    assert [v.share for v in views] == [0.7, 0.3]
+    cosines = (
+        first.embed_batch(docs) @ first.embed_batch([query])[0],
+        e5.embed_batch(docs) @ e5.embed_queries([query])[0],
+    )
+    for view, cosine, (zero, one) in zip(views, cosines, scales, strict=True):
+        assert np.isclose(np.linalg.norm(view.vector), 1.0, atol=1e-5)
+        assert view.scale is not None
+        on_scale = (stored @ view.vector[0] - view.scale[0]) / (view.scale[1] - view.scale[0])
+        assert np.allclose(on_scale, (cosine - zero) / (one - zero), atol=1e-4)
+    # A model with no share is not searched at all.
+    only_first = DualEmbedder(first, e5, weight=0.0, first_scale=(0, 1), second_scale=(0, 1))
+    assert [v.share for v in only_first.views(only_first.embed_queries([query]))] == [1.0]

@@ -46,7 +46,7 @@ except ImportError:
     if os.environ.get("CONVMEM_REQUIRE_LLAMA", "") not in ("", "0"):
         raise  # CI installs the wheel .ci/llama.sh builds: a missing llama.cpp is a failure there
     pytest.skip(
-        "llama-cpp-python is not installed (pip install --find-links \"$(bash .ci/llama.sh)\" "
+        'llama-cpp-python is not installed (pip install --find-links "$(bash .ci/llama.sh)" '
         "llama-cpp-python; see README: Running the tests)",
         allow_module_level=True,
     )
