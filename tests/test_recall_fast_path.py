@@ -356,7 +356,7 @@ def test_a_recall_reads_in_one_snapshot_with_few_statements(
     assert result.items
     assert top.count("BEGIN") == 1 and top.count("COMMIT") == 1
     assert sum("FROM tenants" in s for s in top) == 1
-    assert sum("json_each(" in s and "conversation_id" in s for s in top) == 1
+    assert sum("json_each(" in s and "m.conversation_id = j.value" in s for s in top) == 1
     assert not any('"conversation_id" = ?' in s for s in top)  # no lookup per conversation
     assert len(top) <= 20
 

@@ -82,6 +82,7 @@ from memory_core.backends.sqlite_migrations import (
     fts_scope,
     migrate,
 )
+from memory_core.backends.sqlite_postings import INDEXED_TABLES, TermPostings
 from memory_core.backends.sqlite_vectors import GROUP_FIELDS, MatrixOp, VectorMatrices
 from memory_core.errors import NotFoundError, StorageError, ValidationError
 
@@ -371,6 +372,7 @@ class SQLiteBackend:
         self._empty: dict[tuple[str, str], tuple[int, bool]] = {}  # -> (version, empty)
         self._ranker = KeywordRanker(bm25_k1, bm25_b, bm25_message_b)
         self._matrices = VectorMatrices(Path(f"{self.path}.vectors"))
+        self._postings = TermPostings()
         try:
             with self._errors(), self._write() as conn:
                 migrate(conn, str(self.path))
@@ -484,6 +486,7 @@ class SQLiteBackend:
                     conn.execute("COMMIT")
                     ops, holder.ops = holder.ops, []
                     self._matrices.apply(ops)
+                    self._postings.apply(ops)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -602,6 +605,7 @@ class SQLiteBackend:
                 counts[collection.value] = deleted.rowcount
             self._note_purge(conn, "")
         self._ranker.forget(tenant)
+        self._postings.forget(tenant)
         return counts
 
     # -- records ---------------------------------------------------------------
@@ -1020,6 +1024,31 @@ class SQLiteBackend:
                 s.conn, sql, s.tenant, scope, terms, version=s.version, cache=s.cache
             )
             return self._filtered(s, ranked, limit)
+        if sql.table in INDEXED_TABLES and not flt.scopes and not flt.sql and s.cache:
+            # The whole tenant: BM25 over term postings held in memory (the cost
+            # follows the query's postings, not FTS5's walk of every matching row).
+            ranked_all = self._postings.rank(
+                s.conn,
+                sql,
+                s.tenant,
+                s.version,
+                terms,
+                idf=lambda words: ranker.idf(s.conn, sql, s.tenant, words, s.version, s.cache),
+                stats=ranker.stats(s.conn, sql, s.tenant, s.version, s.cache),
+                fresh_ranker=lambda rids: ranker.rank(
+                    s.conn,
+                    sql,
+                    s.tenant,
+                    scope,
+                    terms,
+                    version=s.version,
+                    cache=s.cache,
+                    within=rids,
+                ),  # fmt: skip
+                limit=limit,
+            )
+            if ranked_all is not None:
+                return self._filtered(s, ranked_all, limit)
         # Wider scopes: FTS5's own ranking picks the candidates (conditions outside
         # the index may drop some, hence the overfetch), re-scored with k1 and b.
         match = fts_match(s.tenant, flt.profiles, terms, flt.scopes)
@@ -1055,17 +1084,17 @@ class SQLiteBackend:
         filter, with their ids (ids only: records are read for what is returned)."""
         ids: dict[int, str] = {}
         table = s.spec.name.value
-        rids = [rid for rid, _ in ranked]
-        for start in range(0, len(rids), IN_CHUNK):
-            chunk = rids[start : start + IN_CHUNK]
-            rows = s.conn.execute(
-                f"SELECT {s.columns or 'm.rid, m.id'} FROM {table} AS m WHERE m.rid IN "
-                f"({', '.join('?' * len(chunk))}) AND m.tenant = ?{s.flt.sql}",
-                (*chunk, s.tenant, *s.flt.params),
-            ).fetchall()
-            ids.update((row[0], row[1]) for row in rows)
-            if s.columns:
-                s.rows.update((row[0], row) for row in rows)
+        # The rids drive the join (CROSS JOIN fixes the order): each row is looked up
+        # by rowid. With ``rid IN (...) AND tenant = ?`` SQLite's planner walks the
+        # tenant's whole (tenant, id) index instead (2 ms at 20k rows, 45x slower).
+        rows = s.conn.execute(
+            f"SELECT {s.columns or 'm.rid, m.id'} FROM json_each(?) AS j "
+            f"CROSS JOIN {table} AS m ON m.rid = j.value WHERE m.tenant = ?{s.flt.sql}",
+            (json.dumps([rid for rid, _ in ranked]), s.tenant, *s.flt.params),
+        ).fetchall()
+        ids.update((row[0], row[1]) for row in rows)
+        if s.columns:
+            s.rows.update((row[0], row) for row in rows)
         kept = [(rid, ids[rid], score) for rid, score in ranked if rid in ids]
         kept.sort(key=lambda row: (-row[2], row[1]))
         return kept[:limit]

@@ -174,6 +174,28 @@ class KeywordRanker:
             out[i] = max(1e-6, math.log((docs - df + 0.5) / (df + 0.5)))
         return out
 
+    def stats(
+        self, conn: sqlite3.Connection, sql: Statements, tenant: str, version: int, cache: bool
+    ) -> tuple[float, float, float]:
+        """``(average length, k1, b)`` of ``sql``'s collection in the tenant, as
+        :meth:`rank` scores it."""
+        _, avgdl = self._totals(conn, sql, tenant, version, cache)
+        b = self.message_b if sql.table == MESSAGES_TABLE else self.b
+        return avgdl, self.k1, b
+
+    def idf(
+        self,
+        conn: sqlite3.Connection,
+        sql: Statements,
+        tenant: str,
+        terms: list[str],
+        version: int,
+        cache: bool,
+    ) -> dict[int, float]:
+        """Each term's IDF in the tenant's collection, by index in ``terms``."""
+        docs, _ = self._totals(conn, sql, tenant, version, cache)
+        return self._idf(conn, sql, tenant, terms, docs, version, cache)
+
     # -- ranking -------------------------------------------------------------------
     def rank(
         self,

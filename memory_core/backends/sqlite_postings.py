@@ -1,0 +1,237 @@
+"""In-memory term postings for tenant-wide keyword search on the SQLite backend.
+
+A keyword search scoped to a profile reads that profile's matching rows from FTS5
+(:mod:`~memory_core.backends.sqlite_keyword`): its cost follows the profile. A
+search over a whole tenant -- knowledge chunks, where a 5-9 word query's common
+words match tens of thousands of rows -- cannot be cheap that way: FTS5 walks
+every matching row's doclist entry on every query. Here the rows' term counts
+are kept in memory instead, per ``(tenant, collection)``, as numpy arrays:
+
+- **Documents**: the tenant's row ids (sorted) and text lengths (FTS5's own
+  token counts, from ``<table>_docsize``), read once.
+- **Postings**, per query term, loaded the first time the term is searched (one
+  FTS5 ``MATCH`` of the tenant's scope and the term, counting its instances):
+  the positions of the rows holding it and its count in each. Terms are kept in
+  least-recently-used order up to a bound on the total number of postings
+  (:data:`MAX_POSTINGS`, 12 bytes each).
+- **Scoring**: Okapi BM25 with the ranker's statistics and parameters (the same
+  ``N``, average length, IDF, ``k1`` and ``b`` as every other keyword search),
+  summed per row with ``numpy.bincount`` and the best rows picked with
+  ``argpartition``: the cost follows the query's postings, with no SQL per row.
+- **Kept fresh incrementally**: the backend reports each committed write's rows
+  (:class:`~memory_core.backends.sqlite_vectors.MatrixOp`). Rows written since
+  the postings were read are *fresh*: their cached postings no longer count and
+  they are scored through FTS5, restricted to them; deleted rows are masked. When
+  the fresh and deleted rows outgrow 1/16 of the documents (at least 4,096), or a
+  write this process did not make moved the collection's version, the tenant's
+  postings are dropped and read again lazily.
+
+A search whose read snapshot is not the postings' version (an open write, or a
+read that began before the last commit) does not use them: the caller falls back
+to FTS5.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from memory_core.backends.sqlite_keyword import text_length
+from memory_core.backends.sqlite_migrations import Statements, fts_scope
+from memory_core.backends.sqlite_vectors import MatrixOp
+
+__all__ = ["INDEXED_TABLES", "MAX_POSTINGS", "TermPostings"]
+
+#: The collections searched tenant-wide through postings (messages, observations and
+#: summaries are searched per profile, where FTS5 is already cheap).
+INDEXED_TABLES = frozenset({"chunks"})
+#: Postings kept in memory across tenants and terms (12 bytes each: at most about 96 MB).
+MAX_POSTINGS = 8_000_000
+_MIN_CHURN = 4096
+
+_Ids = npt.NDArray[np.int64]
+
+
+@dataclass
+class _Term:
+    positions: npt.NDArray[np.int32]  # into _Tenant.rids
+    counts: npt.NDArray[np.float64]  # the term's instances in each row
+
+
+@dataclass
+class _Tenant:
+    version: int
+    rids: _Ids  # sorted
+    lengths: npt.NDArray[np.float64]
+    live: npt.NDArray[np.bool_]  # rows whose cached postings still count
+    fresh: set[int] = field(default_factory=set)  # written since: scored through FTS5
+    churn: int = 0
+    terms: OrderedDict[str, _Term] = field(default_factory=OrderedDict)
+
+
+#: ``(rid, score)`` of the fresh rows, best first: FTS5 restricted to ``within``.
+FreshRanker = Callable[[list[int]], list[tuple[int, float]]]
+
+
+class TermPostings:
+    """Per-tenant term postings of one backend's indexed collections (thread-safe)."""
+
+    def __init__(self, max_postings: int = MAX_POSTINGS) -> None:
+        self._lock = threading.Lock()
+        self._tenants: dict[tuple[str, str], _Tenant] = {}
+        self._max = max_postings
+        self._held = 0  # postings held across every tenant's terms
+
+    # -- freshness -----------------------------------------------------------------
+    def apply(self, ops: Iterable[MatrixOp]) -> None:
+        """Rows written or deleted by a committed write (see the module doc)."""
+        with self._lock:
+            for op in ops:
+                key = (op.tenant, op.table)
+                state = self._tenants.get(key)
+                if state is None:
+                    continue
+                if op.dropped:
+                    self._drop(key)
+                    continue
+                for rid in (*op.removed, *op.added):
+                    self._mask(state, rid)
+                state.fresh.difference_update(op.removed)
+                state.fresh.update(op.added)
+                state.churn += len(op.removed) + len(op.added)
+                state.version = op.version
+                if state.churn > max(_MIN_CHURN, len(state.rids) // 16):
+                    self._drop(key)
+
+    def forget(self, tenant: str) -> None:
+        """Drop a tenant's postings (the tenant went)."""
+        with self._lock:
+            for key in [k for k in self._tenants if k[0] == tenant]:
+                self._drop(key)
+
+    @staticmethod
+    def _mask(state: _Tenant, rid: int) -> None:
+        at = int(np.searchsorted(state.rids, rid))
+        if at < len(state.rids) and state.rids[at] == rid:
+            state.live[at] = False
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        state = self._tenants.pop(key, None)
+        if state is not None:
+            self._held -= sum(len(t.positions) for t in state.terms.values())
+
+    # -- search --------------------------------------------------------------------
+    def rank(
+        self,
+        conn: sqlite3.Connection,
+        sql: Statements,
+        tenant: str,
+        version: int,
+        terms: list[str],
+        idf: Callable[[list[str]], dict[int, float]],
+        stats: tuple[float, float, float],
+        fresh_ranker: FreshRanker,
+        limit: int,
+    ) -> list[tuple[int, float]] | None:
+        """The best ``limit`` rows of the tenant for ``terms`` as ``(rid, score)``,
+        best first (ties: lower rid first), or None when this snapshot (at
+        ``version``) is not the postings' (the caller uses FTS5). ``idf``: the
+        terms' IDFs by index (the ranker's); ``stats``: ``(avgdl, k1, b)``."""
+        key = (tenant, sql.table)
+        with self._lock:  # held throughout: a commit's rows are applied between searches
+            state = self._tenants.get(key)
+            if state is not None and state.version != version:
+                if state.version > version:
+                    return None  # a newer commit is applied: this read is older
+                self._drop(key)  # another process wrote: read everything again
+                state = None
+            if state is None:
+                state = self._documents(conn, sql, tenant, version)
+                self._tenants[key] = state
+            postings = [self._term(conn, sql, tenant, state, term) for term in terms]
+            weights = idf(terms)
+            avgdl, k1, b = stats
+            lengths = state.lengths
+            norm = k1 * (1.0 - b + b * lengths / avgdl) if avgdl > 0 else np.full_like(lengths, k1)
+            scores = np.zeros(len(state.rids), dtype=np.float64)
+            for i, term in enumerate(postings):
+                if len(term.positions) == 0:
+                    continue
+                tf = term.counts
+                part = weights[i] * tf * (k1 + 1.0) / (tf + norm[term.positions])
+                scores += np.bincount(term.positions, weights=part, minlength=len(scores))
+            scores[~state.live] = 0.0
+            best = _top(state.rids, scores, limit)
+            if state.fresh:
+                best += fresh_ranker(sorted(state.fresh))
+                best.sort(key=lambda pair: (-pair[1], pair[0]))
+            return best[:limit]
+
+    def _documents(
+        self, conn: sqlite3.Connection, sql: Statements, tenant: str, version: int
+    ) -> _Tenant:
+        rows = conn.execute(
+            f"SELECT m.rid, d.sz FROM {sql.table} AS m JOIN {sql.fts}_docsize AS d "
+            "ON d.id = m.rid WHERE m.tenant = ? ORDER BY m.rid",
+            (tenant,),
+        ).fetchall()
+        rids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        lengths = np.fromiter((text_length(r[1]) for r in rows), dtype=np.float64, count=len(rows))
+        return _Tenant(version, rids, lengths, np.ones(len(rows), dtype=np.bool_))
+
+    def _term(
+        self, conn: sqlite3.Connection, sql: Statements, tenant: str, state: _Tenant, term: str
+    ) -> _Term:
+        cached = state.terms.get(term)
+        if cached is not None:
+            state.terms.move_to_end(term)
+            return cached
+        rows = conn.execute(
+            f"SELECT rowid, length(h) - length(replace(h, char(1), '')) FROM "
+            f"(SELECT rowid, highlight({sql.fts}, 1, char(1), '') AS h FROM {sql.fts} "
+            f"WHERE {sql.fts} MATCH ?)",
+            (f'{fts_scope(tenant, None)} AND text : "{term}"',),
+        ).fetchall()
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        counts = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        at = np.searchsorted(state.rids, found)
+        known = at < len(state.rids)
+        known[known] = state.rids[at[known]] == found[known]  # rows written since: fresh
+        entry = _Term(at[known].astype(np.int32), counts[known])
+        state.terms[term] = entry
+        self._held += len(entry.positions)
+        self._evict()
+        return entry
+
+    def _evict(self) -> None:
+        """Least recently used terms go until the postings held fit the bound (the
+        term just read stays, whatever its size)."""
+        while self._held > self._max:
+            oldest: tuple[tuple[str, str], str] | None = None
+            for key, state in self._tenants.items():
+                if len(state.terms) > 1:
+                    oldest = (key, next(iter(state.terms)))
+                    break
+            if oldest is None:
+                return
+            key, term = oldest
+            gone = self._tenants[key].terms.pop(term)
+            self._held -= len(gone.positions)
+
+
+def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int) -> list[tuple[int, float]]:
+    """The ``limit`` best rows with a positive score, best first (ties: lower rid)."""
+    matched = np.flatnonzero(scores > 0.0)
+    if len(matched) > limit:
+        # Keep every row tied with the last one kept, so ties break by rid as elsewhere.
+        kth = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
+        matched = matched[scores[matched] >= kth]
+    pairs = [(int(rids[i]), float(scores[i])) for i in matched]
+    pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+    return pairs[:limit]

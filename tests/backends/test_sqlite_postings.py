@@ -1,0 +1,169 @@
+"""Tenant-wide keyword search over in-memory term postings (issue 17): the same
+BM25 ranking as FTS5's path, kept exact through inserts, replacements, deletions,
+another process's writes and evictions, and never mixing tenants. Real SQLite;
+the reference is the backend's own FTS5 path (a filter that admits every row
+sends a search there)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memory_core.backends.base import Collection, Hit, SearchMode, Where
+from memory_core.backends.sqlite import SQLiteBackend
+from memory_core.models import Chunk
+from tests.backends.test_sqlite_search_structures import statements
+
+C = Collection.CHUNKS
+KBS = ["kb1", "kb2"]
+WORDS = [
+    "router", "wifi", "refund", "invoice", "plan", "upgrade", "modem", "fiber", "outage",
+    "billing", "charge", "address", "move", "contract", "cancel", "discount", "voucher",
+    "signal", "speed", "password", "reset", "account", "email", "phone", "store",
+    "delivery", "parcel", "screen", "battery", "warranty", "repair",
+]  # fmt: skip
+
+
+def chunk(i: int, text: str, kb: str = "kb1", tenant: str = "acme") -> Chunk:
+    return Chunk(
+        id=f"ch{i}",
+        tenant=tenant,
+        kb_id=kb,
+        source_id=f"src-{kb}",
+        since=1,
+        gen=f"src-{kb}:1",
+        page_uri=f"https://help.example.com/{i}",
+        page_hash="h",
+        text=text,
+    )
+
+
+def corpus(rng: random.Random, n: int, start: int = 0) -> list[Chunk]:
+    return [
+        chunk(i, " ".join(rng.choices(WORDS, k=rng.randint(3, 25))), KBS[i % 2])
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[SQLiteBackend]:
+    b = SQLiteBackend(tmp_path / "memory.db")
+    for tenant in ("acme", "globex"):
+        b.ensure_tenant(tenant)
+    yield b
+    b.close()
+
+
+Ranking = tuple[list[float], set[str]]
+
+
+def ranking(hits: list[Hit[Chunk]]) -> Ranking:
+    """The scores in order, and the rows scoring above the last one (rows tied with
+    the last may be cut at the limit either way)."""
+    scores = [round(h.score, 9) for h in hits]
+    above = {h.record.id for h, score in zip(hits, scores, strict=True) if score > scores[-1]}
+    return scores, above
+
+
+def search(backend: SQLiteBackend, text: str, tenant: str = "acme") -> Ranking:
+    return ranking(backend.search(tenant, C, mode=SearchMode.KEYWORD, text=text, limit=10))
+
+
+def ids(backend: SQLiteBackend, text: str, tenant: str = "acme") -> list[str]:
+    hits = backend.search(tenant, C, mode=SearchMode.KEYWORD, text=text, limit=10)
+    return [h.record.id for h in hits]
+
+
+def reference(backend: SQLiteBackend, text: str, tenant: str = "acme") -> Ranking:
+    """FTS5's path: a filter admitting every knowledge base (fewer than 100 matches,
+    so it ranks every match)."""
+    return ranking(
+        backend.search(
+            tenant,
+            C,
+            mode=SearchMode.KEYWORD,
+            text=text,
+            where=Where(any_of={"kb_id": KBS}),
+            limit=10,
+        )  # fmt: skip
+    )
+
+
+def queries(rng: random.Random, n: int = 25) -> list[str]:
+    return [" ".join(rng.sample(WORDS, rng.randint(1, 5))) for _ in range(n)]
+
+
+def test_postings_rank_exactly_as_fts5_does(backend: SQLiteBackend) -> None:
+    rng = random.Random(7)
+    backend.upsert("acme", C, corpus(rng, 60))
+    for q in queries(rng):
+        assert search(backend, q) == reference(backend, q), q
+
+
+def test_a_repeated_search_reads_no_postings_from_fts5(backend: SQLiteBackend) -> None:
+    rng = random.Random(8)
+    backend.upsert("acme", C, corpus(rng, 40))
+    first = search(backend, "router refund")
+    seen = statements(backend)
+    assert search(backend, "router refund") == first
+    assert not [s for s in seen if "MATCH" in s]  # terms, lengths and statistics in memory
+
+
+def test_writes_are_seen_at_once_and_ranked_exactly(backend: SQLiteBackend) -> None:
+    rng = random.Random(9)
+    backend.upsert("acme", C, corpus(rng, 50))
+    qs = queries(rng)
+    for q in qs:  # postings of every query term read
+        search(backend, q)
+    backend.upsert("acme", C, corpus(rng, 10, start=50))  # new rows
+    backend.upsert("acme", C, [chunk(3, "router router router refund"), chunk(4, "fiber")])
+    backend.delete("acme", C, Where(any_of={"id": ["ch5", "ch6", "ch7"]}))
+    for q in qs:
+        assert search(backend, q) == reference(backend, q), q
+    assert ids(backend, "router refund")[0] == "ch3"  # replaced text, same row
+    assert not set(ids(backend, "wifi fiber router")) & {"ch5", "ch6", "ch7"}
+
+
+def test_another_processs_writes_are_read_again(tmp_path: Path) -> None:
+    rng = random.Random(10)
+    one = SQLiteBackend(tmp_path / "memory.db")
+    one.ensure_tenant("acme")
+    one.upsert("acme", C, corpus(rng, 30))
+    search(one, "router modem")
+    other = SQLiteBackend(tmp_path / "memory.db")  # another handle: no ops reach `one`
+    other.upsert("acme", C, [chunk(100, "modem modem modem router")])
+    other.close()
+    assert ids(one, "router modem")[0] == "ch100"
+    assert search(one, "router modem") == reference(one, "router modem")
+    one.close()
+
+
+def test_tenants_never_mix(backend: SQLiteBackend) -> None:
+    rng = random.Random(11)
+    backend.upsert("acme", C, corpus(rng, 30))
+    backend.upsert(
+        "globex", C, [chunk(i, "router wifi refund " * (i + 1), tenant="globex") for i in range(30)]
+    )
+    for q in queries(rng):
+        mine = search(backend, q)
+        assert mine == reference(backend, q)
+        assert set(ids(backend, q, "globex")) <= {f"ch{i}" for i in range(30)}
+        # Same ids in both tenants: the scores must be this tenant's own.
+        assert search(backend, q, "globex") == reference(backend, q, "globex")
+    backend.drop_tenant("globex")
+    backend.ensure_tenant("globex")
+    assert ids(backend, "router", "globex") == []
+
+
+def test_a_small_memory_bound_evicts_terms_without_changing_results(
+    backend: SQLiteBackend,
+) -> None:
+    rng = random.Random(12)
+    backend.upsert("acme", C, corpus(rng, 60))
+    backend._postings._max = 40  # a few terms' postings at a time
+    for q in queries(rng):
+        assert search(backend, q) == reference(backend, q), q
+    assert backend._postings._held <= 40 + 60  # the bound, plus the one term just read
