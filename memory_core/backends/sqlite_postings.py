@@ -21,7 +21,8 @@ are kept in memory instead, per ``(tenant, collection)``, as numpy arrays:
 - **Kept fresh incrementally**: the backend reports each committed write's rows
   (:class:`~memory_core.backends.sqlite_vectors.MatrixOp`). Rows written since
   the postings were read are *fresh*: their cached postings no longer count and
-  they are scored through FTS5, restricted to them; deleted rows are masked. When
+  they are scored through FTS5, restricted to them; deleted and rewritten rows
+  are masked and their entries taken out of every cached term. When
   the fresh and deleted rows outgrow 1/16 of the documents (at least 4,096), or a
   write this process did not make moved the collection's version, the tenant's
   postings are dropped and read again lazily.
@@ -100,8 +101,7 @@ class TermPostings:
                 if op.dropped:
                     self._drop(key)
                     continue
-                for rid in (*op.removed, *op.added):
-                    self._mask(state, rid)
+                self._scrub(state, [*op.removed, *op.added])
                 state.fresh.difference_update(op.removed)
                 state.fresh.update(op.added)
                 state.churn += len(op.removed) + len(op.added)
@@ -115,11 +115,23 @@ class TermPostings:
             for key in [k for k in self._tenants if k[0] == tenant]:
                 self._drop(key)
 
-    @staticmethod
-    def _mask(state: _Tenant, rid: int) -> None:
-        at = int(np.searchsorted(state.rids, rid))
-        if at < len(state.rids) and state.rids[at] == rid:
-            state.live[at] = False
+    def _scrub(self, state: _Tenant, rids: list[int]) -> None:
+        """Rows deleted or rewritten: masked, and their entries taken out of every
+        cached term (what a deleted row held is not kept, even as term counts)."""
+        if not rids or not len(state.rids):
+            return
+        wanted = np.asarray(rids, dtype=np.int64)
+        at = np.searchsorted(state.rids, wanted)
+        inside = at < len(state.rids)
+        at = at[inside][state.rids[at[inside]] == wanted[inside]]
+        if not len(at):
+            return
+        state.live[at] = False
+        for term in state.terms.values():
+            keep = state.live[term.positions]
+            if not keep.all():
+                self._held -= int((~keep).sum())
+                term.positions, term.counts = term.positions[keep], term.counts[keep]
 
     def _drop(self, key: tuple[str, str]) -> None:
         state = self._tenants.pop(key, None)
@@ -203,7 +215,9 @@ class TermPostings:
         at = np.searchsorted(state.rids, found)
         known = at < len(state.rids)
         known[known] = state.rids[at[known]] == found[known]  # rows written since: fresh
-        entry = _Term(at[known].astype(np.int32), counts[known])
+        at, counts = at[known], counts[known]
+        live = state.live[at]  # rows rewritten since: scored as fresh rows
+        entry = _Term(at[live].astype(np.int32), counts[live])
         state.terms[term] = entry
         self._held += len(entry.positions)
         self._evict()

@@ -125,6 +125,12 @@ def test_writes_are_seen_at_once_and_ranked_exactly(backend: SQLiteBackend) -> N
         assert search(backend, q) == reference(backend, q), q
     assert ids(backend, "router refund")[0] == "ch3"  # replaced text, same row
     assert not set(ids(backend, "wifi fiber router")) & {"ch5", "ch6", "ch7"}
+    # Nothing of a deleted or rewritten row stays in the cached postings.
+    state = backend._postings._tenants[("acme", "chunks")]
+    gone = {int(r) for r in state.rids[~state.live]}
+    assert len(gone) >= 5  # ch3, ch4 rewritten; ch5-ch7 deleted
+    for term in state.terms.values():
+        assert not {int(state.rids[p]) for p in term.positions} & gone
 
 
 def test_another_processs_writes_are_read_again(tmp_path: Path) -> None:
