@@ -17,7 +17,9 @@ nested calls join (as savepoints, so a failed inner call undoes only itself).
 
 Search (issue 17): keyword ranking is BM25 with configurable ``k1``/``b``
 computed from FTS5's matches, term counts and row lengths with per-tenant
-statistics (:mod:`~memory_core.backends.sqlite_keyword`); vector search reads a
+statistics (:mod:`~memory_core.backends.sqlite_keyword`), over term postings held
+in memory for tenant-wide searches of knowledge chunks
+(:mod:`~memory_core.backends.sqlite_postings`); vector search reads a
 memory-mapped float32 matrix per ``(tenant, collection, model id)`` with
 per-profile row ranges, kept fresh incrementally by every write and checked
 against the ``collection_versions`` row that every write bumps (from any
@@ -50,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -82,7 +84,7 @@ from memory_core.backends.sqlite_migrations import (
     fts_scope,
     migrate,
 )
-from memory_core.backends.sqlite_postings import INDEXED_TABLES, TermPostings
+from memory_core.backends.sqlite_postings import GROUP_COLUMNS, INDEXED_TABLES, TermPostings
 from memory_core.backends.sqlite_vectors import GROUP_FIELDS, MatrixOp, VectorMatrices
 from memory_core.errors import NotFoundError, StorageError, ValidationError
 
@@ -245,6 +247,20 @@ def _ids(s: _Scope[Any], rids: list[int]) -> dict[int, str]:
         if s.columns:
             s.rows.update((row[0], row) for row in rows)
     return found
+
+
+def _narrowing(where: Where) -> tuple[str, list[str]] | None | Literal[False]:
+    """What term postings can serve of a search's filter: None (the whole tenant),
+    ``(field, values)`` (one grouping field, see
+    :data:`~memory_core.backends.sqlite_postings.GROUP_COLUMNS`), or False."""
+    if where.eq or where.gte or where.lt or len(where.any_of) > 1:
+        return False
+    if not where.any_of:
+        return None
+    ((name, values),) = where.any_of.items()
+    if name not in GROUP_COLUMNS or not all(isinstance(v, str) for v in values):
+        return False
+    return name, [str(v) for v in values]
 
 
 def _bodies(
@@ -1024,9 +1040,11 @@ class SQLiteBackend:
                 s.conn, sql, s.tenant, scope, terms, version=s.version, cache=s.cache
             )
             return self._filtered(s, ranked, limit)
-        if sql.table in INDEXED_TABLES and not flt.scopes and not flt.sql and s.cache:
-            # The whole tenant: BM25 over term postings held in memory (the cost
-            # follows the query's postings, not FTS5's walk of every matching row).
+        narrow = _narrowing(s.where)
+        if sql.table in INDEXED_TABLES and narrow is not False and s.cache:
+            # The whole tenant, or some knowledge bases or sources: BM25 over term
+            # postings held in memory (the cost follows the query's postings, not
+            # FTS5's walk of every matching row).
             ranked_all = self._postings.rank(
                 s.conn,
                 sql,
@@ -1046,6 +1064,7 @@ class SQLiteBackend:
                     within=rids,
                 ),  # fmt: skip
                 limit=limit,
+                narrow=narrow or None,
             )
             if ranked_all is not None:
                 return self._filtered(s, ranked_all, limit)

@@ -40,6 +40,7 @@ __all__ = [
     "LATEST_VERSION",
     "MIGRATIONS",
     "STATEMENTS",
+    "TOKENIZER",
     "Filter",
     "Migration",
     "Statements",
@@ -530,6 +531,9 @@ STATEMENTS = {collection: Statements(spec) for collection, spec in COLLECTIONS.i
 # -- encoding conditions -------------------------------------------------------------
 
 IN_CHUNK = 500  # values per ``IN (...)`` list; longer lists go through json_each
+#: The tokenizer every FTS5 table is created with (in the migrations above, as written
+#: then): what a word becomes in the index.
+TOKENIZER = "'porter unicode61 remove_diacritics 2'"
 MAX_SCOPE_PROFILES = 64  # profile ids worth narrowing an FTS query to
 
 

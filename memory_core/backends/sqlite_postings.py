@@ -9,9 +9,10 @@ are kept in memory instead, per ``(tenant, collection)``, as numpy arrays:
 
 - **Documents**: the tenant's row ids (sorted) and text lengths (FTS5's own
   token counts, from ``<table>_docsize``), read once.
-- **Postings**, per query term, loaded the first time the term is searched (one
-  FTS5 ``MATCH`` of the tenant's scope and the term, counting its instances):
-  the positions of the rows holding it and its count in each. Terms are kept in
+- **Postings**, per query term, loaded the first time the term is searched from
+  FTS5's own index of the term's instances (an ``fts5vocab`` table; the term is
+  stemmed by FTS5's tokenizer first): the positions of the tenant's rows holding
+  it and its count in each. Terms are kept in
   least-recently-used order up to a bound on the total number of postings
   (:data:`MAX_POSTINGS`, 12 bytes each).
 - **Scoring**: Okapi BM25 with the ranker's statistics and parameters (the same
@@ -44,14 +45,17 @@ import numpy as np
 import numpy.typing as npt
 
 from memory_core.backends.sqlite_keyword import text_length
-from memory_core.backends.sqlite_migrations import Statements, fts_scope
+from memory_core.backends.sqlite_migrations import TOKENIZER, Statements, fts_scope
 from memory_core.backends.sqlite_vectors import MatrixOp
 
-__all__ = ["INDEXED_TABLES", "MAX_POSTINGS", "TermPostings"]
+__all__ = ["GROUP_COLUMNS", "INDEXED_TABLES", "MAX_POSTINGS", "TermPostings"]
 
 #: The collections searched tenant-wide through postings (messages, observations and
 #: summaries are searched per profile, where FTS5 is already cheap).
 INDEXED_TABLES = frozenset({"chunks"})
+#: The fields a search may be narrowed by and still be served here (a knowledge
+#: base, a source: ``Where(any_of={field: [...]})``); others go to FTS5.
+GROUP_COLUMNS = ("kb_id", "source_id")
 #: Postings kept in memory across tenants and terms (12 bytes each: at most about 96 MB).
 MAX_POSTINGS = 8_000_000
 _MIN_CHURN = 4096
@@ -71,6 +75,8 @@ class _Tenant:
     rids: _Ids  # sorted
     lengths: npt.NDArray[np.float64]
     live: npt.NDArray[np.bool_]  # rows whose cached postings still count
+    groups: dict[str, npt.NDArray[np.int32]]  # per field of GROUP_COLUMNS: a code per row
+    codes: dict[str, dict[str, int]]  # per field: value -> code
     fresh: set[int] = field(default_factory=set)  # written since: scored through FTS5
     churn: int = 0
     terms: OrderedDict[str, _Term] = field(default_factory=OrderedDict)
@@ -150,11 +156,15 @@ class TermPostings:
         stats: tuple[float, float, float],
         fresh_ranker: FreshRanker,
         limit: int,
+        narrow: tuple[str, list[str]] | None = None,
     ) -> list[tuple[int, float]] | None:
         """The best ``limit`` rows of the tenant for ``terms`` as ``(rid, score)``,
-        best first (ties: lower rid first), or None when this snapshot (at
+        best first (ties: lower rid first), then every fresh row that matches (the
+        caller filters them and keeps ``limit``); or None when this snapshot (at
         ``version``) is not the postings' (the caller uses FTS5). ``idf``: the
-        terms' IDFs by index (the ranker's); ``stats``: ``(avgdl, k1, b)``."""
+        terms' IDFs by index (the ranker's); ``stats``: ``(avgdl, k1, b)``;
+        ``narrow``: only rows whose field (of :data:`GROUP_COLUMNS`) is one of
+        these values."""
         key = (tenant, sql.table)
         with self._lock:  # held throughout: a commit's rows are applied between searches
             state = self._tenants.get(key)
@@ -179,23 +189,37 @@ class TermPostings:
                 part = weights[i] * tf * (k1 + 1.0) / (tf + norm[term.positions])
                 scores += np.bincount(term.positions, weights=part, minlength=len(scores))
             scores[~state.live] = 0.0
+            if narrow is not None:
+                name, values = narrow
+                wanted = [state.codes[name][v] for v in values if v in state.codes[name]]
+                scores[~np.isin(state.groups[name], np.asarray(wanted, dtype=np.int32))] = 0.0
             best = _top(state.rids, scores, limit)
             if state.fresh:
                 best += fresh_ranker(sorted(state.fresh))
                 best.sort(key=lambda pair: (-pair[1], pair[0]))
-            return best[:limit]
+            return best
 
     def _documents(
         self, conn: sqlite3.Connection, sql: Statements, tenant: str, version: int
     ) -> _Tenant:
+        columns = ", ".join(f'm."{c}"' for c in GROUP_COLUMNS)
         rows = conn.execute(
-            f"SELECT m.rid, d.sz FROM {sql.table} AS m JOIN {sql.fts}_docsize AS d "
+            f"SELECT m.rid, d.sz, {columns} FROM {sql.table} AS m JOIN {sql.fts}_docsize AS d "
             "ON d.id = m.rid WHERE m.tenant = ? ORDER BY m.rid",
             (tenant,),
         ).fetchall()
         rids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         lengths = np.fromiter((text_length(r[1]) for r in rows), dtype=np.float64, count=len(rows))
-        return _Tenant(version, rids, lengths, np.ones(len(rows), dtype=np.bool_))
+        groups: dict[str, npt.NDArray[np.int32]] = {}
+        codes: dict[str, dict[str, int]] = {}
+        for i, name in enumerate(GROUP_COLUMNS, start=2):
+            known = codes[name] = {}
+            groups[name] = np.fromiter(
+                (known.setdefault(str(r[i]), len(known)) for r in rows),
+                dtype=np.int32,
+                count=len(rows),
+            )
+        return _Tenant(version, rids, lengths, np.ones(len(rows), dtype=np.bool_), groups, codes)
 
     def _term(
         self, conn: sqlite3.Connection, sql: Statements, tenant: str, state: _Tenant, term: str
@@ -204,12 +228,24 @@ class TermPostings:
         if cached is not None:
             state.terms.move_to_end(term)
             return cached
-        rows = conn.execute(
-            f"SELECT rowid, length(h) - length(replace(h, char(1), '')) FROM "
-            f"(SELECT rowid, highlight({sql.fts}, 1, char(1), '') AS h FROM {sql.fts} "
-            f"WHERE {sql.fts} MATCH ?)",
-            (f'{fts_scope(tenant, None)} AND text : "{term}"',),
-        ).fetchall()
+        token = _token(conn, term)
+        if token is not None:  # FTS5's own index of the term's instances (every tenant's)
+            vocab = f"temp.{sql.fts}_instances"
+            conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} "
+                f"USING fts5vocab(main, {sql.fts}, instance)"
+            )
+            rows = conn.execute(
+                f"SELECT doc, count(*) FROM {vocab} WHERE term = ? AND col = 'text' GROUP BY doc",
+                (token,),
+            ).fetchall()
+        else:  # a term that is not one token: FTS5's phrase match, counted per row
+            rows = conn.execute(
+                f"SELECT rowid, length(h) - length(replace(h, char(1), '')) FROM "
+                f"(SELECT rowid, highlight({sql.fts}, 1, char(1), '') AS h FROM {sql.fts} "
+                f"WHERE {sql.fts} MATCH ?)",
+                (f'{fts_scope(tenant, None)} AND text : "{term}"',),
+            ).fetchall()
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         counts = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
         at = np.searchsorted(state.rids, found)
@@ -237,6 +273,26 @@ class TermPostings:
             key, term = oldest
             gone = self._tenants[key].terms.pop(term)
             self._held -= len(gone.positions)
+
+
+def _token(conn: sqlite3.Connection, term: str) -> str | None:
+    """``term`` as the collections' tokenizer indexes it (stemmed by FTS5's porter
+    tokenizer itself, through a scratch table in the connection's in-memory temp
+    schema, emptied at once), or None when it is not exactly one token."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_tokens "
+        f"USING fts5(t, tokenize = {TOKENIZER})"
+    )
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_token_vocab "
+        "USING fts5vocab(temp, convmem_tokens, instance)"
+    )
+    conn.execute("INSERT INTO temp.convmem_tokens (rowid, t) VALUES (1, ?)", (term,))
+    try:
+        tokens = [row[0] for row in conn.execute("SELECT term FROM temp.convmem_token_vocab")]
+    finally:
+        conn.execute("DELETE FROM temp.convmem_tokens")
+    return tokens[0] if len(tokens) == 1 else None
 
 
 def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int) -> list[tuple[int, float]]:

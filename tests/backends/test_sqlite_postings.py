@@ -77,16 +77,20 @@ def ids(backend: SQLiteBackend, text: str, tenant: str = "acme") -> list[str]:
     return [h.record.id for h in hits]
 
 
-def reference(backend: SQLiteBackend, text: str, tenant: str = "acme") -> Ranking:
-    """FTS5's path: a filter admitting every knowledge base (fewer than 100 matches,
-    so it ranks every match)."""
+def reference(
+    backend: SQLiteBackend, text: str, tenant: str = "acme", kbs: list[str] = KBS
+) -> Ranking:
+    """FTS5's path: a filter on the chunks' generations, which postings do not serve,
+    admitting every chunk of these knowledge bases (fewer than 100 matches, so it
+    ranks every match)."""
+    gens = [f"src-{kb}:1" for kb in kbs]
     return ranking(
         backend.search(
             tenant,
             C,
             mode=SearchMode.KEYWORD,
             text=text,
-            where=Where(any_of={"kb_id": KBS}),
+            where=Where(any_of={"gen": gens}),
             limit=10,
         )  # fmt: skip
     )
@@ -101,6 +105,50 @@ def test_postings_rank_exactly_as_fts5_does(backend: SQLiteBackend) -> None:
     backend.upsert("acme", C, corpus(rng, 60))
     for q in queries(rng):
         assert search(backend, q) == reference(backend, q), q
+
+
+def test_a_search_narrowed_to_knowledge_bases_or_sources_ranks_exactly(
+    backend: SQLiteBackend,
+) -> None:
+    rng = random.Random(13)
+    backend.upsert("acme", C, corpus(rng, 80))
+    backend.upsert("acme", C, corpus(rng, 5, start=80))  # fresh rows of both bases
+    for q in queries(rng):
+        for kbs in (["kb1"], ["kb2"], KBS):
+            narrowed = backend.search(
+                "acme", C, mode=SearchMode.KEYWORD, text=q, where=Where(any_of={"kb_id": kbs}),
+                limit=10,
+            )  # fmt: skip
+            assert {h.record.kb_id for h in narrowed} <= set(kbs)
+            assert ranking(narrowed) == reference(backend, q, kbs=kbs), (q, kbs)
+        by_source = backend.search(
+            "acme", C, mode=SearchMode.KEYWORD, text=q,
+            where=Where(any_of={"source_id": ["src-kb2"]}), limit=10,
+        )  # fmt: skip
+        assert ranking(by_source) == reference(backend, q, kbs=["kb2"])
+    seen = statements(backend)
+    backend.search(
+        "acme", C, mode=SearchMode.KEYWORD, text=queries(rng)[0],
+        where=Where(any_of={"kb_id": ["kb1"]}), limit=10,
+    )  # fmt: skip
+    assert sum("MATCH" in s for s in seen) <= 1  # the fresh rows only, not every match
+
+
+def test_words_are_matched_as_fts5_indexes_them(backend: SQLiteBackend) -> None:
+    # Stemming, case and diacritics are FTS5's: postings look the word up as its
+    # tokenizer wrote it into the index.
+    texts = [
+        "Café refunds happily processed",
+        "the cafe refunded twice",
+        "REFUNDING at the CAFÉ",
+        "naïve user connected",
+        "connection naive",
+        "x-ray and e-mail",
+    ]
+    backend.upsert("acme", C, [chunk(i, t) for i, t in enumerate(texts)])
+    for q in ["cafés refund", "happily", "naive connecting", "e-mail", "x", "Ray", "refund"]:
+        assert search(backend, q) == reference(backend, q), q
+        assert search(backend, q)[0], q  # every one of them matches something
 
 
 def test_a_repeated_search_reads_no_postings_from_fts5(backend: SQLiteBackend) -> None:
