@@ -228,18 +228,23 @@ class TermPostings:
         if cached is not None:
             state.terms.move_to_end(term)
             return cached
-        token = _token(conn, term)
-        if token is not None:  # FTS5's own index of the term's instances (every tenant's)
-            vocab = f"temp.{sql.fts}_instances"
-            conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} "
-                f"USING fts5vocab(main, {sql.fts}, instance)"
-            )
-            rows = conn.execute(
-                f"SELECT doc, count(*) FROM {vocab} WHERE term = ? AND col = 'text' GROUP BY doc",
-                (token,),
-            ).fetchall()
-        else:  # a term that is not one token: FTS5's phrase match, counted per row
+        rows: list[tuple[int, int]] | None = None
+        try:
+            token = _token(conn, term)
+            if token is not None:  # FTS5's own index of the term's instances (all tenants')
+                vocab = f"temp.{sql.fts}_instances"
+                conn.execute(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} "
+                    f"USING fts5vocab(main, {sql.fts}, instance)"
+                )
+                rows = conn.execute(
+                    f"SELECT doc, count(*) FROM {vocab} WHERE term = ? AND col = 'text' "
+                    "GROUP BY doc",
+                    (token,),
+                ).fetchall()
+        except sqlite3.OperationalError:  # no scratch table here (a read-only connection)
+            rows = None
+        if rows is None:  # FTS5's phrase match, its instances counted per row
             rows = conn.execute(
                 f"SELECT rowid, length(h) - length(replace(h, char(1), '')) FROM "
                 f"(SELECT rowid, highlight({sql.fts}, 1, char(1), '') AS h FROM {sql.fts} "

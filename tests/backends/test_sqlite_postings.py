@@ -151,6 +151,20 @@ def test_words_are_matched_as_fts5_indexes_them(backend: SQLiteBackend) -> None:
         assert search(backend, q)[0], q  # every one of them matches something
 
 
+def test_a_connection_that_cannot_write_its_scratch_tables_still_ranks_exactly(
+    backend: SQLiteBackend,
+) -> None:
+    rng = random.Random(14)
+    backend.upsert("acme", C, corpus(rng, 40))
+    conn = backend._holder().conn
+    conn.execute("PRAGMA query_only = ON")  # no temp table can be created or written
+    try:
+        for q in queries(rng, 10):
+            assert search(backend, q) == reference(backend, q), q
+    finally:
+        conn.execute("PRAGMA query_only = OFF")
+
+
 def test_a_repeated_search_reads_no_postings_from_fts5(backend: SQLiteBackend) -> None:
     rng = random.Random(8)
     backend.upsert("acme", C, corpus(rng, 40))
