@@ -174,7 +174,7 @@ def run(memory: Memory, model: str | None) -> None:
         ],
         llm=MockLLM(),  # unused: num_queries=1 asks no rewritten queries
         num_queries=1,
-        similarity_top_k=5,
+        similarity_top_k=8,  # as in docs/integrations.md: room for memory and knowledge
         use_async=False,
     )
     engine = RetrieverQueryEngine.from_args(both, llm=language_model(model, MockLLM()))
