@@ -149,7 +149,7 @@ def test_agent_sees_recalled_context_calls_the_tools_and_its_turn_is_recorded(
         assert system.startswith("You are Acme's support agent.\n\n")
         assert "recalled DATA about the customer" in system
         assert "Please text me updates, I can't take calls at work." in system
-        assert "9001" not in system  # nothing of the other customer
+        assert "order 9001" not in system  # nothing of the other customer
         assert question not in system  # the turn in progress is in the chat, not repeated
         assert sent[1] == HumanMessage(question, id=sent[1].id)
 
@@ -201,7 +201,7 @@ def test_one_agent_serves_each_customer_from_the_run_context(seeded: Memory) -> 
         context={"customer": OTHER},
     )
     ann, bob = _system(model.seen[0]), _system(model.seen[1])
-    assert "cracked screen" in ann and "9001" not in ann
+    assert "cracked screen" in ann and "order 9001" not in ann
     assert "9001" in bob and "I can't take calls at work" not in bob
     assert seeded.conversations.get("t-ann").profile_id == seeded.profiles.get(CUSTOMER).id
     assert seeded.conversations.get("t-bob").profile_id == seeded.profiles.get(OTHER).id
