@@ -2,21 +2,19 @@
 
 Each message is embedded by both models and stored as one vector, the two unit
 vectors side by side, each scaled by ``1/sqrt(2)`` (so the stored vector has unit
-length and any backend stores and searches it like any other). A query is the two
-query embeddings side by side, weighted so that its cosine with a stored vector is
-a linear function of the weighted sum of the two models' relevance scales::
+length and any backend stores, re-embeds and erases it like any other). A query is
+the two models' query embeddings side by side, likewise.
+
+Recall searches it as two dense views (:meth:`DualEmbedder.views`): each model's half
+of the query, the other half zero, so each model nominates its own best candidates;
+every candidate is then scored by both models on their calibrated scales::
 
     dense = (1 - w) * scale1(cos1) + w * scale2(cos2)      (w = second model's share)
     scale_i(c) = (c - zero_i) / (one_i - zero_i)
 
-with ``A = (1 - w) / (one1 - zero1)`` and ``B = w / (one2 - zero2)``, the query is
-``[A * q1, B * q2] / sqrt(A² + B²)``; its cosine with a stored vector is
-``(A cos1 + B cos2) / N`` with ``N = sqrt(2) * sqrt(A² + B²)``, so ``dense`` is that
-cosine on the scale whose zero is ``C / N`` and whose one is ``(1 + C) / N``
-(``C = A zero1 + B zero2``): :attr:`DualEmbedder.scale`. One vector search thus
-ranks by both models at once, and the score keeps the fixed scale recall
-calibrates (docs/recall.md). Stored vectors do not depend on ``w``: the share can
-change without re-embedding.
+A view's cosine with a stored vector is its model's cosine over sqrt(2), so a view's
+scale is its model's scale over sqrt(2) (``DenseView.scale``). Stored vectors do not
+depend on ``w``: the share can change without re-embedding.
 """
 
 from __future__ import annotations
@@ -88,14 +86,6 @@ class DualEmbedder:
         self.second = second
         self.model_id = f"{first.model_id}+{second.model_id}"
         self.dimension = first.dimension + second.dimension
-        a = (1.0 - weight) / (first_scale[1] - first_scale[0])
-        b = weight / (second_scale[1] - second_scale[0])
-        norm = math.hypot(a, b)
-        self._weights = (a / norm, b / norm)
-        n = math.sqrt(2.0) * norm
-        c = a * first_scale[0] + b * second_scale[0]
-        #: The cosine scale of a query with a stored vector (see the module doc).
-        self.scale: Scale = (c / n, (1.0 + c) / n)
         self._shares = (1.0 - weight, weight)
         root2 = math.sqrt(2.0)
         self._view_scales: tuple[Scale, Scale] = (
@@ -108,23 +98,18 @@ class DualEmbedder:
 
     def embed_batch(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Documents: both models' unit vectors side by side, each over sqrt(2)."""
-        both = np.hstack([self.first.embed_batch(texts), self.second.embed_batch(texts)])
-        out: npt.NDArray[np.float32] = (both / np.float32(math.sqrt(2.0))).astype(np.float32)
-        return out
+        return _side_by_side(self.first.embed_batch(texts), self.second.embed_batch(texts))
 
     def embed_queries(
         self,
         texts: Sequence[str],
         first: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
-        """Queries, weighted (module doc). ``first``: the first model's embeddings of
-        ``texts`` when already computed (recall has them)."""
+        """Queries: both models' query embeddings side by side, each over sqrt(2).
+        ``first``: the first model's embeddings of ``texts`` when already computed
+        (recall has them)."""
         one = self.first.embed_batch(texts) if first is None else first
-        a, b = self._weights
-        out: npt.NDArray[np.float32] = np.hstack(
-            [one * np.float32(a), self.second.embed_queries(texts) * np.float32(b)]
-        ).astype(np.float32)
-        return out
+        return _side_by_side(one, self.second.embed_queries(texts))
 
     def views(self, query: npt.NDArray[np.float32]) -> list[DenseView]:
         """A query of :meth:`embed_queries` as one search per model: the model's half
@@ -132,7 +117,7 @@ class DualEmbedder:
         vector is that model's cosine over sqrt(2) (``DenseView.scale`` accounts for
         it). Recall searches each view for its own best candidates (a message only
         one model ranks high still joins the pool), then scores every candidate by
-        both, ``sum(share * scale(cosine))`` as in the module doc."""
+        both, ``sum(share * scale(cosine))`` (module doc)."""
         cut = self.first.dimension
         out: list[DenseView] = []
         for i, (lo, hi) in enumerate(((0, cut), (cut, query.shape[1]))):
@@ -144,3 +129,13 @@ class DualEmbedder:
             half /= np.where(norm > 0, norm, 1.0).astype(np.float32)
             out.append(DenseView(half.astype(np.float32), self._shares[i], self._view_scales[i]))
         return out
+
+
+def _side_by_side(
+    first: npt.NDArray[np.float32], second: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Two models' unit rows side by side, each over sqrt(2): unit rows again."""
+    out: npt.NDArray[np.float32] = (np.hstack([first, second]) / np.float32(math.sqrt(2.0))).astype(
+        np.float32
+    )
+    return out
