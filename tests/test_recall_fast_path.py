@@ -340,25 +340,34 @@ def test_a_recall_reads_in_one_snapshot_with_few_statements(
     stores: tuple[Memory, Memory, list[str]],
 ) -> None:
     """One BEGIN/COMMIT, one tenant check, one neighbour lookup per recall (the
-    generic path issues one lookup per conversation and a snapshot per call)."""
+    generic path issues one lookup per conversation and a snapshot per call). A
+    word searched for the first time adds a bounded cost: its postings and its
+    document frequency are read once."""
     fast, _, profiles = stores
     backend = fast.backend
     assert isinstance(backend, SQLiteBackend)
     fast.recall(profiles[0], "router refund")  # warm: statistics, matrices
     conn: sqlite3.Connection = backend._holder().conn  # this thread's connection
-    statements: list[str] = []
-    conn.set_trace_callback(lambda sql: statements.append(sql))
-    try:
-        result = fast.recall(profiles[0], "router refund technician evening")
-    finally:
-        conn.set_trace_callback(None)
-    top = [s for s in statements if not s.startswith("--")]  # not FTS5's own reads
-    assert result.items
+
+    def traced(query: str) -> list[str]:
+        statements: list[str] = []
+        conn.set_trace_callback(lambda sql: statements.append(sql))
+        try:
+            assert fast.recall(profiles[0], query).items
+        finally:
+            conn.set_trace_callback(None)
+        return [s for s in statements if not s.startswith("--")]  # not FTS5's own reads
+
+    query = "router refund technician evening"
+    cold = traced(query)  # two words not searched before
+    top = traced(query)
     assert top.count("BEGIN") == 1 and top.count("COMMIT") == 1
     assert sum("FROM tenants" in s for s in top) == 1
     assert sum("json_each(" in s and "m.conversation_id = j.value" in s for s in top) == 1
     assert not any('"conversation_id" = ?' in s for s in top)  # no lookup per conversation
-    assert len(top) <= 20
+    assert not any("MATCH" in s for s in top)  # words, lengths and statistics in memory
+    assert len(top) <= 16, "\n".join(top)
+    assert len(cold) <= len(top) + 5 + 3 * 2, "\n".join(cold)
 
 
 def test_a_write_inside_a_snapshot_ends_it(tmp_path: Path) -> None:

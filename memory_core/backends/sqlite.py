@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -84,7 +84,7 @@ from memory_core.backends.sqlite_migrations import (
     fts_scope,
     migrate,
 )
-from memory_core.backends.sqlite_postings import GROUP_COLUMNS, INDEXED_TABLES, TermPostings
+from memory_core.backends.sqlite_postings import INDEXED, INDEXED_TABLES, TermPostings
 from memory_core.backends.sqlite_vectors import GROUP_FIELDS, MatrixOp, VectorMatrices
 from memory_core.errors import NotFoundError, StorageError, ValidationError
 
@@ -249,16 +249,23 @@ def _ids(s: _Scope[Any], rids: list[int]) -> dict[int, str]:
     return found
 
 
-def _narrowing(where: Where) -> tuple[str, list[str]] | None | Literal[False]:
-    """What term postings can serve of a search's filter: None (the whole tenant),
-    ``(field, values)`` (one grouping field, see
-    :data:`~memory_core.backends.sqlite_postings.GROUP_COLUMNS`), or False."""
-    if where.eq or where.gte or where.lt or len(where.any_of) > 1:
+def _narrowing(where: Where, table: str) -> tuple[str, list[str]] | None | Literal[False]:
+    """What term postings can serve of a search's filter on ``table``: None (the
+    whole tenant), ``(field, values)`` (one of the table's grouping fields, see
+    :data:`~memory_core.backends.sqlite_postings.INDEXED`; ``eq`` as one value), or
+    False."""
+    if where.gte or where.lt or len(where.eq) + len(where.any_of) > 1:
         return False
-    if not where.any_of:
+    if not where.eq and not where.any_of:
         return None
-    ((name, values),) = where.any_of.items()
-    if name not in GROUP_COLUMNS or not all(isinstance(v, str) for v in values):
+    values: list[object]
+    if where.eq:
+        ((name, value),) = where.eq.items()
+        values = [value]
+    else:
+        ((name, listed),) = where.any_of.items()
+        values = list(listed)
+    if name not in INDEXED.get(table, ()) or not all(isinstance(v, str) for v in values):
         return False
     return name, [str(v) for v in values]
 
@@ -1034,40 +1041,47 @@ class SQLiteBackend:
         flt = s.flt
         scope = fts_scope(s.tenant, flt.profiles, flt.scopes)
         ranker = self._ranker
+        if sql.table in INDEXED_TABLES and s.cache:
+            # BM25 over term postings held in memory (the cost follows the query's
+            # postings within the searched part: the whole tenant, some knowledge
+            # bases or sources, a profile's messages; not FTS5's walk of every
+            # matching row). A filter postings do not serve on its own (a profile's
+            # messages of some channels or dates) is applied to every match of the
+            # profile afterwards.
+            narrow = _narrowing(s.where, sql.table)
+            every = narrow is False and flt.profiles is not None
+            if every:
+                narrow = ("profile_id", list(cast(tuple[str, ...], flt.profiles)))
+            if narrow is not False:
+                ranked_all = self._postings.rank(
+                    s.conn,
+                    sql,
+                    s.tenant,
+                    s.version,
+                    terms,
+                    idf=lambda words: ranker.idf(s.conn, sql, s.tenant, words, s.version, s.cache),
+                    stats=ranker.stats(s.conn, sql, s.tenant, s.version, s.cache),
+                    fresh_ranker=lambda rids: ranker.rank(
+                        s.conn,
+                        sql,
+                        s.tenant,
+                        scope,
+                        terms,
+                        version=s.version,
+                        cache=s.cache,
+                        within=rids,
+                    ),  # fmt: skip
+                    limit=None if every else limit,
+                    narrow=narrow,
+                )
+                if ranked_all is not None:
+                    return self._filtered(s, ranked_all, limit)
         if flt.profiles:
             # A profile's rows: rank every one holding a term (cost follows the profile).
             ranked = ranker.rank(
                 s.conn, sql, s.tenant, scope, terms, version=s.version, cache=s.cache
             )
             return self._filtered(s, ranked, limit)
-        narrow = _narrowing(s.where)
-        if sql.table in INDEXED_TABLES and narrow is not False and s.cache:
-            # The whole tenant, or some knowledge bases or sources: BM25 over term
-            # postings held in memory (the cost follows the query's postings, not
-            # FTS5's walk of every matching row).
-            ranked_all = self._postings.rank(
-                s.conn,
-                sql,
-                s.tenant,
-                s.version,
-                terms,
-                idf=lambda words: ranker.idf(s.conn, sql, s.tenant, words, s.version, s.cache),
-                stats=ranker.stats(s.conn, sql, s.tenant, s.version, s.cache),
-                fresh_ranker=lambda rids: ranker.rank(
-                    s.conn,
-                    sql,
-                    s.tenant,
-                    scope,
-                    terms,
-                    version=s.version,
-                    cache=s.cache,
-                    within=rids,
-                ),  # fmt: skip
-                limit=limit,
-                narrow=narrow or None,
-            )
-            if ranked_all is not None:
-                return self._filtered(s, ranked_all, limit)
         # Wider scopes: FTS5's own ranking picks the candidates (conditions outside
         # the index may drop some, hence the overfetch), re-scored with k1 and b.
         match = fts_match(s.tenant, flt.profiles, terms, flt.scopes)

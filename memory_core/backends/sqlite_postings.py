@@ -1,11 +1,12 @@
-"""In-memory term postings for tenant-wide keyword search on the SQLite backend.
+"""In-memory term postings for keyword search on the SQLite backend.
 
-A keyword search scoped to a profile reads that profile's matching rows from FTS5
-(:mod:`~memory_core.backends.sqlite_keyword`): its cost follows the profile. A
-search over a whole tenant -- knowledge chunks, where a 5-9 word query's common
-words match tens of thousands of rows -- cannot be cheap that way: FTS5 walks
-every matching row's doclist entry on every query. Here the rows' term counts
-are kept in memory instead, per ``(tenant, collection)``, as numpy arrays:
+FTS5 answers a keyword query by walking every matching row's doclist entry and,
+for BM25's term counts, re-tokenising each matching row (``highlight()``): a
+search over a whole tenant's knowledge chunks (a 5-9 word query's common words
+match tens of thousands of rows) or over one profile's messages in a large
+tenant (12.8 ms of CPU at 1M messages) pays for it on every query. Here the rows'
+term counts are kept in memory instead, per ``(tenant, collection)``, as numpy
+arrays, for the collections of :data:`INDEXED` (knowledge chunks, messages):
 
 - **Documents**: the tenant's row ids (sorted) and text lengths (FTS5's own
   token counts, from ``<table>_docsize``), read once.
@@ -19,10 +20,15 @@ are kept in memory instead, per ``(tenant, collection)``, as numpy arrays:
   ``N``, average length, IDF, ``k1`` and ``b`` as every other keyword search),
   summed per row with ``numpy.bincount`` and the best rows picked with
   ``argpartition``: the cost follows the query's postings, with no SQL per row.
+  A search narrowed to a small part of the tenant (a profile's messages, a small
+  knowledge base) scores only that part's rows: each term's postings are looked
+  up at the part's row positions (``searchsorted``), so its cost follows the part,
+  not the tenant.
 - **Kept fresh incrementally**: the backend reports each committed write's rows
   (:class:`~memory_core.backends.sqlite_vectors.MatrixOp`). Rows written since
   the postings were read are *fresh*: their cached postings no longer count and
-  they are scored through FTS5, restricted to them; deleted and rewritten rows
+  they are scored through FTS5, restricted to them (and, for a narrowed search,
+  to those of its profiles or knowledge bases); deleted and rewritten rows
   are masked and their entries taken out of every cached term. When
   the fresh and deleted rows outgrow 1/16 of the documents (at least 4,096), or a
   write this process did not make moved the collection's version, the tenant's
@@ -46,16 +52,19 @@ import numpy.typing as npt
 
 from memory_core.backends.sqlite_keyword import text_length
 from memory_core.backends.sqlite_migrations import TOKENIZER, Statements, fts_scope
-from memory_core.backends.sqlite_vectors import MatrixOp
+from memory_core.backends.sqlite_vectors import GROUP_FIELDS, MatrixOp
 
-__all__ = ["GROUP_COLUMNS", "INDEXED_TABLES", "MAX_POSTINGS", "TermPostings"]
+__all__ = ["INDEXED", "INDEXED_TABLES", "MAX_POSTINGS", "TermPostings"]
 
-#: The collections searched tenant-wide through postings (messages, observations and
-#: summaries are searched per profile, where FTS5 is already cheap).
-INDEXED_TABLES = frozenset({"chunks"})
-#: The fields a search may be narrowed by and still be served here (a knowledge
-#: base, a source: ``Where(any_of={field: [...]})``); others go to FTS5.
-GROUP_COLUMNS = ("kb_id", "source_id")
+#: The collections searched through postings, each with the fields a search of it
+#: may be narrowed by and still be served here (``Where(any_of={field: [...]})``, a
+#: profile also as ``eq``); other filters go to FTS5. Observations and summaries
+#: are few per profile and searched through FTS5.
+INDEXED: dict[str, tuple[str, ...]] = {
+    "chunks": ("kb_id", "source_id"),
+    "messages": ("profile_id",),
+}
+INDEXED_TABLES = frozenset(INDEXED)
 #: Postings kept in memory across tenants and terms (12 bytes each: at most about 96 MB).
 MAX_POSTINGS = 8_000_000
 _MIN_CHURN = 4096
@@ -75,9 +84,13 @@ class _Tenant:
     rids: _Ids  # sorted
     lengths: npt.NDArray[np.float64]
     live: npt.NDArray[np.bool_]  # rows whose cached postings still count
-    groups: dict[str, npt.NDArray[np.int32]]  # per field of GROUP_COLUMNS: a code per row
+    groups: dict[str, npt.NDArray[np.int32]]  # per field of INDEXED: a code per row
     codes: dict[str, dict[str, int]]  # per field: value -> code
-    fresh: set[int] = field(default_factory=set)  # written since: scored through FTS5
+    fresh: dict[int, str] = field(default_factory=dict)  # written since (rid -> group)
+    # per field: row positions sorted by code, and the codes in that order
+    by_group: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = field(
+        default_factory=dict
+    )
     churn: int = 0
     terms: OrderedDict[str, _Term] = field(default_factory=OrderedDict)
 
@@ -108,8 +121,10 @@ class TermPostings:
                     self._drop(key)
                     continue
                 self._scrub(state, [*op.removed, *op.added])
-                state.fresh.difference_update(op.removed)
-                state.fresh.update(op.added)
+                for rid in op.removed:
+                    state.fresh.pop(rid, None)
+                groups = op.groups if len(op.groups) == len(op.added) else [""] * len(op.added)
+                state.fresh.update(zip(op.added, groups, strict=True))
                 state.churn += len(op.removed) + len(op.added)
                 state.version = op.version
                 if state.churn > max(_MIN_CHURN, len(state.rids) // 16):
@@ -155,16 +170,17 @@ class TermPostings:
         idf: Callable[[list[str]], dict[int, float]],
         stats: tuple[float, float, float],
         fresh_ranker: FreshRanker,
-        limit: int,
+        limit: int | None,
         narrow: tuple[str, list[str]] | None = None,
     ) -> list[tuple[int, float]] | None:
         """The best ``limit`` rows of the tenant for ``terms`` as ``(rid, score)``,
-        best first (ties: lower rid first), then every fresh row that matches (the
-        caller filters them and keeps ``limit``); or None when this snapshot (at
-        ``version``) is not the postings' (the caller uses FTS5). ``idf``: the
-        terms' IDFs by index (the ranker's); ``stats``: ``(avgdl, k1, b)``;
-        ``narrow``: only rows whose field (of :data:`GROUP_COLUMNS`) is one of
-        these values."""
+        best first (ties: lower rid first; rows tied with the last one kept are all
+        kept, so the caller may break ties its own way), then every fresh row that
+        matches (the caller filters them and keeps ``limit``); or None when this
+        snapshot (at ``version``) is not the postings' (the caller uses FTS5).
+        ``limit`` None: every matching row. ``idf``: the terms' IDFs by index (the
+        ranker's); ``stats``: ``(avgdl, k1, b)``; ``narrow``: only rows whose field
+        (of :data:`INDEXED`) is one of these values."""
         key = (tenant, sql.table)
         with self._lock:  # held throughout: a commit's rows are applied between searches
             state = self._tenants.get(key)
@@ -176,33 +192,81 @@ class TermPostings:
             if state is None:
                 state = self._documents(conn, sql, tenant, version)
                 self._tenants[key] = state
-            postings = [self._term(conn, sql, tenant, state, term) for term in terms]
+            new = list(dict.fromkeys(t for t in terms if t not in state.terms))
+            tokens = _tokens(conn, new) if new else {}
+            postings = [self._term(conn, sql, tenant, state, term, tokens) for term in terms]
             weights = idf(terms)
-            avgdl, k1, b = stats
-            lengths = state.lengths
-            norm = k1 * (1.0 - b + b * lengths / avgdl) if avgdl > 0 else np.full_like(lengths, k1)
-            scores = np.zeros(len(state.rids), dtype=np.float64)
-            for i, term in enumerate(postings):
-                if len(term.positions) == 0:
-                    continue
-                tf = term.counts
-                part = weights[i] * tf * (k1 + 1.0) / (tf + norm[term.positions])
-                scores += np.bincount(term.positions, weights=part, minlength=len(scores))
-            scores[~state.live] = 0.0
-            if narrow is not None:
-                name, values = narrow
-                wanted = [state.codes[name][v] for v in values if v in state.codes[name]]
-                scores[~np.isin(state.groups[name], np.asarray(wanted, dtype=np.int32))] = 0.0
-            best = _top(state.rids, scores, limit)
-            if state.fresh:
-                best += fresh_ranker(sorted(state.fresh))
+            part = None if narrow is None else self._part(state, *narrow)
+            if part is not None and len(part) * 8 < len(state.rids):
+                scores, rids = self._scores(state, postings, weights, stats, part), state.rids[part]
+            else:
+                scores, rids = self._scores(state, postings, weights, stats, None), state.rids
+                if part is not None:
+                    inside = np.zeros(len(scores), dtype=np.bool_)
+                    inside[part] = True
+                    scores[~inside] = 0.0
+            best = _top(rids, scores, limit)
+            fresh = list(state.fresh)
+            if fresh and narrow is not None and narrow[0] == GROUP_FIELDS.get(sql.table):
+                wanted = set(narrow[1])  # the fresh rows of the narrowed groups only
+                fresh = [rid for rid in fresh if state.fresh[rid] in wanted]
+            if fresh:
+                best += fresh_ranker(sorted(fresh))
                 best.sort(key=lambda pair: (-pair[1], pair[0]))
             return best
+
+    @staticmethod
+    def _scores(
+        state: _Tenant,
+        postings: list[_Term],
+        weights: dict[int, float],
+        stats: tuple[float, float, float],
+        part: npt.NDArray[np.int64] | None,
+    ) -> npt.NDArray[np.float64]:
+        """BM25 of every row (``part`` None) or of the rows at ``part`` (sorted
+        positions), in that order; rows no longer live score 0."""
+        avgdl, k1, b = stats
+        lengths = state.lengths if part is None else state.lengths[part]
+        norm = k1 * (1.0 - b + b * lengths / avgdl) if avgdl > 0 else np.full_like(lengths, k1)
+        scores = np.zeros(len(lengths), dtype=np.float64)
+        for i, term in enumerate(postings):
+            if len(term.positions) == 0:
+                continue
+            if part is None:
+                at, tf = term.positions, term.counts
+                gain = weights[i] * tf * (k1 + 1.0) / (tf + norm[at])
+                scores += np.bincount(at, weights=gain, minlength=len(scores))
+                continue
+            found = np.searchsorted(term.positions, part)  # the part's rows in the postings
+            found[found == len(term.positions)] = 0
+            hit = term.positions[found] == part
+            tf = term.counts[found[hit]]
+            scores[hit] += weights[i] * tf * (k1 + 1.0) / (tf + norm[hit])
+        scores[~(state.live if part is None else state.live[part])] = 0.0
+        return scores
+
+    @staticmethod
+    def _part(state: _Tenant, name: str, values: list[str]) -> npt.NDArray[np.int64]:
+        """The sorted positions of the rows whose ``name`` is one of ``values``."""
+        index = state.by_group.get(name)
+        if index is None:  # built once per field and tenant state: rows sorted by code
+            order = np.argsort(state.groups[name], kind="stable").astype(np.int64)
+            index = state.by_group[name] = (order, state.groups[name][order])
+        order, codes = index
+        known = state.codes[name]
+        pieces = []
+        for code in sorted({known[v] for v in values if v in known}):
+            lo, hi = np.searchsorted(codes, code, "left"), np.searchsorted(codes, code, "right")
+            pieces.append(order[lo:hi])
+        if not pieces:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate(pieces)) if len(pieces) > 1 else pieces[0]
 
     def _documents(
         self, conn: sqlite3.Connection, sql: Statements, tenant: str, version: int
     ) -> _Tenant:
-        columns = ", ".join(f'm."{c}"' for c in GROUP_COLUMNS)
+        names = INDEXED[sql.table]
+        columns = ", ".join(f'm."{c}"' for c in names)
         rows = conn.execute(
             f"SELECT m.rid, d.sz, {columns} FROM {sql.table} AS m JOIN {sql.fts}_docsize AS d "
             "ON d.id = m.rid WHERE m.tenant = ? ORDER BY m.rid",
@@ -212,7 +276,7 @@ class TermPostings:
         lengths = np.fromiter((text_length(r[1]) for r in rows), dtype=np.float64, count=len(rows))
         groups: dict[str, npt.NDArray[np.int32]] = {}
         codes: dict[str, dict[str, int]] = {}
-        for i, name in enumerate(GROUP_COLUMNS, start=2):
+        for i, name in enumerate(names, start=2):
             known = codes[name] = {}
             groups[name] = np.fromiter(
                 (known.setdefault(str(r[i]), len(known)) for r in rows),
@@ -222,7 +286,13 @@ class TermPostings:
         return _Tenant(version, rids, lengths, np.ones(len(rows), dtype=np.bool_), groups, codes)
 
     def _term(
-        self, conn: sqlite3.Connection, sql: Statements, tenant: str, state: _Tenant, term: str
+        self,
+        conn: sqlite3.Connection,
+        sql: Statements,
+        tenant: str,
+        state: _Tenant,
+        term: str,
+        tokens: dict[str, str | None] | None,
     ) -> _Term:
         cached = state.terms.get(term)
         if cached is not None:
@@ -230,7 +300,7 @@ class TermPostings:
             return cached
         rows: list[tuple[int, int]] | None = None
         try:
-            token = _token(conn, term)
+            token = tokens.get(term) if tokens is not None else None
             if token is not None:  # FTS5's own index of the term's instances (all tenants')
                 vocab = f"temp.{sql.fts}_instances"
                 conn.execute(
@@ -253,6 +323,9 @@ class TermPostings:
             ).fetchall()
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         counts = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        if len(found) > 1 and not (found[1:] > found[:-1]).all():  # narrowed scoring needs order
+            order = np.argsort(found, kind="stable")
+            found, counts = found[order], counts[order]
         at = np.searchsorted(state.rids, found)
         known = at < len(state.rids)
         known[known] = state.rids[at[known]] == found[known]  # rows written since: fresh
@@ -280,33 +353,51 @@ class TermPostings:
             self._held -= len(gone.positions)
 
 
-def _token(conn: sqlite3.Connection, term: str) -> str | None:
-    """``term`` as the collections' tokenizer indexes it (stemmed by FTS5's porter
+def _tokens(conn: sqlite3.Connection, terms: list[str]) -> dict[str, str | None] | None:
+    """Each term as the collections' tokenizer indexes it (stemmed by FTS5's porter
     tokenizer itself, through a scratch table in the connection's in-memory temp
-    schema, emptied at once), or None when it is not exactly one token."""
-    conn.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_tokens "
-        f"USING fts5(t, tokenize = {TOKENIZER})"
-    )
-    conn.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_token_vocab "
-        "USING fts5vocab(temp, convmem_tokens, instance)"
-    )
-    conn.execute("INSERT INTO temp.convmem_tokens (rowid, t) VALUES (1, ?)", (term,))
+    schema, emptied at once), None for a term that is not exactly one token; or
+    None when the connection cannot write its temp schema (read-only)."""
     try:
-        tokens = [row[0] for row in conn.execute("SELECT term FROM temp.convmem_token_vocab")]
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_tokens "
+            f"USING fts5(t, tokenize = {TOKENIZER})"
+        )
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.convmem_token_vocab "
+            "USING fts5vocab(temp, convmem_tokens, instance)"
+        )
+        values = ", ".join("(?, ?)" for _ in terms)
+        conn.execute(
+            f"INSERT INTO temp.convmem_tokens (rowid, t) VALUES {values}",
+            [v for i, term in enumerate(terms, start=1) for v in (i, term)],
+        )
+    except sqlite3.OperationalError:
+        return None
+    try:
+        found: dict[int, list[str]] = {}
+        for token, doc in conn.execute("SELECT term, doc FROM temp.convmem_token_vocab"):
+            found.setdefault(doc, []).append(token)
     finally:
         conn.execute("DELETE FROM temp.convmem_tokens")
-    return tokens[0] if len(tokens) == 1 else None
+    out: dict[str, str | None] = {}
+    for i, term in enumerate(terms, start=1):
+        made = found.get(i, [])
+        out[term] = made[0] if len(made) == 1 else None
+    return out
 
 
-def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int) -> list[tuple[int, float]]:
-    """The ``limit`` best rows with a positive score, best first (ties: lower rid)."""
+def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int | None) -> list[tuple[int, float]]:
+    """The ``limit`` best rows with a positive score (None: all), best first (ties:
+    lower rid), and every row tied with the last of them."""
     matched = np.flatnonzero(scores > 0.0)
-    if len(matched) > limit:
+    if limit is not None and len(matched) > limit:
         # Keep every row tied with the last one kept, so ties break by rid as elsewhere.
         kth = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
         matched = matched[scores[matched] >= kth]
     pairs = [(int(rids[i]), float(scores[i])) for i in matched]
     pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-    return pairs[:limit]
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    last = pairs[limit - 1][1] if limit > 0 else float("inf")
+    return [pair for pair in pairs if pair[1] >= last]

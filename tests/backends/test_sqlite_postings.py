@@ -1,20 +1,27 @@
-"""Tenant-wide keyword search over in-memory term postings (issue 17): the same
-BM25 ranking as FTS5's path, kept exact through inserts, replacements, deletions,
-another process's writes and evictions, and never mixing tenants. Real SQLite;
-the reference is the backend's own FTS5 path (a filter that admits every row
-sends a search there)."""
+"""Keyword search over in-memory term postings (issue 17): knowledge chunks over a
+whole tenant or some knowledge bases, and a profile's messages. The same BM25
+ranking as FTS5's path, kept exact through inserts, replacements, deletions, moves
+between profiles, another process's writes and evictions, never mixing tenants or
+profiles. Real SQLite; the reference is the backend's own FTS5 path (chunks: a
+filter that admits every row sends a search there; messages: the same search with
+postings serving chunks only)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import memory_core.backends.sqlite as sqlite_backend
 from memory_core.backends.base import Collection, Hit, SearchMode, Where
 from memory_core.backends.sqlite import SQLiteBackend
-from memory_core.models import Chunk
+from memory_core.models import Channel, Chunk, Message, Role
+from tests.backends.test_sqlite import T0
 from tests.backends.test_sqlite_search_structures import statements
 
 C = Collection.CHUNKS
@@ -235,3 +242,120 @@ def test_a_small_memory_bound_evicts_terms_without_changing_results(
     for q in queries(rng):
         assert search(backend, q) == reference(backend, q), q
     assert backend._postings._held <= 40 + 60  # the bound, plus the one term just read
+
+
+# -- a profile's messages ---------------------------------------------------------
+
+M = Collection.MESSAGES
+PROFILES = [f"prf_{i}" for i in range(12)]
+
+
+def message(i: int, text: str, profile: str, day: int = 0) -> Message:
+    return Message(
+        id=f"m{i}",
+        tenant="acme",
+        conversation_id=f"conv_{profile}",
+        profile_id=profile,
+        channel=Channel.SMS if i % 3 == 0 else Channel.CHAT,
+        role=Role.CUSTOMER,
+        text=text,
+        ts=T0 + timedelta(days=day, minutes=i),
+        seq=i,
+    )
+
+
+def messages(rng: random.Random, n: int, start: int = 0) -> list[Message]:
+    return [
+        message(i, " ".join(rng.choices(WORDS, k=rng.randint(2, 12))), rng.choice(PROFILES), i % 30)
+        for i in range(start, start + n)
+    ]
+
+
+def profile_search(backend: SQLiteBackend, text: str, where: Where) -> list[tuple[str, float]]:
+    hits = backend.search("acme", M, mode=SearchMode.KEYWORD, text=text, where=where, limit=8)
+    return [(h.record.id, round(h.score, 9)) for h in hits]
+
+
+def fts5_path(backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """The same search through FTS5 (postings serve chunks only)."""
+
+    def run(text: str, where: Where) -> list[tuple[str, float]]:
+        with monkeypatch.context() as m:
+            m.setattr(sqlite_backend, "INDEXED_TABLES", frozenset({"chunks"}))
+            return profile_search(backend, text, where)
+
+    return run
+
+
+def filters(profile: str) -> list[Where]:
+    mine = Where(eq={"profile_id": profile})
+    return [
+        mine,
+        Where(any_of={"profile_id": [profile, "prf_0"]}),
+        mine.and_(Where(gte={"ts": T0 + timedelta(days=10)})),  # not served alone: every match
+        mine.and_(Where(any_of={"channel": ["sms"]})),
+    ]
+
+
+def test_a_profiles_messages_rank_exactly_as_fts5_does(
+    backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(21)
+    backend.upsert("acme", M, messages(rng, 400))
+    reference = fts5_path(backend, monkeypatch)
+    for q in queries(rng, 15):
+        for profile in PROFILES[:4]:
+            for where in filters(profile):
+                got = profile_search(backend, q, where)
+                assert got == reference(q, where), (q, where)
+                owners = {m.profile_id for m in backend.get("acme", M, [i for i, _ in got])}
+                assert owners <= set(where.any_of.get("profile_id", [profile]))
+
+
+def test_a_profiles_new_moved_and_deleted_messages_are_ranked_exactly(
+    backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(22)
+    backend.upsert("acme", M, messages(rng, 300))
+    qs = queries(rng, 12)
+    for q in qs:  # postings of every query term read
+        profile_search(backend, q, Where(eq={"profile_id": "prf_1"}))
+    backend.upsert("acme", M, messages(rng, 40, start=300))  # fresh rows of every profile
+    moved = [
+        m.model_copy(update={"profile_id": "prf_1"}) for m in backend.get("acme", M, ["m7", "m8"])
+    ]
+    backend.upsert("acme", M, moved)  # a merge moves messages to another profile
+    backend.delete("acme", M, Where(any_of={"id": ["m9", "m10"]}))
+    reference = fts5_path(backend, monkeypatch)
+    seen = statements(backend)
+    for q in qs:
+        for profile in ("prf_1", "prf_2"):
+            where = Where(eq={"profile_id": profile})
+            got = profile_search(backend, q, where)
+            assert got == reference(q, where), (q, profile)
+            assert not {"m9", "m10"} & {i for i, _ in got}
+    # Rows written since the postings were read are ranked through FTS5, and only
+    # those of the searched profile: a moved row counts as its new profile's.
+    fresh = backend._postings._tenants[("acme", "messages")].fresh
+    conn = backend._holder().conn
+    rids = dict(conn.execute("SELECT id, rid FROM messages WHERE id IN ('m7', 'm8')").fetchall())
+    assert {fresh[rids["m7"]], fresh[rids["m8"]]} == {"prf_1"}
+    searched = {rid for rid, profile in fresh.items() if profile in ("prf_1", "prf_2")}
+    lists = [re.findall(r"\d+", s) for s in re.findall(r"rowid IN \(([^)]*)\)", " ".join(seen))]
+    assert lists
+    assert all({int(r) for r in rows} <= searched for rows in lists)
+    assert len(searched) < len(fresh)
+
+
+def test_one_profiles_search_never_returns_another_profiles_messages(
+    backend: SQLiteBackend,
+) -> None:
+    backend.upsert(
+        "acme",
+        M,
+        [message(i, "router refund " * (1 + i % 4), "prf_other") for i in range(200)]
+        + [message(500, "a router", "prf_mine")],
+    )
+    for where in (Where(eq={"profile_id": "prf_mine"}), Where(any_of={"profile_id": ["prf_mine"]})):
+        assert [i for i, _ in profile_search(backend, "router refund", where)] == ["m500"]
+    assert profile_search(backend, "router", Where(eq={"profile_id": "prf_nobody"})) == []
