@@ -32,12 +32,14 @@ def test_bench_json_reports_messages_and_knowledge(monkeypatch: pytest.MonkeyPat
     assert report["bulk_ingest_msgs_per_s"] > 0
     [size] = report["sizes"]
     assert size["messages"] == 400 and size["profiles"] == 20
-    for key in ("recall", "floor", "tenant_vector_search"):
+    for key in ("recall", "floor", "recall_seen", "floor_seen", "tenant_vector_search"):
         assert _ordered(size[key]), (key, size[key])
     for key in ("recall_cpu", "keyword_cpu", "vector_cpu", "numpy_cpu"):  # CPU time may read 0
         assert 0 <= size[key]["p50_ms"] <= size[key]["p95_ms"] <= size[key]["p99_ms"], key
     ratio = size["recall"]["p50_ms"] / size["floor"]["p50_ms"]
     assert size["recall_ratio"] == pytest.approx(ratio, rel=0.05)
+    seen = size["recall_seen"]["p50_ms"] / size["floor_seen"]["p50_ms"]
+    assert size["recall_seen_ratio"] == pytest.approx(seen, rel=0.05)
     assert size["store_mb"] > 0  # the embedded store's files on disk after this size
 
     knowledge = data["knowledge"]
