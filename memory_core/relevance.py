@@ -180,6 +180,11 @@ def ranked(
             backend, tenant, collection, mode=SearchMode.KEYWORD, text=text, where=where,
             limit=depth,
         )  # fmt: skip
+    terms = query_terms(text)
+    # The keyword hits' evidence before the embedding is waited for (it overlaps it).
+    evidence = {
+        h.record.id: keyword_evidence(terms, getattr(h.record, "text", "")) for h in keyword
+    }
     query = vector() if mode is not SearchMode.KEYWORD else None
     dense_views: Sequence[DenseView] = []
     if query is not None:
@@ -188,15 +193,11 @@ def ranked(
         alpha = 0.0
     elif mode is SearchMode.VECTOR:
         alpha = 1.0
-    terms = query_terms(text)
     relative = _minmax(keyword, every_match=len(keyword) < depth)
     out: dict[str, Scored[R]] = {}
     for hit in keyword:
-        out[hit.record.id] = Scored(
-            hit.record,
-            (1.0 - alpha) * relative[hit.record.id],
-            keyword_evidence(terms, getattr(hit.record, "text", "")),
-        )
+        rid = hit.record.id
+        out[rid] = Scored(hit.record, (1.0 - alpha) * relative[rid], evidence[rid])
     nearest = _dense_hits(backend, tenant, collection, query, dense_views, where, depth, settings)
     closeness = _minmax(nearest)
     for hit in nearest:
