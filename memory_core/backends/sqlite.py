@@ -1073,6 +1073,7 @@ class SQLiteBackend:
                     ),  # fmt: skip
                     limit=None if every else limit,
                     narrow=narrow,
+                    ties=flt.profiles is not None,  # a profile's ties broken by id below
                 )
                 if ranked_all is not None:
                     return self._filtered(s, ranked_all, limit)

@@ -173,15 +173,19 @@ class TermPostings:
         fresh_ranker: FreshRanker,
         limit: int | None,
         narrow: tuple[str, list[str]] | None = None,
+        ties: bool = False,
     ) -> list[tuple[int, float]] | None:
         """The best ``limit`` rows of the tenant for ``terms`` as ``(rid, score)``,
         best first (ties: lower rid first; rows tied with the last one kept are all
-        kept, so the caller may break ties its own way), then every fresh row that
+        kept with ``ties``), then every fresh row that
         matches (the caller filters them and keeps ``limit``); or None when this
         snapshot (at ``version``) is not the postings' (the caller uses FTS5).
         ``limit`` None: every matching row. ``idf``: the terms' IDFs by index (the
         ranker's); ``stats``: ``(avgdl, k1, b)``; ``narrow``: only rows whose field
-        (of :data:`INDEXED`) is one of these values."""
+        (of :data:`INDEXED`) is one of these values; ``ties``: keep every row tied
+        with the last one kept (the caller breaks ties its own way; a profile's
+        few rows), else ties at the cut go by rid (a tenant's duplicate chunks can
+        tie by the hundred)."""
         key = (tenant, sql.table)
         with self._lock:  # held throughout: a commit's rows are applied between searches
             state = self._tenants.get(key)
@@ -198,7 +202,8 @@ class TermPostings:
             postings = [self._term(conn, sql, tenant, state, term, tokens) for term in terms]
             weights = idf(terms)
             part = None if narrow is None else self._part(state, *narrow)
-            if part is not None and len(part) * 8 < len(state.rids):
+            small = part is not None and len(part) * 8 < len(state.rids)
+            if small:
                 scores, rids = self._scores(state, postings, weights, stats, part), state.rids[part]
             else:
                 scores, rids = self._scores(state, postings, weights, stats, None), state.rids
@@ -206,7 +211,7 @@ class TermPostings:
                     inside = np.zeros(len(scores), dtype=np.bool_)
                     inside[part] = True
                     scores[~inside] = 0.0
-            best = _top(rids, scores, limit)
+            best = _top(rids, scores, limit, ties=ties)
             fresh = list(state.fresh)
             if fresh and narrow is not None and narrow[0] == GROUP_FIELDS.get(sql.table):
                 wanted = set(narrow[1])  # the fresh rows of the narrowed groups only
@@ -395,9 +400,11 @@ def _tokens(conn: sqlite3.Connection, terms: list[str]) -> dict[str, str | None]
     return out
 
 
-def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int | None) -> list[tuple[int, float]]:
+def _top(
+    rids: _Ids, scores: npt.NDArray[np.float64], limit: int | None, *, ties: bool = False
+) -> list[tuple[int, float]]:
     """The ``limit`` best rows with a positive score (None: all), best first (ties:
-    lower rid), and every row tied with the last of them."""
+    lower rid); with ``ties``, also every row tied with the last of them."""
     matched = np.flatnonzero(scores > 0.0)
     if limit is not None and len(matched) > limit:
         # Keep every row tied with the last one kept, so ties break by rid as elsewhere.
@@ -407,5 +414,7 @@ def _top(rids: _Ids, scores: npt.NDArray[np.float64], limit: int | None) -> list
     pairs.sort(key=lambda pair: (-pair[1], pair[0]))
     if limit is None or len(pairs) <= limit:
         return pairs
+    if not ties:
+        return pairs[:limit]
     last = pairs[limit - 1][1] if limit > 0 else float("inf")
     return [pair for pair in pairs if pair[1] >= last]
