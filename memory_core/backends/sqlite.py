@@ -1074,6 +1074,9 @@ class SQLiteBackend:
                     limit=None if every else limit,
                     narrow=narrow,
                     ties=flt.profiles is not None,  # a profile's ties broken by id below
+                    know_df=lambda word, df: ranker.know_df(
+                        s.conn, sql, s.tenant, word, df, s.version, s.cache
+                    ),
                 )
                 if ranked_all is not None:
                     return self._filtered(s, ranked_all, limit)

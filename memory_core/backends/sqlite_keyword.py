@@ -174,6 +174,24 @@ class KeywordRanker:
             out[i] = max(1e-6, math.log((docs - df + 0.5) / (df + 0.5)))
         return out
 
+    def know_df(
+        self,
+        conn: sqlite3.Connection,
+        sql: Statements,
+        tenant: str,
+        term: str,
+        df: int,
+        version: int,
+        cache: bool,
+    ) -> None:
+        """Remember ``term``'s document frequency in the tenant's collection at
+        ``version``, counted elsewhere (term postings read whole), unless one is
+        cached: :meth:`idf` then needs no count of its own."""
+        key = (tenant, sql.table, term)
+        if self._cached(key, version) is None:
+            docs, _ = self._totals(conn, sql, tenant, version, cache)
+            self._keep(key, _Stat(version, docs, float(df)), cache=cache)
+
     def stats(
         self, conn: sqlite3.Connection, sql: Statements, tenant: str, version: int, cache: bool
     ) -> tuple[float, float, float]:

@@ -174,6 +174,7 @@ class TermPostings:
         limit: int | None,
         narrow: tuple[str, list[str]] | None = None,
         ties: bool = False,
+        know_df: Callable[[str, int], None] | None = None,
     ) -> list[tuple[int, float]] | None:
         """The best ``limit`` rows of the tenant for ``terms`` as ``(rid, score)``,
         best first (ties: lower rid first; rows tied with the last one kept are all
@@ -185,7 +186,9 @@ class TermPostings:
         (of :data:`INDEXED`) is one of these values; ``ties``: keep every row tied
         with the last one kept (the caller breaks ties its own way; a profile's
         few rows), else ties at the cut go by rid (a tenant's duplicate chunks can
-        tie by the hundred)."""
+        tie by the hundred). ``know_df``: told each newly read term's document
+        frequency in the tenant when the postings count it exactly (no row written
+        since they were read), so the ranker need not count it through FTS5."""
         key = (tenant, sql.table)
         with self._lock:  # held throughout: a commit's rows are applied between searches
             state = self._tenants.get(key)
@@ -200,6 +203,10 @@ class TermPostings:
             new = list(dict.fromkeys(t for t in terms if t not in state.terms))
             tokens = _tokens(conn, new) if new else {}
             postings = [self._term(conn, sql, tenant, state, term, tokens) for term in terms]
+            if know_df is not None and tokens and not state.fresh:
+                for term, entry in zip(terms, postings, strict=True):
+                    if tokens.get(term) is not None and term in new:  # read whole just now
+                        know_df(term, len(entry.positions))
             weights = idf(terms)
             part = None if narrow is None else self._part(state, *narrow)
             small = part is not None and len(part) * 8 < len(state.rids)

@@ -359,3 +359,22 @@ def test_one_profiles_search_never_returns_another_profiles_messages(
     for where in (Where(eq={"profile_id": "prf_mine"}), Where(any_of={"profile_id": ["prf_mine"]})):
         assert [i for i, _ in profile_search(backend, "router refund", where)] == ["m500"]
     assert profile_search(backend, "router", Where(eq={"profile_id": "prf_nobody"})) == []
+
+
+def test_a_words_document_frequency_comes_with_its_postings(backend: SQLiteBackend) -> None:
+    rng = random.Random(23)
+    backend.upsert("acme", M, messages(rng, 200))
+    backend.upsert("globex", C, [chunk(i, "router refund", tenant="globex") for i in range(9)])
+    profile_search(backend, "wifi", Where(eq={"profile_id": "prf_1"}))  # the row table read
+    seen = statements(backend)
+    profile_search(backend, "router refund cancel", Where(eq={"profile_id": "prf_2"}))
+    assert not [s for s in seen if "count(*) FROM messages_fts" in s]  # no FTS5 count
+    conn = backend._holder().conn
+    for word in ("router", "refund", "cancel"):
+        cached = backend._ranker._stats[("acme", "messages", word)].value
+        (exact,) = conn.execute(
+            "SELECT count(*) FROM messages WHERE tenant = 'acme' "
+            "AND ' ' || (body ->> '$.text') || ' ' LIKE ?",
+            (f"% {word} %",),
+        ).fetchone()
+        assert cached == exact, word  # this tenant's rows holding the word, no other's
