@@ -378,3 +378,21 @@ def test_a_words_document_frequency_comes_with_its_postings(backend: SQLiteBacke
             (f"% {word} %",),
         ).fetchone()
         assert cached == exact, word  # this tenant's rows holding the word, no other's
+
+
+def test_the_same_profile_id_in_two_tenants_never_mixes(backend: SQLiteBackend) -> None:
+    theirs = [
+        message(i, "router refund router", "prf_same").model_copy(update={"tenant": "globex"})
+        for i in range(50)
+    ]
+    backend.upsert("globex", M, theirs)
+    backend.upsert("acme", M, [message(900, "one router", "prf_same")])
+    where = Where(eq={"profile_id": "prf_same"})
+    for _ in range(2):  # postings read, then from memory
+        mine = backend.search("acme", M, mode=SearchMode.KEYWORD, text="router refund", where=where)
+        assert [(h.record.id, h.record.tenant) for h in mine] == [("m900", "acme")]
+        other = backend.search("globex", M, mode=SearchMode.KEYWORD, text="router", where=where)
+        assert {h.record.tenant for h in other} == {"globex"} and len(other) == 10
+    backend.upsert("globex", M, [theirs[0].model_copy(update={"id": "m901", "text": "one"})])
+    mine = backend.search("acme", M, mode=SearchMode.KEYWORD, text="one", where=where)
+    assert [h.record.id for h in mine] == ["m900"]  # the other tenant's fresh row is not mine
