@@ -49,6 +49,9 @@ def test_bench_json_reports_messages_and_knowledge(monkeypatch: pytest.MonkeyPat
     for key in ("search_end_to_end", "hybrid", "hybrid_one_kb", "vector", "numpy_baseline"):
         assert _ordered(chunks[key]), (key, chunks[key])
     assert _ordered(chunks["keyword"]) and _ordered(chunks["bm25s_baseline"])  # bench extra
+    assert _ordered(chunks["keyword_ranking"])
+    ranking = chunks["keyword_ranking"]["p50_ms"] / chunks["bm25s_baseline"]["p50_ms"]
+    assert chunks["keyword_ranking_ratio"] == pytest.approx(ranking, rel=0.05)
 
 
 @pytest.mark.slow
