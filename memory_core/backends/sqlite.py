@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -1049,9 +1049,9 @@ class SQLiteBackend:
             # messages of some channels or dates) is applied to every match of the
             # profile afterwards.
             narrow = _narrowing(s.where, sql.table)
-            every = narrow is False and flt.profiles is not None
-            if every:
-                narrow = ("profile_id", list(cast(tuple[str, ...], flt.profiles)))
+            every = False  # every match of the profile, filtered afterwards
+            if narrow is False and flt.profiles is not None:
+                narrow, every = ("profile_id", list(flt.profiles)), True
             if narrow is not False:
                 ranked_all = self._postings.rank(
                     s.conn,
