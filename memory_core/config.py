@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     #: Recall re-scoring of messages (docs/recall.md): a turn gains this share of its
     #: best adjacent turn's score (answers sit in runs of turns).
     recall_neighbour_weight: float = Field(default=0.5, ge=0, le=2)
+    #: ... and of the best turn up to this many turns away, the share halving with each
+    #: turn of distance (a reply two turns after the question that named the topic).
+    recall_neighbour_reach: int = Field(default=2, ge=1, le=5)
     #: ... this share of the best score in its conversation (questions are about episodes).
     recall_session_weight: float = Field(default=0.2, ge=0, le=2)
     #: ... this much when its conversation was held on a day, month or year the query names.

@@ -320,9 +320,11 @@ def rescore_messages(
     (weights are settings, 0 turns a signal off):
 
     * neighbours (``recall_neighbour_weight``): a turn gains this share of its best
-      adjacent turn's score in the same conversation (answers sit in runs of turns:
-      a question and its reply, a story told over several turns); the neighbours of
-      the best candidates join the pool;
+      adjacent turn's score in the same conversation, half that share of the best
+      turn two away, and so on up to ``recall_neighbour_reach`` turns (answers sit in
+      runs of turns: a question and its reply, a reply to "what's it about?" two
+      turns after the topic was named, a story told over several turns); the
+      neighbours of the best candidates join the pool;
     * session (``recall_session_weight``): a turn gains this share of the best score
       in its conversation, neighbours' shares included (its best run of turns:
       questions are about episodes);
@@ -340,15 +342,18 @@ def rescore_messages(
         return pool
     base = {s.record.id: s for s in pool}
     by_pos = {(s.record.conversation_id, s.record.seq): s for s in pool}
+    reach = settings.recall_neighbour_reach
     if nw > 0:
-        _add_neighbours(backend, tenant, profile_id, pool, by_pos, base, where)
-    smoothed: dict[str, float] = {}  # a turn's key with its neighbours' share
+        _add_neighbours(backend, tenant, profile_id, pool, by_pos, base, where, reach)
+    smoothed: dict[str, float] = {}  # a turn's key with its neighbours' shares
     for s in base.values():
         r = s.record
         key = s.key
         if nw > 0:
-            adjacent = [by_pos.get((r.conversation_id, r.seq + d)) for d in (-1, 1)]
-            key += nw * max((a.key for a in adjacent if a is not None), default=0.0)
+            for distance in range(1, reach + 1):
+                around = (by_pos.get((r.conversation_id, r.seq + d)) for d in (-distance, distance))
+                best = max((a.key for a in around if a is not None), default=0.0)
+                key += nw * 0.5 ** (distance - 1) * best
         smoothed[r.id] = key
     best_key: dict[str, float] = {}  # per conversation: its best run of turns
     for s in base.values():
@@ -379,12 +384,14 @@ def _add_neighbours(
     by_pos: dict[tuple[str, int], Scored[Any]],
     base: dict[str, Scored[Any]],
     where: Where,
+    reach: int,
 ) -> None:
-    """Read the adjacent turns of the best candidates that are not candidates yet
-    (one query) and add them to the pool with no score of their own."""
+    """Read the turns up to ``reach`` away from the best candidates that are not
+    candidates yet (one query) and add them to the pool with no score of their own."""
     wanted: set[tuple[str, int]] = set()
+    offsets = [d for distance in range(1, reach + 1) for d in (-distance, distance)]
     for s in pool[:NEIGHBOUR_SEEDS]:
-        for d in (-1, 1):
+        for d in offsets:
             pos = (s.record.conversation_id, s.record.seq + d)
             if pos not in by_pos and pos[1] >= 0:
                 wanted.add(pos)

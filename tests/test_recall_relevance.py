@@ -317,6 +317,40 @@ def test_neighbour_smoothing_lifts_the_answer_turn_after_the_question(tmp_path: 
     assert rank() == 1  # right after the turn that matched the query
 
 
+def test_neighbour_smoothing_reaches_a_reply_two_turns_after_the_topic(tmp_path: Path) -> None:
+    # The reply names nothing the query asks about: the topic is two turns back, with
+    # a short question ("what's it about?") in between.
+    turns = [
+        "I finally finished my first screenplay last Friday!",
+        "Wow, congrats! What's it about?",
+        "A mix of drama and romance, set in Lisbon.",
+    ]
+    others = [
+        "The printer ran out of ink again.",
+        "My sister loves romance novels.",
+        "Friday was a long day at work.",
+        "Congrats on the new job!",
+        "We watched a drama about a chess player.",
+    ]
+
+    def rank(**settings: float) -> int:
+        path = tmp_path / ("-".join(f"{k}{v}" for k, v in settings.items()) or "default")
+        path.mkdir()
+        memory = _memory(path, HashEmbedder(), embed_context_turns=0, **settings)
+        reply = _ingest(memory, turns, cid="c-script")[2]
+        for day, text in enumerate(others, 1):
+            _ingest(memory, [text], start=T0 + timedelta(days=day))
+        pid = memory.profiles.get("email:dana@example.com").id
+        ids = [i.id for i in memory.recall(pid, "first screenplay", options=_messages(8)).items]
+        memory.close()
+        return ids.index(reply) if reply in ids else 99
+
+    # adjacent turns only: a distractor that shares a word with the query outranks it
+    assert rank(recall_neighbour_reach=1, recall_session_weight=0.0) > 2
+    assert rank(recall_session_weight=0.0) == 2  # after the topic and the question
+    assert rank() == 2
+
+
 def test_session_prior_prefers_a_turn_of_the_conversation_the_query_is_about(
     tmp_path: Path,
 ) -> None:
