@@ -284,6 +284,30 @@ def test_when_every_keyword_match_is_listed_the_weakest_match_still_counts(
 # -- the shape of conversations ---------------------------------------------------------
 
 
+def _answer_rank(
+    tmp_path: Path,
+    turns: list[str],
+    answer: int,
+    others: list[str],
+    query: str,
+    **settings: float,
+) -> int:
+    """Where ``turns[answer]`` ranks for ``query`` (99: not returned) when ``turns`` are
+    one conversation and each of ``others`` a conversation of its own on a later day.
+    Turns are embedded alone, so only the neighbour signal can lift a turn by the
+    words of another."""
+    path = tmp_path / ("-".join(f"{k}{v}" for k, v in settings.items()) or "default")
+    path.mkdir()
+    memory = _memory(path, HashEmbedder(), embed_context_turns=0, **settings)
+    wanted = _ingest(memory, turns, cid="c-answer")[answer]
+    for day, text in enumerate(others, 1):
+        _ingest(memory, [text], start=T0 + timedelta(days=day))
+    pid = memory.profiles.get("email:dana@example.com").id
+    ids = [i.id for i in memory.recall(pid, query, options=_messages(8)).items]
+    memory.close()
+    return ids.index(wanted) if wanted in ids else 99
+
+
 def test_neighbour_smoothing_lifts_the_answer_turn_after_the_question(tmp_path: Path) -> None:
     turns = [
         "What did the vet say about Max's limp?",
@@ -296,22 +320,9 @@ def test_neighbour_smoothing_lifts_the_answer_turn_after_the_question(tmp_path: 
         "The limp in my old knee is back.",
     ]
 
-    def rank(**settings: float) -> list[str]:
-        path = tmp_path / ("-".join(f"{k}{v}" for k, v in settings.items()) or "default")
-        path.mkdir()
-        # turns embedded alone, so only the neighbour signal can reach the answer
-        memory = _memory(path, HashEmbedder(), embed_context_turns=0, **settings)
-        answer = _ingest(memory, turns, cid="c-vet")[1]
-        for day, text in enumerate(others, 1):
-            _ingest(memory, [text], start=T0 + timedelta(days=day))
-        pid = memory.profiles.get("email:dana@example.com").id
-        items = memory.recall(pid, "what did the vet say about Max's limp", options=_messages(3))
-        memory.close()
-        return (
-            [i.id for i in items.items].index(answer)
-            if answer in [i.id for i in items.items]
-            else 99
-        )  # type: ignore[return-value]
+    def rank(**settings: float) -> int:
+        query = "what did the vet say about Max's limp"
+        return _answer_rank(tmp_path, turns, 1, others, query, **settings)
 
     assert rank(recall_neighbour_weight=0.0, recall_session_weight=0.0) > 2  # not in the top 3
     assert rank() == 1  # right after the turn that matched the query
@@ -334,16 +345,7 @@ def test_neighbour_smoothing_reaches_a_reply_two_turns_after_the_topic(tmp_path:
     ]
 
     def rank(**settings: float) -> int:
-        path = tmp_path / ("-".join(f"{k}{v}" for k, v in settings.items()) or "default")
-        path.mkdir()
-        memory = _memory(path, HashEmbedder(), embed_context_turns=0, **settings)
-        reply = _ingest(memory, turns, cid="c-script")[2]
-        for day, text in enumerate(others, 1):
-            _ingest(memory, [text], start=T0 + timedelta(days=day))
-        pid = memory.profiles.get("email:dana@example.com").id
-        ids = [i.id for i in memory.recall(pid, "first screenplay", options=_messages(8)).items]
-        memory.close()
-        return ids.index(reply) if reply in ids else 99
+        return _answer_rank(tmp_path, turns, 2, others, "first screenplay", **settings)
 
     # adjacent turns only: a distractor that shares a word with the query outranks it
     assert rank(recall_neighbour_reach=1, recall_session_weight=0.0) > 2
