@@ -322,7 +322,7 @@ def rescore_messages(
     * neighbours (``recall_neighbour_weight``): a turn gains this share of its best
       adjacent turn's score in the same conversation, half that share of the best
       turn two away, and so on up to ``recall_neighbour_reach`` turns (answers sit in
-      runs of turns: a question and its reply, a reply to "what's it about?" two
+      runs of turns: a question and its reply, a reply to "how is it working?" two
       turns after the topic was named, a story told over several turns); the
       neighbours of the best candidates join the pool;
     * session (``recall_session_weight``): a turn gains this share of the best score
